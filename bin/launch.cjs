@@ -1,0 +1,31 @@
+'use strict'
+// Runs a dist/ entry point under Node >= 22. Started by an older node (a plain shell
+// on a machine whose system node is 20), it re-executes itself with the project's
+// pinned node from node_modules, forwarding arguments, stdio, signals and exit code.
+// CommonJS and ES5-level syntax on purpose: this file must load on any node.
+const path = require('node:path')
+const fs = require('node:fs')
+const { spawn } = require('node:child_process')
+
+module.exports = function launch (entry) {
+  const root = path.resolve(__dirname, '..')
+  const major = Number(process.versions.node.split('.')[0])
+  if (major >= 22) {
+    return import(require('node:url').pathToFileURL(path.join(root, entry)).href)
+  }
+  const candidates = [
+    path.join(root, 'node_modules', 'node', 'bin', 'node'),
+    path.join(root, 'node_modules', '.bin', 'node')
+  ]
+  const pinned = candidates.find((p) => fs.existsSync(p))
+  if (pinned === undefined) {
+    process.stderr.write(`taskqueue-p2p needs Node.js >= 22 (this is ${process.version}); run 'npm ci' to install the pinned runtime\n`)
+    process.exit(6)
+  }
+  const child = spawn(pinned, [process.argv[1], ...process.argv.slice(2)], { stdio: 'inherit' })
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => child.kill(sig))
+  child.on('exit', (code, signal) => {
+    if (signal) process.kill(process.pid, signal)
+    else process.exit(code === null ? 6 : code)
+  })
+}

@@ -1,0 +1,187 @@
+/**
+ * Client side of one `/mcp+p2p/1.0.0` stream: initialise once, then any number of
+ * pipelined calls (B1). The service answers in request order, so replies are matched
+ * FIFO (and checked against the echoed id). A call that times out poisons the stream —
+ * its reply may still arrive — so the session is closed and later calls use a new one.
+ */
+import type { Stream } from '@libp2p/interface'
+import { FrameTooLargeError, StreamReader, TruncatedFrameError, encodeFrame, writeBytes } from '../protocol/framing.js'
+import { JsonParseError, encodeJson, isPlainObject, parseWireJson } from '../protocol/json.js'
+import { TASK_QUEUE_RPC_TOOL } from '../protocol/ids.js'
+import { VERSION } from '../version.js'
+import { DeadlineError, DialError, ProtocolError } from './errors.js'
+
+export interface McpSessionOptions {
+  /** Sent in `initialize` (direct tool calls) — envelopes carry their own token. */
+  token: string | null
+  maxOutboundFrameBytes: number
+  maxInboundFrameBytes: number
+}
+
+interface Pending {
+  id: number
+  resolve: (value: unknown) => void
+  reject: (err: Error) => void
+  timer: NodeJS.Timeout
+}
+
+export interface ServerLimits {
+  maxFrames: number
+  rateCapacity: number
+  rateRefillPerSec: number
+}
+
+/** Leave this many frames unused so a session is retired before the service would cut it off. */
+const FRAME_MARGIN = 2
+
+export class McpSession {
+  private readonly stream: Stream
+  private readonly reader: StreamReader
+  private readonly opts: McpSessionOptions
+  private readonly queue: Pending[] = []
+  private nextId = 1
+  private framesSent = 0
+  private limits: ServerLimits = { maxFrames: 128, rateCapacity: 128, rateRefillPerSec: 128 }
+  private bucket = 128
+  private bucketAt = performance.now()
+  private failure: Error | null = null
+  /** performance.now() of the last activity, so pools can retire idle sessions first. */
+  lastUsed = performance.now()
+
+  private constructor (stream: Stream, opts: McpSessionOptions) {
+    this.stream = stream
+    this.reader = new StreamReader(stream)
+    this.opts = opts
+    stream.addEventListener('close', () => this.fail(new DialError('stream closed', { sent: true })), { once: true })
+  }
+
+  /** Wraps an opened stream and performs `initialize`. */
+  static async open (stream: Stream, opts: McpSessionOptions, timeoutMs: number): Promise<McpSession> {
+    const session = new McpSession(stream, opts)
+    session.readLoop()
+    const params: Record<string, unknown> = {
+      clientInfo: { name: 'taskqueue-p2p-client', version: VERSION },
+      profiles: ['mcp++/p2p-transport']
+    }
+    if (opts.token !== null) params.token = opts.token
+    const result = await session.request('initialize', params, timeoutMs)
+    if (!isPlainObject(result)) throw new ProtocolError('initialize returned no object')
+    const limits = result.limits
+    if (isPlainObject(limits)) {
+      const n = (v: unknown, d: number): number => typeof v === 'number' && v > 0 ? v : d
+      session.limits = {
+        maxFrames: n(limits.max_frames, 128),
+        rateCapacity: n(limits.rate_capacity, 128),
+        rateRefillPerSec: n(limits.rate_refill_per_sec, 128)
+      }
+      session.bucket = session.limits.rateCapacity - 1
+    }
+    return session
+  }
+
+  get pending (): number {
+    return this.queue.length
+  }
+
+  get usable (): boolean {
+    return this.failure === null && this.stream.status === 'open' && this.stream.writeStatus === 'writable'
+  }
+
+  /** True when one more call fits in the service's frame count and rate bucket. */
+  get hasCapacity (): boolean {
+    if (!this.usable) return false
+    if (this.framesSent + FRAME_MARGIN >= this.limits.maxFrames) return false
+    const now = performance.now()
+    const tokens = Math.min(this.limits.rateCapacity, this.bucket + (now - this.bucketAt) / 1000 * this.limits.rateRefillPerSec)
+    return tokens >= 1 + FRAME_MARGIN / 2
+  }
+
+  /** One TaskQueue envelope through `tools/call task_queue.rpc`; resolves with the raw reply. */
+  async call (envelope: Record<string, unknown>, timeoutMs: number): Promise<Record<string, unknown>> {
+    const result = await this.request('tools/call', { name: TASK_QUEUE_RPC_TOOL, arguments: envelope }, timeoutMs)
+    if (!isPlainObject(result) || !isPlainObject(result.content)) throw new ProtocolError('tools/call result has no content object')
+    return result.content
+  }
+
+  /** A raw JSON-RPC request. */
+  async request (method: string, params: Record<string, unknown>, timeoutMs: number): Promise<unknown> {
+    if (this.failure !== null) throw this.failure
+    const id = this.nextId++
+    const body = encodeJson({ jsonrpc: '2.0', id, method, params })
+    if (body.byteLength > this.opts.maxOutboundFrameBytes) {
+      throw new ProtocolError(`request of ${body.byteLength} bytes exceeds the outbound frame limit of ${this.opts.maxOutboundFrameBytes}`, false)
+    }
+    this.spendFrame()
+    this.lastUsed = performance.now()
+    const reply = new Promise<unknown>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.fail(new DeadlineError(`no reply to ${method} within ${timeoutMs} ms`))
+      }, timeoutMs)
+      this.queue.push({ id, resolve, reject, timer })
+    })
+    try {
+      await writeBytes(this.stream, encodeFrame(body))
+    } catch (err) {
+      this.fail(new DialError('sending failed', { cause: err, sent: false }))
+    }
+    return await reply
+  }
+
+  close (): void {
+    this.fail(new DialError('session closed', { sent: false }))
+    if (this.stream.status === 'open') this.stream.close().catch(() => this.stream.abort(new Error('close failed')))
+  }
+
+  private spendFrame (): void {
+    const now = performance.now()
+    this.bucket = Math.min(this.limits.rateCapacity, this.bucket + (now - this.bucketAt) / 1000 * this.limits.rateRefillPerSec) - 1
+    this.bucketAt = now
+    this.framesSent++
+  }
+
+  private fail (err: Error): void {
+    if (this.failure === null) this.failure = err
+    for (const p of this.queue.splice(0)) {
+      clearTimeout(p.timer)
+      p.reject(err)
+    }
+    if (this.stream.status === 'open') this.stream.abort(err)
+  }
+
+  private readLoop (): void {
+    const run = async (): Promise<void> => {
+      for (;;) {
+        const body = await this.reader.readFrame(this.opts.maxInboundFrameBytes)
+        if (body === null) {
+          this.fail(new DialError('stream closed by the service', { sent: true }))
+          return
+        }
+        const msg = parseWireJson(body)
+        const pending = this.queue.shift()
+        if (pending === undefined) throw new ProtocolError('reply without a request')
+        clearTimeout(pending.timer)
+        this.lastUsed = performance.now()
+        if (!isPlainObject(msg)) {
+          pending.reject(new ProtocolError('reply is not a JSON object'))
+          continue
+        }
+        if (isPlainObject(msg.error)) {
+          const rpcError = msg.error
+          pending.reject(new ProtocolError(`JSON-RPC error ${String(rpcError.code)}: ${String(rpcError.message)}`))
+          continue
+        }
+        if (msg.id !== null && msg.id !== pending.id) {
+          pending.reject(new ProtocolError(`reply id ${String(msg.id)} does not match request id ${pending.id}`))
+          continue
+        }
+        pending.resolve(msg.result)
+      }
+    }
+    run().catch((err: unknown) => {
+      if (err instanceof FrameTooLargeError) this.fail(new ProtocolError(`reply frame too large (${err.size} bytes)`))
+      else if (err instanceof JsonParseError || err instanceof TruncatedFrameError) this.fail(new ProtocolError(`bad reply frame: ${err.message}`))
+      else if (err instanceof ProtocolError) this.fail(err)
+      else this.fail(new DialError('stream failed', { cause: err, sent: true }))
+    })
+  }
+}

@@ -1,0 +1,211 @@
+/**
+ * Everything the client keeps for one service peer: the connection, a pool of MCP
+ * sessions (streams) reused across calls (B14), and the protocol that peer accepted.
+ * Blocking ops (wait, long-poll claims, tools) get a session of their own so they never
+ * hold up the pipelined short calls behind them.
+ */
+import type { Connection, Libp2p, Stream } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import { LEGACY_PROTOCOL, MCP_PROTOCOL, ORIGINAL_CLIENT_MAX_FRAME } from '../protocol/ids.js'
+import { FrameTooLargeError, StreamReader, encodeLine, writeBytes } from '../protocol/framing.js'
+import { JsonParseError, encodeJson, isPlainObject, parseWireJson } from '../protocol/json.js'
+import { DeadlineError, DialError, ProtocolError, ProtocolNotSupportedError } from './errors.js'
+import { McpSession } from './mcp-session.js'
+import type { McpSessionOptions } from './mcp-session.js'
+
+export type WireProtocol = 'mcp' | 'legacy'
+
+export interface PeerLinkOptions extends McpSessionOptions {
+  /** Protocols in preference order (PROTOCOL). */
+  protocols: WireProtocol[]
+  /** Shared sessions opened before calls start to pipeline on busy ones. */
+  maxSharedSessions?: number
+}
+
+export interface CallOptions {
+  timeoutMs: number
+  /** Use a session of its own (blocking ops). */
+  exclusive?: boolean
+  signal?: AbortSignal
+}
+
+const STREAM_OPTIONS = { runOnLimitedConnection: true, maxOutboundStreams: 1024 }
+/** Retire client sessions before the service's 60 s idle close can race a new call. */
+const SESSION_IDLE_MS = 45_000
+
+export class PeerLink {
+  readonly addrs: Multiaddr[]
+  private readonly node: Libp2p
+  private readonly opts: PeerLinkOptions
+  private connection: Connection | null = null
+  private connecting: Promise<Connection> | null = null
+  private protocol: WireProtocol | null = null
+  private readonly shared: McpSession[] = []
+  private readonly idleExclusive: McpSession[] = []
+  private opening = 0
+  private closed = false
+
+  constructor (node: Libp2p, addrs: Multiaddr[], opts: PeerLinkOptions) {
+    this.node = node
+    this.addrs = addrs
+    this.opts = opts
+  }
+
+  get remotePeerId (): string | null {
+    return this.connection?.remotePeer.toString() ?? null
+  }
+
+  /** Whether the connection is currently relayed (limited) rather than direct. */
+  get limited (): boolean {
+    return this.connection?.limits != null
+  }
+
+  get connectedAddr (): string | null {
+    return this.connection?.remoteAddr.toString() ?? null
+  }
+
+  async call (envelope: Record<string, unknown>, options: CallOptions): Promise<Record<string, unknown>> {
+    const deadline = Date.now() + options.timeoutMs
+    const left = (): number => {
+      const ms = deadline - Date.now()
+      if (ms <= 0) throw new DeadlineError('deadline passed before the request was sent', false)
+      return ms
+    }
+    const order = this.protocol !== null ? [this.protocol] : this.opts.protocols
+    let lastError: Error | undefined
+    for (const protocol of order) {
+      try {
+        const reply = protocol === 'mcp'
+          ? await this.callMcp(envelope, options.exclusive === true, left)
+          : await this.callLegacy(envelope, left)
+        this.protocol = protocol
+        return reply
+      } catch (err) {
+        if (!(err instanceof ProtocolNotSupportedError)) throw err
+        lastError = err
+      }
+    }
+    throw lastError ?? new ProtocolNotSupportedError('no protocol configured')
+  }
+
+  close (): void {
+    this.closed = true
+    for (const s of [...this.shared.splice(0), ...this.idleExclusive.splice(0)]) s.close()
+    const conn = this.connection
+    this.connection = null
+    if (conn !== null) conn.close().catch(() => conn.abort(new Error('close failed')))
+  }
+
+  private async connect (timeoutMs: number): Promise<Connection> {
+    if (this.closed) throw new DialError('peer link closed')
+    if (this.connection !== null && this.connection.status === 'open') return this.connection
+    if (this.connecting !== null) return await this.connecting
+    this.connecting = (async () => {
+      try {
+        const conn = await this.node.dial(this.addrs, { signal: AbortSignal.timeout(timeoutMs) })
+        this.connection = conn
+        return conn
+      } catch (err) {
+        if ((err as Error).name === 'AbortError' || (err as Error).name === 'TimeoutError') {
+          throw new DeadlineError(`dial timed out after ${timeoutMs} ms`, false)
+        }
+        throw new DialError(`dial failed: ${(err as Error).message}`, { cause: err })
+      } finally {
+        this.connecting = null
+      }
+    })()
+    return await this.connecting
+  }
+
+  private async openStream (protocol: string, timeoutMs: number): Promise<Stream> {
+    const conn = await this.connect(timeoutMs)
+    try {
+      return await conn.newStream(protocol, { ...STREAM_OPTIONS, signal: AbortSignal.timeout(timeoutMs) })
+    } catch (err) {
+      const name = (err as Error).name
+      if (name === 'UnsupportedProtocolError') throw new ProtocolNotSupportedError(`peer does not speak ${protocol}`)
+      if (name === 'AbortError' || name === 'TimeoutError') throw new DeadlineError(`opening a ${protocol} stream timed out`, false)
+      throw new DialError(`opening a stream failed: ${(err as Error).message}`, { cause: err })
+    }
+  }
+
+  private async newSession (left: () => number): Promise<McpSession> {
+    const stream = await this.openStream(MCP_PROTOCOL, left())
+    try {
+      return await McpSession.open(stream, this.opts, left())
+    } catch (err) {
+      stream.abort(err as Error)
+      throw err
+    }
+  }
+
+  private pruneSessions (): void {
+    const now = performance.now()
+    for (const list of [this.shared, this.idleExclusive]) {
+      for (let i = list.length - 1; i >= 0; i--) {
+        const s = list[i]
+        const idle = s.pending === 0 && now - s.lastUsed > SESSION_IDLE_MS
+        if (!s.hasCapacity || idle) {
+          list.splice(i, 1)
+          if (s.pending === 0) s.close()
+        }
+      }
+    }
+  }
+
+  private async callMcp (envelope: Record<string, unknown>, exclusive: boolean, left: () => number): Promise<Record<string, unknown>> {
+    this.pruneSessions()
+    if (exclusive) {
+      const session = this.idleExclusive.pop() ?? await this.newSession(left)
+      try {
+        return await session.call(envelope, left())
+      } finally {
+        if (session.hasCapacity && !this.closed) this.idleExclusive.push(session)
+        else session.close()
+      }
+    }
+    let session = this.pickShared()
+    const max = this.opts.maxSharedSessions ?? 4
+    if (session === undefined || (session.pending > 0 && this.shared.length + this.opening < max)) {
+      this.opening++
+      try {
+        session = await this.newSession(left)
+        this.shared.push(session)
+      } finally {
+        this.opening--
+      }
+    }
+    return await session.call(envelope, left())
+  }
+
+  private pickShared (): McpSession | undefined {
+    let best: McpSession | undefined
+    for (const s of this.shared) {
+      if (!s.hasCapacity) continue
+      if (best === undefined || s.pending < best.pending) best = s
+    }
+    return best
+  }
+
+  private async callLegacy (envelope: Record<string, unknown>, left: () => number): Promise<Record<string, unknown>> {
+    const stream = await this.openStream(LEGACY_PROTOCOL, left())
+    const timer = setTimeout(() => stream.abort(new Error('timeout')), left())
+    try {
+      await writeBytes(stream, encodeLine(encodeJson(envelope)))
+      const line = await new StreamReader(stream).readLine(ORIGINAL_CLIENT_MAX_FRAME)
+      if (line === null) throw new ProtocolError('legacy peer closed the stream without a reply')
+      const reply = parseWireJson(line)
+      if (!isPlainObject(reply)) throw new ProtocolError('legacy reply is not a JSON object')
+      return reply
+    } catch (err) {
+      if (err instanceof FrameTooLargeError) throw new ProtocolError('legacy reply larger than 1 MiB')
+      if (err instanceof JsonParseError) throw new ProtocolError('invalid_json_response')
+      if (err instanceof ProtocolError) throw err
+      if (stream.status === 'aborted') throw new DeadlineError('legacy reply timed out')
+      throw new DialError('legacy stream failed', { cause: err, sent: true })
+    } finally {
+      clearTimeout(timer)
+      if (stream.status === 'open') stream.close().catch(() => {})
+    }
+  }
+}

@@ -1,0 +1,424 @@
+/**
+ * RemoteQueue: the library client. One long-lived libp2p node per instance (B14); the
+ * service it talks to is resolved once — explicit multiaddr, then a remembered address
+ * for a known peer id, then the discovery chain — and its connection and MCP sessions
+ * are reused until they stop working.
+ */
+import { randomUUID } from 'node:crypto'
+import { join } from 'node:path'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { Libp2p } from '@libp2p/interface'
+import { loadSettings } from '../config/index.js'
+import type { Env, Settings } from '../config/index.js'
+import { createTaskQueueNode } from '../node/create-node.js'
+import { AddressBook } from '../discovery/address-book.js'
+import { announceCandidates, announceFileDiscoverer, cacheHomeDir } from '../discovery/announce-file.js'
+import { bootstrapDiscoverer } from '../discovery/bootstrap.js'
+import { runDiscoveryChain } from '../discovery/chain.js'
+import type { ProbeFn } from '../discovery/chain.js'
+import type { Discoverer, DiscoveryTrace } from '../discovery/types.js'
+import type { ClaimedTask, JsonObject, JsonValue, Task } from '../store/types.js'
+import { ClientError, DeadlineError, DialError, DiscoveryError, ProtocolError, ProtocolNotSupportedError, RemoteError } from './errors.js'
+import { PeerLink } from './peer-link.js'
+import type { Logger } from '../logger.js'
+import { silentLogger } from '../logger.js'
+
+export interface RemoteQueueOptions {
+  /** Explicit target; used alone unless EXPLICIT_DISCOVERY_FALLBACK. */
+  multiaddr?: string | null
+  /** Accept only this peer, in every mechanism. */
+  peerId?: string | null
+  /** The only announce file read (null/undefined = ANNOUNCE_FILE rules). */
+  announceFile?: string | null
+  /** Resolved settings; default: read from `env` (process.env) for the client role. */
+  settings?: Settings
+  env?: Env
+  /** Override the token of the settings. */
+  token?: string | null
+  logger?: Logger
+  /** Where remembered peer addresses are kept; null disables the on-disk cache. */
+  addressBookPath?: string | null
+}
+
+export interface RequestOptions {
+  /** Overall deadline for this call, discovery included. */
+  timeoutMs?: number
+  /** Per-attempt transport timeout (defaults per config.md §3.6). */
+  attemptTimeoutMs?: number
+  /** Retries after the first attempt (defaults per op kind). */
+  retries?: number
+}
+
+export interface DiscoverOptions {
+  timeoutMs?: number
+  detail?: boolean
+}
+
+/** Ops that may be repeated once the request may have reached the service (B16). */
+const IDEMPOTENT_OPS = new Set([
+  'status', 'capabilities', 'describe', 'get', 'list', 'tasks.list', 'queue.list', 'wait',
+  'cache.get', 'cache_get', 'cache', 'cache.has', 'cache_has', 'cache.set', 'cache_set',
+  'cache.delete', 'cache_del', 'cache_delete', 'complete', 'task.complete', 'complete_task',
+  'task.heartbeat', 'lease.renew', 'renew_lease', 'task_heartbeat', 'peer.heartbeat', 'heartbeat',
+  'cancel', 'task.cancel', 'submit'
+])
+/** Ops that block on the service side and get a stream of their own. */
+const BLOCKING_OPS = new Set(['wait', 'tool', 'call_tool', 'tool.call'])
+
+export class RemoteQueue {
+  readonly settings: Settings
+  private readonly opts: RemoteQueueOptions
+  private readonly log: Logger
+  private readonly addressBook: AddressBook
+  private readonly token: string | null
+  private node: Libp2p | null = null
+  private nodeStarting: Promise<Libp2p> | null = null
+  private link: PeerLink | null = null
+  private resolving: Promise<PeerLink> | null = null
+  private lastBootstrap: string | null = null
+  private closed = false
+
+  constructor (opts: RemoteQueueOptions = {}) {
+    this.opts = opts
+    this.log = opts.logger ?? silentLogger()
+    // Throws ConfigError (code invalid_config, variable) for bad environment values.
+    this.settings = opts.settings ?? loadSettings(opts.env ?? process.env, {}, (m) => this.log.warn(m), { role: 'client' })
+    this.token = opts.token !== undefined ? opts.token : this.settings.token
+    const bookPath = opts.addressBookPath !== undefined ? opts.addressBookPath : join(cacheHomeDir(opts.env ?? process.env), 'ipfs_accelerate_py', 'peer_addresses.json')
+    this.addressBook = new AddressBook(bookPath)
+  }
+
+  /** The peer id of the service currently in use, if resolved. */
+  get peerId (): string | null {
+    return this.link?.remotePeerId ?? null
+  }
+
+  // ---- typed API -------------------------------------------------------------------
+
+  async status (detail = false, options?: RequestOptions): Promise<Record<string, unknown>> {
+    return await this.ok('status', { detail }, options)
+  }
+
+  /** Submits a task; an idempotency key is generated once and reused on every retry (B8). */
+  async submit (task: { task_type: string, model_name?: string, payload?: JsonObject, priority?: number, idempotency_key?: string, max_attempts?: number }, options?: RequestOptions): Promise<{ task_id: string, replayed: boolean }> {
+    const payload: JsonObject = { ...(task.payload ?? {}) }
+    const key = task.idempotency_key ?? (typeof payload.idempotency_key === 'string' ? payload.idempotency_key : `auto-${randomUUID()}`)
+    payload.idempotency_key = key
+    if (task.priority !== undefined) payload.priority = task.priority
+    if (task.max_attempts !== undefined) payload.max_attempts = task.max_attempts
+    const reply = await this.ok('submit', { task_type: task.task_type, model_name: task.model_name ?? '', payload }, { retries: this.settings.submitRetries, ...options })
+    return { task_id: String(reply.task_id), replayed: reply.replayed === true }
+  }
+
+  async claim (req: { worker_id: string, supported_task_types?: string[], session?: string, lease_s?: number, wait_s?: number, peer_id?: string }, options?: RequestOptions): Promise<ClaimedTask | null> {
+    const reply = await this.ok('claim', { ...req }, this.longPollOptions(req.wait_s, options))
+    return (reply.task ?? null) as ClaimedTask | null
+  }
+
+  async claimMany (req: { worker_id: string, max_tasks: number, supported_task_types?: string[], session?: string, lease_s?: number, wait_s?: number, same_task_type?: boolean, peer_id?: string }, options?: RequestOptions): Promise<ClaimedTask[]> {
+    const reply = await this.ok('claim_many', { ...req }, this.longPollOptions(req.wait_s, options))
+    return Array.isArray(reply.tasks) ? reply.tasks as ClaimedTask[] : []
+  }
+
+  async complete (req: { task_id: string, status?: 'completed' | 'failed' | 'cancelled', result?: JsonValue, error?: string, worker_id?: string }, options?: RequestOptions): Promise<{ task_id: string, replayed: boolean }> {
+    const reply = await this.ok('complete', { ...req }, options)
+    return { task_id: String(reply.task_id), replayed: reply.replayed === true }
+  }
+
+  async release (req: { task_id: string, worker_id: string, reason?: string, delay_s?: number }, options?: RequestOptions): Promise<void> {
+    await this.ok('release', { ...req }, options)
+  }
+
+  async heartbeat (req: { task_id: string, worker_id: string, lease_s?: number, progress?: JsonObject }, options?: RequestOptions): Promise<{ lease_until: number, heartbeat_at: number }> {
+    const reply = await this.ok('task.heartbeat', { ...req }, options)
+    return { lease_until: Number(reply.lease_until), heartbeat_at: Number(reply.heartbeat_at) }
+  }
+
+  async cancel (taskId: string, reason?: string, options?: RequestOptions): Promise<boolean> {
+    const reply = await this.ok('cancel', { task_id: taskId, reason }, options)
+    return reply.cancelled === true
+  }
+
+  async get (taskId: string, options?: RequestOptions): Promise<Task | null> {
+    const reply = await this.ok('get', { task_id: taskId }, options)
+    return (reply.task ?? null) as Task | null
+  }
+
+  /** Waits for a terminal status; `timed_out` when the wait elapsed first. */
+  async wait (taskId: string, timeoutS = 60, options?: RequestOptions): Promise<{ task: Task | null, timed_out: boolean }> {
+    const reply = await this.ok('wait', { task_id: taskId, timeout_s: timeoutS }, {
+      attemptTimeoutMs: (timeoutS + 15) * 1000,
+      timeoutMs: (timeoutS + 15) * 1000 + this.settings.discoveryTimeoutS * 1000,
+      retries: this.settings.waitRetries,
+      ...options
+    })
+    return { task: (reply.task ?? null) as Task | null, timed_out: reply.timed_out === true }
+  }
+
+  async list (req: { status?: string, limit?: number, task_types?: string[], cursor?: string, order?: 'asc' | 'desc' } = {}, options?: RequestOptions): Promise<{ tasks: Task[], next_cursor: string | null, truncated: boolean }> {
+    const reply = await this.ok('list', { ...req }, options)
+    return { tasks: (reply.tasks ?? []) as Task[], next_cursor: (reply.next_cursor ?? null) as string | null, truncated: reply.truncated === true }
+  }
+
+  async callTool (tool: string, args: JsonObject = {}, timeoutS = 30, options?: RequestOptions): Promise<unknown> {
+    const reply = await this.ok('tool', { tool, args, timeout_s: timeoutS }, { attemptTimeoutMs: (timeoutS + 5) * 1000, ...options })
+    return reply.result
+  }
+
+  async cacheGet (key: string, options?: RequestOptions): Promise<{ hit: boolean, value: JsonValue | null, expires_at: number | null }> {
+    const reply = await this.ok('cache.get', { key }, options)
+    return { hit: reply.hit === true, value: (reply.value ?? null) as JsonValue | null, expires_at: (reply.expires_at ?? null) as number | null }
+  }
+
+  async cacheSet (key: string, value: JsonValue, ttlS?: number, options?: RequestOptions): Promise<{ expires_at: number | null }> {
+    const reply = await this.ok('cache.set', { key, value, ttl_s: ttlS }, options)
+    return { expires_at: (reply.expires_at ?? null) as number | null }
+  }
+
+  async cacheHas (key: string, options?: RequestOptions): Promise<boolean> {
+    return (await this.ok('cache.has', { key }, options)).hit === true
+  }
+
+  async cacheDelete (key: string, options?: RequestOptions): Promise<boolean> {
+    return (await this.ok('cache.delete', { key }, options)).deleted === true
+  }
+
+  // ---- generic request --------------------------------------------------------------
+
+  /** Like `request`, but an `ok:false` reply throws RemoteError. */
+  async ok (op: string, fields: Record<string, unknown>, options?: RequestOptions): Promise<Record<string, unknown>> {
+    const reply = await this.request(op, fields, options)
+    if (reply.ok !== true) throw new RemoteError(reply)
+    return reply
+  }
+
+  /**
+   * Sends one envelope and returns the reply as the service sent it (ok true or false).
+   * Transport failures throw ClientError subclasses. Retries follow B16: before the
+   * request is sent anything may be retried; afterwards only idempotent ops.
+   */
+  async request (op: string, fields: Record<string, unknown>, options: RequestOptions = {}): Promise<Record<string, unknown>> {
+    const envelope: Record<string, unknown> = { ...fields, op }
+    for (const k of Object.keys(envelope)) if (envelope[k] === undefined) delete envelope[k]
+    if (this.token !== null && envelope.token === undefined) envelope.token = this.token
+    const s = this.settings
+    const timeoutMs = options.timeoutMs ?? (s.discoveryTimeoutS + s.rpcDialTimeoutS) * 1000
+    const deadline = Date.now() + timeoutMs
+    const retries = options.retries ?? s.rpcRetries
+    const idempotent = IDEMPOTENT_OPS.has(op)
+    const exclusive = BLOCKING_OPS.has(op) || (typeof fields.wait_s === 'number' && fields.wait_s > 0)
+    for (let attempt = 0; ; attempt++) {
+      const left = deadline - Date.now()
+      if (left <= 0) throw new DeadlineError(`no reply to ${op} before the deadline`, attempt > 0)
+      let link: PeerLink | undefined
+      try {
+        link = await this.resolve(left)
+        const reply = await link.call(envelope, {
+          timeoutMs: Math.min(deadline - Date.now(), options.attemptTimeoutMs ?? s.rpcDialTimeoutS * 1000),
+          exclusive
+        })
+        if (reply.ok !== true && reply.retryable === true && attempt < retries && Date.now() < deadline) {
+          await this.backoff(attempt, deadline)
+          continue
+        }
+        return reply
+      } catch (err) {
+        if (!(err instanceof ClientError)) throw err
+        if (err instanceof DialError || err instanceof ProtocolNotSupportedError) this.dropLink(link)
+        const mayRetry = attempt < retries && !(err instanceof DiscoveryError) && !(err instanceof ProtocolError) &&
+          (!err.sent || idempotent)
+        if (!mayRetry || Date.now() >= deadline) throw err
+        if (err instanceof DeadlineError) this.dropLink(link)
+        await this.backoff(attempt, deadline)
+      }
+    }
+  }
+
+  /** Runs the full discovery chain and reports every attempt (`p2p-rpc discover`). */
+  async discover (options: DiscoverOptions = {}): Promise<DiscoveryTrace> {
+    const { trace, link } = await this.runChain(options.timeoutMs ?? this.settings.discoveryTimeoutS * 1000, options.detail === true, true)
+    if (link !== null) this.adopt(link)
+    return trace
+  }
+
+  async close (): Promise<void> {
+    this.closed = true
+    this.link?.close()
+    this.link = null
+    const node = this.node
+    this.node = null
+    if (node !== null) await node.stop()
+  }
+
+  // ---- resolution -------------------------------------------------------------------
+
+  private longPollOptions (waitS: number | undefined, options?: RequestOptions): RequestOptions {
+    if (waitS === undefined || waitS <= 0) return options ?? {}
+    return { attemptTimeoutMs: (waitS + 15) * 1000, timeoutMs: (waitS + 15) * 1000 + this.settings.discoveryTimeoutS * 1000, ...options }
+  }
+
+  private async backoff (attempt: number, deadline: number): Promise<void> {
+    const cap = Math.min(this.settings.retryDelayMaxMs, this.settings.rpcRetryBaseMs * 2 ** attempt)
+    const ms = Math.min(Math.random() * cap, Math.max(0, deadline - Date.now()))
+    await new Promise((resolve) => setTimeout(resolve, ms))
+  }
+
+  private dropLink (link: PeerLink | undefined): void {
+    if (link !== undefined && link === this.link) {
+      link.close()
+      this.link = null
+    }
+  }
+
+  private adopt (link: PeerLink): void {
+    if (this.link !== null && this.link !== link) this.link.close()
+    this.link = link
+  }
+
+  async getNode (): Promise<Libp2p> {
+    if (this.closed) throw new DialError('RemoteQueue is closed')
+    if (this.node !== null) return this.node
+    this.nodeStarting ??= createTaskQueueNode({ dialTimeoutMs: this.settings.rpcDialTimeoutS * 1000 }).then((node) => {
+      this.node = node
+      return node
+    })
+    return await this.nodeStarting
+  }
+
+  private newLink (node: Libp2p, addrs: string[]): PeerLink {
+    return new PeerLink(node, addrs.map((a) => multiaddr(a)), {
+      protocols: [...this.settings.protocol],
+      token: this.token,
+      maxOutboundFrameBytes: this.settings.mcpClientMaxOutboundFrameBytes,
+      maxInboundFrameBytes: this.settings.mcpClientMaxInboundFrameBytes
+    })
+  }
+
+  private async resolve (timeoutMs: number): Promise<PeerLink> {
+    if (this.link !== null) return this.link
+    this.resolving ??= this.resolveFresh(timeoutMs).finally(() => { this.resolving = null })
+    return await this.resolving
+  }
+
+  private async resolveFresh (timeoutMs: number): Promise<PeerLink> {
+    const node = await this.getNode()
+    const explicit = this.opts.multiaddr ?? null
+    if (explicit !== null && explicit !== '') {
+      const want = this.opts.peerId ?? null
+      const addr = want !== null && !explicit.includes('/p2p/') ? `${explicit}/p2p/${want}` : explicit
+      if (!this.settings.explicitDiscoveryFallback) {
+        this.link = this.newLink(node, [addr])
+        return this.link
+      }
+      const { link } = await this.runChain(timeoutMs, false, true)
+      if (link === null) throw new DiscoveryError('no TaskQueue peer found (explicit address and discovery chain failed)')
+      this.link = link
+      return link
+    }
+    const peerId = this.opts.peerId ?? null
+    if (peerId !== null) {
+      const remembered = this.addressBook.get(peerId)
+      if (remembered !== null) {
+        this.link = this.newLink(node, remembered)
+        return this.link
+      }
+    }
+    const { link, trace } = await this.runChain(timeoutMs, false, false)
+    if (link === null) throw new DiscoveryError('no TaskQueue peer found by discovery', trace)
+    this.link = link
+    return link
+  }
+
+  private discoverers (): Discoverer[] {
+    const s = this.settings
+    const env = this.opts.env ?? process.env
+    const envSet = (env.IPFS_ACCELERATE_PY_TASK_P2P_ANNOUNCE_FILE ?? env.IPFS_DATASETS_PY_TASK_P2P_ANNOUNCE_FILE ?? '').trim() !== ''
+    return [
+      announceFileDiscoverer({
+        explicitPath: this.opts.announceFile ?? null,
+        envPath: s.announceFile,
+        envPathSet: envSet,
+        candidates: announceCandidates()
+      }),
+      bootstrapDiscoverer({
+        peers: s.bootstrapPeers,
+        dial: s.bootstrapDial,
+        maxAttempts: s.bootstrapMaxAttempts,
+        lastGood: () => this.lastBootstrap
+      })
+    ]
+  }
+
+  private async runChain (timeoutMs: number, detail: boolean, includeExplicit: boolean): Promise<{ trace: DiscoveryTrace, link: PeerLink | null }> {
+    const node = await this.getNode()
+    const probe: ProbeFn = async (addrs, signal) => await this.probe(node, addrs, signal)
+    const discoverers = this.discoverers()
+    const explicit = this.opts.multiaddr ?? null
+    if (includeExplicit && explicit !== null && explicit !== '') {
+      const explicitOnly = !this.settings.explicitDiscoveryFallback
+      discoverers.unshift({
+        method: 'explicit',
+        skipReason: () => null,
+        run: async (scope) => {
+          const r = await scope.probe([explicit], explicit)
+          return r.ok ? r : null
+        }
+      })
+      if (explicitOnly) discoverers.splice(1)
+    }
+    const st = this.settings.discoveryStepTimeouts
+    const { trace, winner } = await runDiscoveryChain({
+      discoverers,
+      probe,
+      stepTimeoutsMs: {
+        explicit: timeoutMs,
+        'announce-file': st['announce-file'] * 1000 * 2,
+        bootstrap: st.bootstrap * 1000,
+        rendezvous: st.rendezvous * 1000,
+        dht: st.dht * 1000,
+        mdns: st.mdns * 1000
+      },
+      deadlineMs: timeoutMs,
+      peerIdFilter: this.opts.peerId ?? null,
+      selfPeerId: node.peerId.toString(),
+      detail
+    })
+    if (winner !== null) {
+      const peerId = winner.record.peer_id
+      if (winner.record.method === 'bootstrap' && winner.record.source !== undefined) this.lastBootstrap = winner.record.source
+      if (peerId !== '') this.addressBook.remember(peerId, [winner.record.multiaddr, ...winner.link.addrs.map(String)].filter((a, i, all) => all.indexOf(a) === i))
+    }
+    return { trace, link: winner?.link ?? null }
+  }
+
+  private async probe (node: Libp2p, addrs: string[], signal: AbortSignal): Promise<Awaited<ReturnType<ProbeFn>>> {
+    let link: PeerLink
+    try {
+      link = this.newLink(node, addrs)
+    } catch (err) {
+      return { ok: false, error: 'invalid_multiaddr', peerId: '', multiaddr: addrs[0] ?? '' }
+    }
+    const abort = (): void => link.close()
+    signal.addEventListener('abort', abort, { once: true })
+    try {
+      const env: Record<string, unknown> = { op: 'status', detail: false, timeout_s: 5 }
+      if (this.token !== null) env.token = this.token
+      const response = await link.call(env, { timeoutMs: this.settings.rpcDialTimeoutS * 1000 })
+      const peerId = link.remotePeerId ?? ''
+      const dialled = link.connectedAddr !== null ? `${link.connectedAddr.replace(/\/p2p\/[^/]+$/, '')}/p2p/${peerId}` : addrs[0]
+      if (response.ok !== true) {
+        link.close()
+        return { ok: false, error: typeof response.error === 'string' ? response.error : 'status_failed', peerId, multiaddr: dialled, response }
+      }
+      return { ok: true, link, peerId, multiaddr: dialled, response }
+    } catch (err) {
+      link.close()
+      const code = err instanceof ProtocolNotSupportedError
+        ? 'protocol_not_supported'
+        : err instanceof DeadlineError ? 'timeout' : err instanceof ClientError ? err.code : 'dial_failed'
+      return { ok: false, error: code, peerId: link.remotePeerId ?? '', multiaddr: addrs[0] ?? '' }
+    } finally {
+      signal.removeEventListener('abort', abort)
+    }
+  }
+}

@@ -1,0 +1,14 @@
+export {
+  ACCELERATE_PREFIX, ConfigError, DATASETS_PREFIX, EnvReader, FALSE_WORDS, REDACTED, Reject, TRUE_WORDS,
+  aliasOf, checkMultiaddr, isFalseWord, isTrueWord, parseBool, parseInteger, parseNumber, splitList
+} from './env.js'
+export type { Env, Override, ReaderOptions, Source, WarnSink } from './env.js'
+export {
+  DEFAULT_STEP_TIMEOUTS, DISCOVERY_STEPS, MAX_STEP_TIMEOUT_S, isStep, parseProtocol, parseStepTimeouts, warnPlanned
+} from './special.js'
+export type { DiscoveryStep, ParseResult, Protocol, StepTimeouts } from './special.js'
+export {
+  AUTH_MODES, M, P, TASK_QUEUE_PATH_VAR, TOKEN_VAR, cacheHome, defaultIdentityFile, loadSettings,
+  redactSettings, resolveSettings
+} from './settings.js'
+export type { AuthMode, LoadOptions, Role, Settings, SettingsOverrides } from './settings.js'

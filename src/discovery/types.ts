@@ -1,0 +1,66 @@
+/**
+ * The discovery chain's vocabulary (discovery.md §1, §8). A Discoverer is one mechanism;
+ * it finds candidates and validates each through `probe`, which dials and asks for
+ * `status` — only an `ok:true` status counts as success.
+ */
+import type { PeerLink } from '../client/peer-link.js'
+
+export type DiscoveryMethod = 'explicit' | 'announce-file' | 'bootstrap' | 'rendezvous' | 'dht' | 'mdns'
+
+/** One line of the `discover` trace. */
+export interface AttemptRecord {
+  method: DiscoveryMethod
+  ok: boolean
+  peer_id: string
+  multiaddr: string
+  error: string
+  response: Record<string, unknown> | null
+  elapsed_ms: number
+  source?: string
+}
+
+export interface ProbeSuccess {
+  ok: true
+  record: AttemptRecord
+  link: PeerLink
+}
+
+export interface ProbeFailure {
+  ok: false
+  record: AttemptRecord
+}
+
+export type ProbeResult = ProbeSuccess | ProbeFailure
+
+/** What a mechanism may use while it runs. */
+export interface DiscoveryScope {
+  readonly method: DiscoveryMethod
+  readonly signal: AbortSignal
+  /** Accept only this peer (--peer-id), or null. */
+  readonly peerIdFilter: string | null
+  /**
+   * Dials the addresses, asks for status and records the attempt. Addresses without
+   * `/p2p/` get `expectedPeerId` (or the filter) appended so the handshake verifies it.
+   */
+  probe: (addrs: string[], source?: string, expectedPeerId?: string) => Promise<ProbeResult>
+  /** Records an attempt that never reached a probe (invalid file, limit reached, …). */
+  fail: (error: string, details?: { source?: string, peer_id?: string, multiaddr?: string, startedAt?: number }) => AttemptRecord
+}
+
+export interface Discoverer {
+  readonly method: DiscoveryMethod
+  /** A skip error when the mechanism must not run (`disabled`, `not_explicitly_configured`, …). */
+  skipReason: () => string | null
+  /** Runs until a probe succeeds (returned) or candidates run out (null). */
+  run: (scope: DiscoveryScope) => Promise<ProbeSuccess | null>
+}
+
+/** The `discover` output (discovery.md §8). */
+export interface DiscoveryTrace {
+  ok: boolean
+  result: Record<string, unknown> | null
+  nat: unknown
+  method: DiscoveryMethod | ''
+  elapsed_ms: number
+  attempts: AttemptRecord[]
+}

@@ -1,0 +1,90 @@
+/**
+ * Which addresses a node tells others about. Peers must never be handed wildcard or
+ * unreachable addresses (dials to them stall), and the announce file's preferred
+ * address follows discovery.md §9.4.
+ */
+import { readFileSync } from 'node:fs'
+import os from 'node:os'
+import { isIP } from 'node:net'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { Multiaddr } from '@multiformats/multiaddr'
+
+export function isWildcardHost (host: string): boolean {
+  return host === '0.0.0.0' || host === '::' || host === ''
+}
+
+export function ipFamilyPrefix (ip: string): 'ip4' | 'ip6' {
+  return isIP(ip) === 6 ? 'ip6' : 'ip4'
+}
+
+export function tcpMultiaddr (ip: string, port: number): string {
+  return `/${ipFamilyPrefix(ip)}/${ip}/tcp/${port}`
+}
+
+/** IPv4 address of the interface carrying the default route, read locally (no packet sent). */
+export function defaultRouteAddress (): string | null {
+  let routes: string
+  try {
+    routes = readFileSync('/proc/net/route', 'utf8')
+  } catch {
+    return null
+  }
+  for (const line of routes.split('\n').slice(1)) {
+    const cols = line.trim().split(/\s+/)
+    if (cols.length > 2 && cols[1] === '00000000') {
+      const iface = os.networkInterfaces()[cols[0]]
+      const v4 = iface?.find((a) => a.family === 'IPv4' && !a.internal)
+      if (v4 !== undefined) return v4.address
+    }
+  }
+  return null
+}
+
+/** Interface address whose name matches the host name, when it resolves locally. */
+function hostnameAddress (): string | null {
+  try {
+    const hosts = readFileSync('/etc/hosts', 'utf8')
+    const name = os.hostname()
+    for (const line of hosts.split('\n')) {
+      const cols = line.replace(/#.*/, '').trim().split(/\s+/)
+      if (cols.length > 1 && cols.slice(1).includes(name) && isIP(cols[0]) === 4 && !cols[0].startsWith('127.')) return cols[0]
+    }
+  } catch {}
+  return null
+}
+
+/**
+ * The IP that goes into the announce file's `multiaddr`: PUBLIC_IP when literal,
+ * else a concrete listen host, else the default-route interface, the host name's
+ * address, and finally loopback.
+ */
+export function preferredAnnounceIp (listenHost: string, publicIp: string | null): string {
+  if (publicIp !== null) return publicIp
+  if (!isWildcardHost(listenHost)) return listenHost
+  return defaultRouteAddress() ?? hostnameAddress() ?? '127.0.0.1'
+}
+
+export function withPeerId (addr: Multiaddr | string, peerId: string): string {
+  const s = addr.toString()
+  return s.includes('/p2p/') ? s : `${s}/p2p/${peerId}`
+}
+
+/** Drops unspecified and link-local addresses, which no peer can dial. */
+export function isDialableAddress (addr: Multiaddr): boolean {
+  const s = addr.toString()
+  return !(/^\/ip4\/0\.0\.0\.0\//.test(s) || /^\/ip6\/::\//.test(s) || /^\/ip4\/169\.254\./.test(s) || /^\/ip6\/fe80:/i.test(s))
+}
+
+export function sortPreferred (addrs: string[], preferredIp: string): string[] {
+  const rank = (a: string): number => {
+    if (a.includes('/p2p-circuit')) return 3
+    if (a.startsWith(`/${ipFamilyPrefix(preferredIp)}/${preferredIp}/`)) return 0
+    if (a.startsWith('/ip4/127.') || a.startsWith('/ip6/::1/')) return 2
+    return 1
+  }
+  return [...addrs].sort((a, b) => rank(a) - rank(b))
+}
+
+export function parseMultiaddr (s: string): Multiaddr {
+  return multiaddr(s)
+}

@@ -1,0 +1,28 @@
+/** Protocol ids of wire-protocol.md §1. */
+export const MCP_PROTOCOL = '/mcp+p2p/1.0.0'
+export const LEGACY_PROTOCOL = '/ipfs-datasets/task-queue/1.0.0'
+
+/** The MCP protocol version our `initialize` reports (kept from the original). */
+export const MCP_PROTOCOL_VERSION = '2024-11-05'
+
+/** The one MCP tool that carries TaskQueue envelopes. */
+export const TASK_QUEUE_RPC_TOOL = 'task_queue.rpc'
+
+export const MCP_PROFILES = ['mcp++/p2p-transport', 'mcp++/profile-e-mcp-p2p'] as const
+
+/** Features advertised in `status.server.features` and `initialize.features` (§8). */
+export const SERVER_FEATURES = [
+  'mcp_multi_call',
+  'lease_renewal',
+  'owner_guard',
+  'list_cursor',
+  'cache_null',
+  'typed_errors',
+  'auto_idempotency'
+] as const
+
+export const DEFAULT_NAMESPACE = 'ipfs-accelerate-task-queue'
+
+/** Reply frames the original client accepts are at most 1 MiB; keep controlled replies below. */
+export const ORIGINAL_CLIENT_MAX_FRAME = 1024 * 1024
+export const REPLY_BYTE_BUDGET = ORIGINAL_CLIENT_MAX_FRAME - 4096

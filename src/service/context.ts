@@ -1,0 +1,77 @@
+/**
+ * What the op handlers receive. The service is assembled from these components
+ * (js-libp2p style) rather than reaching for globals, so tests can build one with a
+ * temporary store and no network.
+ */
+import type { QueueStore } from '../store/queue.js'
+import type { CacheStore } from '../store/cache.js'
+import type { ToolRegistry } from '../tools/registry.js'
+import type { TaskEvents } from './task-events.js'
+import type { ServiceStats } from './stats.js'
+
+export interface ServiceOptions {
+  /** Shared token; null = open service. */
+  token: string | null
+  enableTools: boolean
+  enableCache: boolean
+  enableLegacy: boolean
+  /** This node's session tag (status.session). */
+  session: string
+  namespace: string
+  leaseS: number
+  waitMaxS: number
+  /** Max bytes of one cache value (wire-protocol.md §6.2). */
+  cacheMaxValueBytes: number
+  mcp: McpLimits
+}
+
+export interface McpLimits {
+  maxFrameBytes: number
+  maxFrames: number
+  rateCapacity: number
+  rateRefillPerSec: number
+  /** Streams idle longer than this are closed (clients reopen transparently). */
+  idleTimeoutMs: number
+}
+
+export interface NatReport {
+  autonat: { supported: boolean, status: 'unknown' | 'public' | 'private' | 'unavailable', code: number | null }
+  relay: { enabled: boolean, hop: boolean, reservations: Array<{ relay_peer_id: string, addr: string, expires_at: number | null }> }
+  holepunch: { enabled: boolean, attempts: number, successes: number }
+  public_ip: string | null
+}
+
+/** Facts about the embedded worker for status detail (§8 local_worker). */
+export interface LocalWorkerInfo {
+  enabled: boolean
+  supportedTaskTypes: string[]
+}
+
+export interface ServiceComponents {
+  store: QueueStore
+  /** null when the cache is disabled. */
+  cache: CacheStore | null
+  tools: ToolRegistry
+  events: TaskEvents
+  stats: ServiceStats
+  /** Own peer id as a string ('' before the node exists). */
+  peerId: () => string
+  /** Announced multiaddrs (with /p2p/). */
+  multiaddrs: () => string[]
+  nat: () => NatReport
+  localWorker: () => LocalWorkerInfo
+  /** Worker-routed tool tasks whose caller gave up while they ran; deleted when they finish. */
+  orphanedToolTasks: Set<string>
+}
+
+export interface ServiceContext extends ServiceComponents {
+  options: ServiceOptions
+}
+
+/** Who sent a request, and a signal that fires when their stream goes away. */
+export interface CallerInfo {
+  remotePeerId: string
+  signal: AbortSignal
+}
+
+export type Reply = Record<string, unknown> & { ok: boolean }

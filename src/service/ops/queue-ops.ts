@@ -1,0 +1,212 @@
+/**
+ * Queue ops (wire-protocol.md §6.1): request coercion and reply shapes only; state
+ * changes happen atomically inside QueueStore.
+ */
+import { TaskQueueError } from '../../protocol/errors.js'
+import { firstStr, int, num, objectOrWrap, str, strList, truthy } from '../../protocol/coerce.js'
+import type { Envelope } from '../../protocol/coerce.js'
+import { REPLY_BYTE_BUDGET } from '../../protocol/ids.js'
+import { expandTaskTypes } from '../../store/aliases.js'
+import { SCHEDULER_CLOCK } from '../../store/scheduler.js'
+import type { ClaimInput, ClaimedTask, JsonObject, Task } from '../../store/types.js'
+import { TERMINAL_STATUSES } from '../../store/types.js'
+import type { CallerInfo, Reply, ServiceContext } from '../context.js'
+
+const MAX_NEXT_ATTEMPT_AT = 1e11
+
+function requireTaskId (env: Envelope): string {
+  const id = str(env.task_id)
+  if (id === '') throw new TaskQueueError('missing_task_id')
+  return id
+}
+
+/** Queue-meaning keys are read from the payload; top-level copies win (★). */
+function queueField (env: Envelope, payload: Record<string, unknown>, key: string): unknown {
+  return env[key] ?? payload[key]
+}
+
+export function submit (env: Envelope, ctx: ServiceContext): Reply {
+  const payload = objectOrWrap(env.payload, 'payload') as JsonObject
+  const now = Date.now() / 1000
+  const key = str(queueField(env, payload, 'idempotency_key'))
+  const nextAt = queueField(env, payload, 'next_attempt_at')
+  const result = ctx.store.submit({
+    task_type: str(env.task_type) === '' ? 'text-generation' : str(env.task_type),
+    model_name: str(env.model_name),
+    payload,
+    priority: int(queueField(env, payload, 'priority'), 5, 1, 10),
+    max_attempts: int(queueField(env, payload, 'max_attempts'), 3, 0, 1000),
+    next_attempt_at: nextAt === undefined || nextAt === null ? now : num(nextAt, now, 0, MAX_NEXT_ATTEMPT_AT),
+    idempotency_key: key === '' ? null : key
+  })
+  return { ok: true, task_id: result.task_id, replayed: result.replayed }
+}
+
+function claimInput (env: Envelope, ctx: ServiceContext, caller: CallerInfo, maxTasks: number): ClaimInput {
+  const workerId = str(env.worker_id)
+  if (workerId === '') throw new TaskQueueError('missing_worker_id')
+  const types = expandTaskTypes(strList(env.supported_task_types ?? env.task_types))
+  return {
+    worker_id: workerId,
+    peer_key: firstStr(env, 'peer', 'peer_id') || workerId,
+    session: firstStr(env, 'session_id', 'session', 'p2p_session'),
+    task_types: types.length > 0 ? types : null,
+    lease_s: int(env.lease_s, ctx.options.leaseS, 10, 3600),
+    max_tasks: maxTasks,
+    same_task_type: truthy(env.same_task_type ?? env.same_type),
+    transport_peer_id: caller.remotePeerId,
+    peer_hint: str(env.peer_hint),
+    max_reply_bytes: REPLY_BYTE_BUDGET
+  }
+}
+
+/**
+ * Claims, and with `wait_s` > 0 blocks until an eligible task appears (★ long-poll):
+ * idle workers learn of new work the moment it is submitted instead of sleeping.
+ */
+async function claimWithWait (env: Envelope, ctx: ServiceContext, caller: CallerInfo, maxTasks: number): Promise<ClaimedTask[]> {
+  const input = claimInput(env, ctx, caller, maxTasks)
+  const waitS = num(env.wait_s, 0, 0, ctx.options.waitMaxS)
+  const deadline = Date.now() + waitS * 1000
+  for (;;) {
+    const tasks = ctx.store.claim(input)
+    const remaining = deadline - Date.now()
+    if (tasks.length > 0 || remaining <= 0 || caller.signal.aborted || ctx.events.closed) return tasks
+    await ctx.events.untilWork(remaining, caller.signal)
+  }
+}
+
+export async function claim (env: Envelope, ctx: ServiceContext, caller: CallerInfo): Promise<Reply> {
+  const tasks = await claimWithWait(env, ctx, caller, 1)
+  return { ok: true, task: tasks[0] ?? null }
+}
+
+export async function claimMany (env: Envelope, ctx: ServiceContext, caller: CallerInfo): Promise<Reply> {
+  const maxTasks = int(env.max_tasks ?? env.limit, 1, 1, 128)
+  const tasks = await claimWithWait(env, ctx, caller, maxTasks)
+  return { ok: true, tasks }
+}
+
+export function complete (env: Envelope, ctx: ServiceContext): Reply {
+  const taskId = requireTaskId(env)
+  const rawStatus = str(env.status).toLowerCase()
+  const status = rawStatus === '' ? 'completed' : rawStatus === 'completed' || rawStatus === 'failed' || rawStatus === 'cancelled' ? rawStatus : 'failed'
+  const result = env.result === undefined || env.result === null ? null : objectOrWrap(env.result, 'result') as JsonObject
+  const out = ctx.store.complete({ task_id: taskId, status, result, error: str(env.error), worker_id: str(env.worker_id) })
+  const reply: Reply = { ok: true, task_id: out.task_id }
+  if (out.replayed) reply.replayed = true
+  return reply
+}
+
+export function release (env: Envelope, ctx: ServiceContext): Reply {
+  const taskId = requireTaskId(env)
+  const workerId = firstStr(env, 'worker_id', 'assigned_worker')
+  if (workerId === '') throw new TaskQueueError('missing_worker_id')
+  ctx.store.release({
+    task_id: taskId,
+    worker_id: workerId,
+    reason: str(env.reason) === '' ? 'released' : str(env.reason),
+    delay_s: num(env.delay_s, 0, 0, 86400)
+  })
+  return { ok: true, task_id: taskId }
+}
+
+function progressOf (value: unknown): JsonObject | null {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? value as JsonObject : null
+}
+
+export function taskHeartbeat (env: Envelope, ctx: ServiceContext): Reply {
+  const taskId = requireTaskId(env)
+  const workerId = str(env.worker_id)
+  if (workerId === '') throw new TaskQueueError('missing_worker_id')
+  const out = ctx.store.heartbeatTask({
+    task_id: taskId,
+    worker_id: workerId,
+    lease_s: int(env.lease_s, ctx.options.leaseS, 10, 3600),
+    progress: progressOf(env.progress)
+  })
+  return { ok: true, ...out }
+}
+
+export function peerHeartbeat (env: Envelope, ctx: ServiceContext, caller: CallerInfo): Reply {
+  const workerId = str(env.worker_id)
+  const peer = firstStr(env, 'peer', 'peer_id') || workerId || caller.remotePeerId
+  if (peer === '') throw new TaskQueueError('missing_peer_id')
+  const now = Date.now() / 1000
+  const types = env.supported_task_types ?? env.task_types
+  ctx.store.registry.touch({
+    peer_id: peer,
+    worker_id: workerId,
+    supported_task_types: types === undefined ? [] : expandTaskTypes(strList(types)),
+    session_id: firstStr(env, 'session_id', 'session', 'p2p_session'),
+    last_seen: now,
+    transport_peer_id: caller.remotePeerId,
+    peer_hint: str(env.peer_hint)
+  })
+  const reply: Reply = {
+    ok: true,
+    peer,
+    scheduler: {
+      clock: SCHEDULER_CLOCK,
+      known_peers: ctx.store.registry.live(now).map((p) => ({ peer_id: p.peer_id, last_seen: p.last_seen }))
+    }
+  }
+  const taskId = str(env.task_id)
+  if (taskId !== '' && workerId !== '') {
+    try {
+      const out = ctx.store.heartbeatTask({ task_id: taskId, worker_id: workerId, lease_s: int(env.lease_s, ctx.options.leaseS, 10, 3600), progress: progressOf(env.progress) })
+      reply.lease = { ok: true, lease_until: out.lease_until }
+    } catch (err) {
+      if (!(err instanceof TaskQueueError)) throw err
+      reply.lease = { ok: false, error: err.code }
+    }
+  }
+  return reply
+}
+
+export function list (env: Envelope, ctx: ServiceContext): Reply {
+  const status = str(env.status).toLowerCase()
+  const types = strList(env.task_types).map((t) => t.toLowerCase())
+  const filter = types.length === 0 ? null : truthy(env.exact_types) ? types : expandTaskTypes(types)
+  const order = str(env.order).toLowerCase() === 'desc' ? 'desc' : 'asc'
+  const cursor = str(env.cursor)
+  const out = ctx.store.list({
+    status: status === '' ? null : status,
+    limit: int(env.limit, 50, 1, 1000),
+    task_types: filter,
+    cursor: cursor === '' ? null : cursor,
+    order,
+    max_bytes: REPLY_BYTE_BUDGET
+  })
+  return { ok: true, tasks: out.tasks, next_cursor: out.next_cursor, truncated: out.truncated }
+}
+
+export function cancel (env: Envelope, ctx: ServiceContext): Reply {
+  const taskId = requireTaskId(env)
+  return { ok: true, ...ctx.store.cancel(taskId, str(env.reason)) }
+}
+
+export function get (env: Envelope, ctx: ServiceContext): Reply {
+  const taskId = str(env.task_id)
+  return { ok: true, task: taskId === '' ? null : ctx.store.get(taskId) }
+}
+
+function isTerminal (task: Task): boolean {
+  return TERMINAL_STATUSES.has(task.status)
+}
+
+/** Event-driven wait (B9): parks on the task's change events, never re-reads on a timer. */
+export async function wait (env: Envelope, ctx: ServiceContext, caller: CallerInfo): Promise<Reply> {
+  const taskId = str(env.task_id)
+  const raw = num(env.timeout_s, 0, -Infinity, Infinity)
+  const timeoutS = env.timeout_s === undefined || env.timeout_s === null || raw === 0 ? 60 : Math.min(Math.max(raw, 0), ctx.options.waitMaxS)
+  const deadline = Date.now() + timeoutS * 1000
+  if (taskId === '') return { ok: true, task: null, timed_out: false }
+  for (;;) {
+    const task = ctx.store.get(taskId)
+    if (task === null || isTerminal(task)) return { ok: true, task, timed_out: false }
+    const remaining = deadline - Date.now()
+    if (remaining <= 0 || caller.signal.aborted || ctx.events.closed) return { ok: true, task, timed_out: true }
+    await ctx.events.untilTerminal(taskId, remaining, caller.signal)
+  }
+}

@@ -1,0 +1,65 @@
+/** The status reply (wire-protocol.md §8). */
+import { truthy } from '../../protocol/coerce.js'
+import type { Envelope } from '../../protocol/coerce.js'
+import { SERVER_FEATURES } from '../../protocol/ids.js'
+import { canonicalTaskType } from '../../store/aliases.js'
+import { SCHEDULER_CLOCK } from '../../store/scheduler.js'
+import { IMPL_NAME, VERSION } from '../../version.js'
+import type { Reply, ServiceContext } from '../context.js'
+
+const DOCKER_TYPES = new Set(['docker.execute', 'docker.execute_docker_container', 'docker.github'])
+
+export function status (env: Envelope, ctx: ServiceContext): Reply {
+  const now = Date.now() / 1000
+  const peers = ctx.store.registry.live(now)
+  const liveTypes = new Set<string>()
+  for (const p of peers) for (const t of p.supported_task_types) liveTypes.add(canonicalTaskType(t))
+  const reply: Reply = {
+    ok: true,
+    peer_id: ctx.peerId(),
+    session: ctx.options.session,
+    capabilities: {
+      task_types: [...liveTypes].sort(),
+      models: [],
+      endpoints_by_model: {},
+      endpoint_types_by_model: {},
+      hwtest: {},
+      resource_keys: []
+    },
+    nat: ctx.nat(),
+    multiaddrs: ctx.multiaddrs(),
+    server: { impl: IMPL_NAME, version: VERSION, namespace: ctx.options.namespace, features: [...SERVER_FEATURES] }
+  }
+  if (!truthy(env.detail)) return reply
+
+  const knownPeers = peers.map((p) => ({
+    peer_id: p.peer_id,
+    last_seen: p.last_seen,
+    worker_id: p.worker_id,
+    supported_task_types: p.supported_task_types,
+    transport_peer_id: p.transport_peer_id,
+    peer_hint: p.peer_hint,
+    session_id: p.session_id
+  }))
+  const workers = knownPeers.filter((p) => p.worker_id !== '')
+  const local = ctx.localWorker()
+  reply.queue = ctx.store.counts()
+  reply.scheduler = {
+    clock: SCHEDULER_CLOCK,
+    known_peers: knownPeers,
+    known_workers: workers,
+    counts: {
+      peers: knownPeers.length,
+      workers: workers.length,
+      docker_workers: workers.filter((w) => w.supported_task_types.some((t) => DOCKER_TYPES.has(t))).length,
+      docker_workers_configured: local.supportedTaskTypes.some((t) => t.startsWith('docker.')) ? 1 : 0
+    }
+  }
+  reply.local_worker = {
+    enabled: local.enabled,
+    docker_enabled: local.supportedTaskTypes.some((t) => t.startsWith('docker.')),
+    supported_task_types: local.supportedTaskTypes
+  }
+  reply.transport = { mcp_p2p: { stats: ctx.stats.snapshot() } }
+  return reply
+}

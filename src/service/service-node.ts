@@ -1,0 +1,198 @@
+/**
+ * `serve` assembled: store and identity, a listening libp2p node, the TaskQueue service,
+ * then the announce file. Readiness is honest (B18): the announce file and the start
+ * lines exist only once the node listens; background work never delays them.
+ */
+import { dirname, join } from 'node:path'
+import type { DatabaseSync } from 'node:sqlite'
+import type { Settings } from '../config/index.js'
+import { openDatabase } from '../store/db.js'
+import { QueueStore } from '../store/queue.js'
+import { CacheStore } from '../store/cache.js'
+import { loadOrCreateIdentity } from '../node/identity.js'
+import { createTaskQueueNode } from '../node/create-node.js'
+import type { TaskQueueNode } from '../node/create-node.js'
+import { isWildcardHost, preferredAnnounceIp, sortPreferred, tcpMultiaddr, withPeerId } from '../node/addresses.js'
+import { removeAnnounceFileIfOurs, writeAnnounceFile } from '../discovery/announce-file.js'
+import { LEGACY_PROTOCOL, MCP_PROTOCOL } from '../protocol/ids.js'
+import { ToolRegistry } from '../tools/registry.js'
+import { registerBuiltinTools } from '../tools/builtins.js'
+import type { Logger } from '../logger.js'
+import { silentLogger } from '../logger.js'
+import { TaskQueueService } from './service.js'
+import type { LocalWorkerInfo, NatReport, ServiceOptions } from './context.js'
+
+/** Listening failed (port in use, address not local): the CLI exits 3. */
+export class ListenError extends Error {
+  constructor (message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'ListenError'
+  }
+}
+
+export interface ServiceNodeInit {
+  settings: Settings
+  logger?: Logger
+  /** Extra tools to register next to the built-ins. */
+  tools?: ToolRegistry
+  localWorker?: () => LocalWorkerInfo
+}
+
+export interface ServiceNode {
+  readonly peerId: string
+  /** Preferred dialable address, with /p2p/ (the announce file's `multiaddr`). */
+  readonly multiaddr: string
+  readonly multiaddrs: string[]
+  readonly announceFile: string | null
+  readonly node: TaskQueueNode
+  readonly service: TaskQueueService
+  readonly store: QueueStore
+  stop: () => Promise<void>
+}
+
+export function serviceOptionsFrom (s: Settings): ServiceOptions {
+  return {
+    token: s.token,
+    enableTools: s.enableTools,
+    enableCache: s.enableCache,
+    enableLegacy: s.enableLegacyProtocol,
+    session: s.session,
+    namespace: s.rendezvousNs,
+    leaseS: s.leaseS,
+    waitMaxS: s.waitMaxS,
+    cacheMaxValueBytes: s.cacheMaxValueBytes,
+    mcp: {
+      maxFrameBytes: s.mcpMaxFrameBytes,
+      maxFrames: s.mcpMaxFrames,
+      rateCapacity: s.mcpRateCapacity,
+      rateRefillPerSec: s.mcpRateRefillPerSec,
+      idleTimeoutMs: 60_000
+    }
+  }
+}
+
+function natReport (s: Settings): NatReport {
+  return {
+    autonat: { supported: false, status: 'unavailable', code: null },
+    relay: { enabled: s.relay, hop: s.relay && s.relayHop, reservations: [] },
+    holepunch: { enabled: s.holepunch, attempts: 0, successes: 0 },
+    public_ip: s.publicIp
+  }
+}
+
+export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceNode> {
+  const s = init.settings
+  const log = init.logger ?? silentLogger()
+  const cleanups: Array<() => unknown> = []
+  const undo = async (): Promise<void> => {
+    for (const fn of cleanups.splice(0).reverse()) {
+      try { await fn() } catch (err) { log.warn({ err }, 'clean-up step failed') }
+    }
+  }
+
+  try {
+    // 1. store and identity
+    const db = openDatabase(s.queuePath)
+    cleanups.push(() => db.close())
+    const store = new QueueStore({ db, leaseS: s.leaseS, peerTimeoutS: s.peerTimeoutS, stealAfterS: s.schedulerStealAfterS, deterministic: s.deterministic })
+    let cacheDb: DatabaseSync = db
+    if (s.enableCache && s.cacheDir !== null) {
+      const separate = openDatabase(join(s.cacheDir, 'cache.sqlite3'))
+      cleanups.push(() => separate.close())
+      cacheDb = separate
+    }
+    const cache = s.enableCache
+      ? new CacheStore({ db: cacheDb, maxEntries: s.cacheMaxEntries, maxBytes: s.cacheMaxBytes, maxValueBytes: s.cacheMaxValueBytes })
+      : null
+    const privateKey = await loadOrCreateIdentity(s.identityFile)
+
+    // 2. listen
+    let node: TaskQueueNode
+    try {
+      node = await createTaskQueueNode({
+        privateKey,
+        listen: [tcpMultiaddr(s.listenHost, s.listenPort)],
+        appendAnnounce: s.publicIp !== null ? [tcpMultiaddr(s.publicIp, s.listenPort)] : []
+      })
+    } catch (err) {
+      throw new ListenError(`cannot listen on ${s.listenHost}:${s.listenPort}: ${(err as Error).message}`, { cause: err })
+    }
+    cleanups.push(() => node.stop())
+    if (s.token === null && !['127.0.0.1', '::1'].includes(s.listenHost)) {
+      log.warn('no TOKEN set and listening beyond loopback: any peer that reaches this port can use the queue')
+    }
+
+    const tools = init.tools ?? new ToolRegistry()
+    const startedAt = Date.now()
+    const peerId = node.peerId.toString()
+    const port = (): number => {
+      const tcp = node.getMultiaddrs().map((a) => a.toString().match(/\/tcp\/(\d+)/)).find((m) => m !== null)
+      return tcp != null ? Number(tcp[1]) : s.listenPort
+    }
+    registerBuiltinTools(tools, { startedAt, host: s.listenHost, port, peerId: () => peerId })
+    const service = new TaskQueueService({
+      store,
+      cache,
+      tools,
+      options: serviceOptionsFrom(s),
+      cacheSweepIntervalS: s.cacheSweepIntervalS,
+      nat: () => natReport(s),
+      localWorker: init.localWorker,
+      logger: log
+    })
+    await service.start(node)
+    cleanups.push(() => service.stop())
+
+    // 3. announce file, rewritten whenever our addresses change
+    const preferredIp = preferredAnnounceIp(s.listenHost, s.publicIp)
+    const addresses = (): { multiaddr: string, multiaddrs: string[] } => {
+      const all = sortPreferred(node.getMultiaddrs().map((a) => withPeerId(a, peerId)), preferredIp)
+      const preferred = withPeerId(tcpMultiaddr(preferredIp, port()), peerId)
+      const multiaddr = all.includes(preferred) || s.publicIp !== null || !isWildcardHost(s.listenHost) ? preferred : (all[0] ?? preferred)
+      return { multiaddr, multiaddrs: all.includes(multiaddr) ? all : [multiaddr, ...all] }
+    }
+    const announcePath = s.announceFile
+    const protocols = s.enableLegacyProtocol ? [MCP_PROTOCOL, LEGACY_PROTOCOL] : [MCP_PROTOCOL]
+    const writeAnnounce = (): void => {
+      if (announcePath === null) return
+      const a = addresses()
+      writeAnnounceFile(announcePath, {
+        peer_id: peerId,
+        multiaddr: a.multiaddr,
+        multiaddrs: a.multiaddrs,
+        namespace: s.rendezvousNs,
+        protocols,
+        pid: process.pid,
+        started_at: startedAt / 1000,
+        updated_at: Date.now() / 1000
+      })
+    }
+    writeAnnounce()
+    if (announcePath !== null) {
+      const onUpdate = (): void => {
+        try { writeAnnounce() } catch (err) { log.warn({ err }, 'rewriting the announce file failed') }
+      }
+      node.addEventListener('self:peer:update', onUpdate)
+      cleanups.push(() => {
+        node.removeEventListener('self:peer:update', onUpdate)
+        removeAnnounceFileIfOurs(announcePath, peerId)
+      })
+    }
+    const current = addresses()
+    log.info({ peerId, multiaddr: current.multiaddr, queue: s.queuePath, dir: dirname(s.queuePath) }, 'TaskQueue service listening')
+
+    return {
+      peerId,
+      multiaddr: current.multiaddr,
+      multiaddrs: current.multiaddrs,
+      announceFile: announcePath,
+      node,
+      service,
+      store,
+      stop: undo
+    }
+  } catch (err) {
+    await undo()
+    throw err
+  }
+}

@@ -1,0 +1,141 @@
+/**
+ * The TaskQueue service as a Startable: registers the protocol handlers on a libp2p
+ * node and runs the store's background sweepers. Construction takes its components;
+ * the daemon (service-node.ts) decides where they come from.
+ */
+import type { Libp2p } from '@libp2p/interface'
+import { LEGACY_PROTOCOL, MCP_PROTOCOL } from '../protocol/ids.js'
+import type { QueueStore } from '../store/queue.js'
+import type { CacheStore } from '../store/cache.js'
+import { TERMINAL_STATUSES } from '../store/types.js'
+import type { TaskChange } from '../store/types.js'
+import { ToolRegistry } from '../tools/registry.js'
+import type { Logger } from '../logger.js'
+import { silentLogger } from '../logger.js'
+import type { LocalWorkerInfo, NatReport, ServiceContext, ServiceOptions } from './context.js'
+import { createDispatcher } from './dispatch.js'
+import type { Dispatch } from './dispatch.js'
+import { createMcpHandler } from './mcp-server.js'
+import { createLegacyHandler } from './legacy-server.js'
+import { ServiceStats } from './stats.js'
+import { TaskEvents } from './task-events.js'
+import { reapOrphanedToolTask } from './ops/tool-ops.js'
+
+/** Lease expiry must be applied at least this often (wire-protocol.md §7.2). */
+const QUEUE_SWEEP_MS = 2000
+/** Streams per connection and protocol: a worker pools many (long-poll, heartbeats, concurrency). */
+const MAX_STREAMS_PER_CONNECTION = 1024
+
+export interface TaskQueueServiceInit {
+  store: QueueStore
+  cache: CacheStore | null
+  tools?: ToolRegistry
+  options: ServiceOptions
+  cacheSweepIntervalS?: number
+  nat?: () => NatReport
+  localWorker?: () => LocalWorkerInfo
+  logger?: Logger
+}
+
+const NAT_UNAVAILABLE: NatReport = {
+  autonat: { supported: false, status: 'unavailable', code: null },
+  relay: { enabled: false, hop: false, reservations: [] },
+  holepunch: { enabled: false, attempts: 0, successes: 0 },
+  public_ip: null
+}
+
+export class TaskQueueService {
+  readonly context: ServiceContext
+  readonly dispatch: Dispatch
+  private readonly log: Logger
+  private node: Libp2p | null = null
+  private readonly timers: NodeJS.Timeout[] = []
+  private readonly cacheSweepMs: number
+  private inFlight = 0
+  private drained: (() => void) | undefined
+  private readonly onTerminal = (change: TaskChange): void => {
+    if (TERMINAL_STATUSES.has(change.status)) reapOrphanedToolTask(this.context, change.task_id)
+  }
+
+  constructor (init: TaskQueueServiceInit) {
+    this.log = init.logger ?? silentLogger()
+    this.cacheSweepMs = (init.cacheSweepIntervalS ?? 60) * 1000
+    const events = new TaskEvents(init.store)
+    this.context = {
+      options: init.options,
+      store: init.store,
+      cache: init.cache,
+      tools: init.tools ?? new ToolRegistry(),
+      events,
+      stats: new ServiceStats(),
+      peerId: () => this.node?.peerId.toString() ?? '',
+      multiaddrs: () => this.node?.getMultiaddrs().map((a) => a.toString()) ?? [],
+      nat: init.nat ?? (() => NAT_UNAVAILABLE),
+      localWorker: init.localWorker ?? (() => ({ enabled: false, supportedTaskTypes: [] })),
+      orphanedToolTasks: new Set()
+    }
+    const dispatch = createDispatcher(this.context)
+    this.dispatch = async (env, caller) => {
+      this.inFlight++
+      try {
+        return await dispatch(env, caller)
+      } finally {
+        if (--this.inFlight === 0) this.drained?.()
+      }
+    }
+  }
+
+  /** Registers the protocol handlers on `node` and starts the sweepers. */
+  async start (node: Libp2p): Promise<void> {
+    this.node = node
+    const handlerOptions = {
+      runOnLimitedConnection: true,
+      maxInboundStreams: MAX_STREAMS_PER_CONNECTION,
+      maxOutboundStreams: MAX_STREAMS_PER_CONNECTION
+    }
+    await node.handle(MCP_PROTOCOL, createMcpHandler(this.context, this.dispatch, this.log), handlerOptions)
+    if (this.context.options.enableLegacy) {
+      await node.handle(LEGACY_PROTOCOL, createLegacyHandler(this.context, this.dispatch, this.log), handlerOptions)
+    }
+    this.context.store.on('change', this.onTerminal)
+    this.every(QUEUE_SWEEP_MS, () => this.context.store.sweep())
+    const cache = this.context.cache
+    if (cache !== null) this.every(this.cacheSweepMs, () => cache.sweep())
+  }
+
+  /**
+   * Stops taking requests, wakes parked waits and long-poll claims (they answer with
+   * what they have) and gives in-flight replies up to `graceMs` to be written.
+   */
+  async stop (graceMs = 5000): Promise<void> {
+    for (const t of this.timers.splice(0)) clearInterval(t)
+    this.context.store.off('change', this.onTerminal)
+    this.context.events.close()
+    if (this.inFlight > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, graceMs)
+        this.drained = () => {
+          clearTimeout(timer)
+          resolve()
+        }
+      })
+    }
+    const node = this.node
+    if (node !== null) {
+      await node.unhandle(MCP_PROTOCOL).catch(() => {})
+      if (this.context.options.enableLegacy) await node.unhandle(LEGACY_PROTOCOL).catch(() => {})
+    }
+  }
+
+  private every (ms: number, fn: () => unknown): void {
+    const timer = setInterval(() => {
+      try {
+        fn()
+      } catch (err) {
+        this.log.warn({ err }, 'background sweep failed')
+      }
+    }, ms)
+    timer.unref()
+    this.timers.push(timer)
+  }
+}

@@ -1,0 +1,237 @@
+/**
+ * Opening the embedded SQLite file and keeping its schema current. One file can hold
+ * both the queue and the cache; `serve` and local workers may share it across
+ * processes, which is why every write path uses `BEGIN IMMEDIATE` (see queue.ts).
+ */
+import { mkdirSync, openSync, readSync, closeSync, statSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
+import { DatabaseSync, type StatementSync } from 'node:sqlite'
+import { TaskQueueError } from '../protocol/errors.js'
+
+const SQLITE_MAGIC = 'SQLite format 3\u0000'
+
+export interface OpenDatabaseOptions {
+  /** How long SQLite itself retries a locked file before reporting SQLITE_BUSY. */
+  busyTimeoutMs?: number
+}
+
+/**
+ * Opens (creating if needed) the database at `path`, or an in-memory one for
+ * `':memory:'`, and migrates it to the current schema.
+ *
+ * Durability: WAL with `synchronous=NORMAL`. A committed transaction is in the WAL
+ * (handed to the OS) before `COMMIT` returns, so it survives the process being killed
+ * (kill -9, crash, OOM). On power loss or an OS crash the most recent transactions may
+ * roll back, but the file stays consistent; `FULL` would fsync every commit and cost
+ * an order of magnitude in claim/complete throughput, which a queue whose clients
+ * retry with idempotency keys does not need.
+ */
+export function openDatabase (path: string, opts: OpenDatabaseOptions = {}): DatabaseSync {
+  const memory = path === ':memory:' || path === ''
+  const file = memory ? ':memory:' : resolve(path)
+  if (!memory) {
+    mkdirSync(dirname(file), { recursive: true })
+    assertSqliteOrAbsent(file)
+  }
+  let db: DatabaseSync
+  try {
+    db = new DatabaseSync(file)
+  } catch (err) {
+    throw new Error(`cannot open task database ${file}: ${(err as Error).message}`)
+  }
+  try {
+    db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.trunc(opts.busyTimeoutMs ?? 5000))}`)
+    if (!memory) db.exec('PRAGMA journal_mode = WAL')
+    db.exec('PRAGMA synchronous = NORMAL')
+    // Larger page cache and in-memory temp b-trees: sorting/grouping never touches disk.
+    db.exec('PRAGMA cache_size = -16384')
+    db.exec('PRAGMA temp_store = MEMORY')
+    migrate(db)
+  } catch (err) {
+    try { db.close() } catch { /* already failing */ }
+    const msg = (err as Error).message
+    if (/not a database|file is encrypted/i.test(msg)) {
+      throw new Error(`${file} exists but is not a SQLite database`)
+    }
+    throw new Error(`cannot open task database ${file}: ${msg}`)
+  }
+  return db
+}
+
+/** Refuses to turn someone's unrelated file into a database (config.md §3.1). */
+function assertSqliteOrAbsent (file: string): void {
+  let size: number
+  try {
+    const st = statSync(file)
+    if (!st.isFile()) throw new Error(`${file} exists but is not a regular file`)
+    size = st.size
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
+    throw err
+  }
+  // An empty file is what SQLite itself creates before the first write.
+  if (size === 0) return
+  const buf = Buffer.alloc(16)
+  const fd = openSync(file, 'r')
+  let n: number
+  try {
+    n = readSync(fd, buf, 0, 16, 0)
+  } finally {
+    closeSync(fd)
+  }
+  if (n < 16 || buf.toString('latin1') !== SQLITE_MAGIC) {
+    throw new Error(`${file} exists but is not a SQLite database`)
+  }
+}
+
+/**
+ * Ordered migrations; entry i upgrades `user_version` i → i+1. Append only: a
+ * shipped migration is never edited, since files in the field already ran it.
+ */
+const MIGRATIONS: ReadonlyArray<string> = [
+  // 0 → 1: tasks and cache.
+  `
+  CREATE TABLE IF NOT EXISTS tasks (
+    task_id          TEXT PRIMARY KEY NOT NULL,
+    task_type        TEXT NOT NULL,
+    type_norm        TEXT NOT NULL,              -- trim+lower(task_type), what filters match
+    model_name       TEXT NOT NULL DEFAULT '',
+    payload          TEXT NOT NULL DEFAULT '{}', -- JSON object
+    status           TEXT NOT NULL,
+    assigned_worker  TEXT,
+    created_at       REAL NOT NULL,
+    updated_at       REAL NOT NULL,
+    result           TEXT,                       -- JSON or NULL
+    error            TEXT,
+    priority         INTEGER NOT NULL DEFAULT 5,
+    attempt          INTEGER NOT NULL DEFAULT 0,
+    max_attempts     INTEGER NOT NULL DEFAULT 3,
+    next_attempt_at  REAL NOT NULL DEFAULT 0,
+    lease_until      REAL,
+    heartbeat_at     REAL,
+    idempotency_key  TEXT,
+    req_session      TEXT NOT NULL DEFAULT '',   -- from payload session_id|session|p2p_session
+    sticky_worker    TEXT NOT NULL DEFAULT ''    -- from payload sticky_worker_id|sticky_worker
+  );
+  -- Claim order; partial so finished tasks never slow claims down.
+  CREATE INDEX IF NOT EXISTS idx_tasks_claim
+    ON tasks (priority DESC, created_at, task_id) WHERE status = 'queued';
+  -- Same order per type, merged in JS when a claimer filters by type.
+  CREATE INDEX IF NOT EXISTS idx_tasks_claim_type
+    ON tasks (type_norm, priority DESC, created_at, task_id) WHERE status = 'queued';
+  CREATE INDEX IF NOT EXISTS idx_tasks_next_attempt
+    ON tasks (next_attempt_at) WHERE status = 'queued';
+  CREATE INDEX IF NOT EXISTS idx_tasks_lease
+    ON tasks (lease_until) WHERE status = 'running';
+  -- Normally empty: lets the sweeper find zombie tasks without scanning the queue.
+  CREATE INDEX IF NOT EXISTS idx_tasks_exhausted
+    ON tasks (task_id) WHERE status = 'queued' AND max_attempts > 0 AND attempt >= max_attempts;
+  CREATE INDEX IF NOT EXISTS idx_tasks_created ON tasks (created_at, task_id);
+  CREATE INDEX IF NOT EXISTS idx_tasks_status_created ON tasks (status, created_at, task_id);
+  CREATE UNIQUE INDEX IF NOT EXISTS idx_tasks_idempotency
+    ON tasks (idempotency_key) WHERE idempotency_key IS NOT NULL;
+
+  CREATE TABLE IF NOT EXISTS cache (
+    key         TEXT PRIMARY KEY NOT NULL,
+    value       TEXT NOT NULL,      -- JSON
+    size        INTEGER NOT NULL,   -- UTF-8 bytes of key + value, for the byte bound
+    expires_at  REAL,
+    lru         INTEGER NOT NULL    -- global access sequence; smallest = least recently used
+  );
+  CREATE INDEX IF NOT EXISTS idx_cache_lru ON cache (lru);
+  CREATE INDEX IF NOT EXISTS idx_cache_expires ON cache (expires_at) WHERE expires_at IS NOT NULL;
+  -- Totals kept by triggers: count(*)/sum() would scan the table on every set.
+  CREATE TABLE IF NOT EXISTS cache_stats (
+    id       INTEGER PRIMARY KEY CHECK (id = 1),
+    entries  INTEGER NOT NULL,
+    bytes    INTEGER NOT NULL
+  );
+  INSERT OR IGNORE INTO cache_stats (id, entries, bytes) VALUES (1, 0, 0);
+  CREATE TRIGGER IF NOT EXISTS trg_cache_ins AFTER INSERT ON cache BEGIN
+    UPDATE cache_stats SET entries = entries + 1, bytes = bytes + NEW.size WHERE id = 1;
+  END;
+  CREATE TRIGGER IF NOT EXISTS trg_cache_del AFTER DELETE ON cache BEGIN
+    UPDATE cache_stats SET entries = entries - 1, bytes = bytes - OLD.size WHERE id = 1;
+  END;
+  CREATE TRIGGER IF NOT EXISTS trg_cache_upd AFTER UPDATE OF size ON cache BEGIN
+    UPDATE cache_stats SET bytes = bytes - OLD.size + NEW.size WHERE id = 1;
+  END;
+  `
+]
+
+export const SCHEMA_VERSION = MIGRATIONS.length
+
+function userVersion (db: DatabaseSync): number {
+  const row = db.prepare('PRAGMA user_version').get()
+  return Number(row?.user_version ?? 0)
+}
+
+/**
+ * Brings the schema to SCHEMA_VERSION. Idempotent and safe against another process
+ * migrating the same file concurrently: the version is re-read under the write lock.
+ */
+export function migrate (db: DatabaseSync): void {
+  if (userVersion(db) === SCHEMA_VERSION) return
+  db.exec('BEGIN IMMEDIATE')
+  try {
+    const current = userVersion(db)
+    if (current > SCHEMA_VERSION) {
+      throw new Error(`database schema version ${current} is newer than this build supports (${SCHEMA_VERSION})`)
+    }
+    for (let v = current; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v])
+    db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`)
+    db.exec('COMMIT')
+  } catch (err) {
+    try { db.exec('ROLLBACK') } catch { /* no transaction left */ }
+    throw err
+  }
+}
+
+/** True for SQLITE_BUSY / SQLITE_LOCKED (including their extended codes). */
+export function isBusyError (err: unknown): boolean {
+  const code = (err as { errcode?: unknown } | null)?.errcode
+  if (typeof code !== 'number') return false
+  const primary = code & 0xff
+  return primary === 5 || primary === 6
+}
+
+export interface TxStatements {
+  begin: StatementSync
+  commit: StatementSync
+  rollback: StatementSync
+}
+
+export function prepareTx (db: DatabaseSync): TxStatements {
+  return { begin: db.prepare('BEGIN IMMEDIATE'), commit: db.prepare('COMMIT'), rollback: db.prepare('ROLLBACK') }
+}
+
+const BUSY_RETRIES = 3
+
+/**
+ * Runs `fn` in a `BEGIN IMMEDIATE` transaction. The write lock is taken before any
+ * read, so read-decide-write sequences (claims, idempotent submits, LRU eviction)
+ * cannot interleave with another connection. busy_timeout already makes SQLite wait
+ * for the lock; a few extra short tries cover the WAL-recovery busy case, after which
+ * contention is reported as the retryable `busy` code.
+ */
+export function immediate<T> (tx: TxStatements, fn: () => T): T {
+  for (let i = 0; ; i++) {
+    try {
+      tx.begin.run()
+      break
+    } catch (err) {
+      if (!isBusyError(err)) throw err
+      if (i >= BUSY_RETRIES) throw new TaskQueueError('busy', 'database is locked by another connection')
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5 * (i + 1))
+    }
+  }
+  try {
+    const out = fn()
+    tx.commit.run()
+    return out
+  } catch (err) {
+    try { tx.rollback.run() } catch { /* SQLite may have rolled back already */ }
+    if (isBusyError(err)) throw new TaskQueueError('busy', 'database is locked by another connection')
+    throw err
+  }
+}

@@ -1,0 +1,18 @@
+/** Public surface of the durable store: queue, cache, scheduler and registry. */
+export * from './types.js'
+export { normalizeTaskType, canonicalTaskType, canonicalTaskTypes, expandTaskTypes } from './aliases.js'
+export { SCHEDULER_CLOCK, schedulerScore, pickOwner, isOwner } from './scheduler.js'
+export {
+  PeerRegistry, peerKey, DEFAULT_PEER_TIMEOUT_S, DEFAULT_MAX_PEERS,
+  type PeerTouch, type PeerKeySources, type PeerRegistryOptions
+} from './peers.js'
+export { openDatabase, migrate, isBusyError, SCHEMA_VERSION, type OpenDatabaseOptions } from './db.js'
+export {
+  QueueStore, DEFAULT_MAX_REPLY_BYTES, LEASE_EXPIRED_ERROR, ATTEMPTS_EXHAUSTED_ERROR, MIN_SCHEDULER_WALK,
+  type QueueStoreOptions, type QueueStoreEvents
+} from './queue.js'
+export { extractAffinity, canonicalJson, encodeCursor, decodeCursor, type ListCursor } from './queue-util.js'
+export {
+  CacheStore, validateCacheKey, MAX_CACHE_KEY_BYTES, DEFAULT_CACHE_MAX_ENTRIES, DEFAULT_CACHE_MAX_BYTES,
+  DEFAULT_CACHE_MAX_VALUE_BYTES, type CacheStoreOptions, type CacheStats
+} from './cache.js'

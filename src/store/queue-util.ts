@@ -1,0 +1,142 @@
+/**
+ * Pure helpers of the queue store: row decoding, JSON conventions for `result`,
+ * payload affinity extraction and list cursors. Kept apart so queue.ts reads as
+ * the state machine it is.
+ */
+import type { SQLOutputValue } from 'node:sqlite'
+import { TaskQueueError } from '../protocol/errors.js'
+import type { JsonObject, JsonValue, Task, TaskStatus } from './types.js'
+
+export type Row = Record<string, SQLOutputValue>
+
+export function str (v: SQLOutputValue | undefined): string {
+  return typeof v === 'string' ? v : v == null ? '' : String(v)
+}
+
+export function nstr (v: SQLOutputValue | undefined): string | null {
+  return v == null ? null : str(v)
+}
+
+export function num (v: SQLOutputValue | undefined): number {
+  return typeof v === 'number' ? v : typeof v === 'bigint' ? Number(v) : Number(v ?? 0)
+}
+
+export function nnum (v: SQLOutputValue | undefined): number | null {
+  return v == null ? null : num(v)
+}
+
+export function parseJson (text: SQLOutputValue | undefined): JsonValue | null {
+  if (text == null) return null
+  return JSON.parse(str(text)) as JsonValue
+}
+
+export function isObject (v: unknown): v is JsonObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
+
+export function rowToTask (r: Row): Task {
+  const payload = parseJson(r.payload)
+  return {
+    task_id: str(r.task_id),
+    task_type: str(r.task_type),
+    model_name: str(r.model_name),
+    payload: isObject(payload) ? payload : {},
+    status: str(r.status) as TaskStatus,
+    assigned_worker: nstr(r.assigned_worker),
+    created_at: num(r.created_at),
+    updated_at: num(r.updated_at),
+    result: parseJson(r.result),
+    error: nstr(r.error),
+    priority: num(r.priority),
+    attempt: num(r.attempt),
+    max_attempts: num(r.max_attempts),
+    next_attempt_at: num(r.next_attempt_at),
+    lease_until: nnum(r.lease_until),
+    heartbeat_at: nnum(r.heartbeat_at),
+    idempotency_key: nstr(r.idempotency_key)
+  }
+}
+
+/** JSON with object keys sorted at every level: equal work gives equal text. */
+export function canonicalJson (v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`
+  if (isObject(v)) {
+    const keys = Object.keys(v).filter(k => v[k] !== undefined).sort()
+    return `{${keys.map(k => `${JSON.stringify(k)}:${canonicalJson(v[k])}`).join(',')}}`
+  }
+  return JSON.stringify(v ?? null)
+}
+
+/**
+ * The stored result as an object we can annotate: null → {}, a non-object is kept
+ * under `result` (the same wrapping `complete` applies to non-object results).
+ */
+export function resultObject (stored: JsonValue | null): JsonObject {
+  if (stored === null) return {}
+  if (isObject(stored)) return { ...stored }
+  return { result: stored }
+}
+
+/** `result` with `patch` shallow-merged into `result.progress`. */
+export function withProgress (stored: JsonValue | null, patch: JsonObject): JsonObject {
+  const result = resultObject(stored)
+  const prev = result.progress
+  result.progress = { ...(isObject(prev) ? prev : {}), ...patch }
+  return result
+}
+
+export function appendError (existing: string | null, msg: string): string {
+  return existing !== null && existing !== '' ? `${existing}; ${msg}` : msg
+}
+
+/** Python-ish `str(x).strip()` for the few scalar payload keys with queue meaning. */
+function scalarText (v: JsonValue | undefined): string {
+  if (typeof v === 'string') return v.trim()
+  if (typeof v === 'number' && Number.isFinite(v)) return String(v)
+  if (typeof v === 'boolean') return v ? 'True' : 'False'
+  return ''
+}
+
+function firstText (payload: JsonObject, keys: readonly string[]): string {
+  for (const k of keys) {
+    const s = scalarText(payload[k])
+    if (s !== '') return s
+  }
+  return ''
+}
+
+/** Session and sticky-worker requirements a payload carries (wire-protocol.md §7.1). */
+export function extractAffinity (payload: JsonObject): { session: string, sticky: string } {
+  return {
+    session: firstText(payload, ['session_id', 'session', 'p2p_session']),
+    sticky: firstText(payload, ['sticky_worker_id', 'sticky_worker'])
+  }
+}
+
+export interface ListCursor {
+  created_at: number
+  task_id: string
+}
+
+/** Opaque to clients; only this module reads it back. */
+export function encodeCursor (c: ListCursor): string {
+  return Buffer.from(`${c.created_at}:${c.task_id}`, 'utf8').toString('base64url')
+}
+
+export function decodeCursor (cursor: string): ListCursor {
+  const bad = (): TaskQueueError => new TaskQueueError('invalid_params', 'invalid cursor')
+  if (!/^[A-Za-z0-9_-]{1,512}$/.test(cursor)) throw bad()
+  const text = Buffer.from(cursor, 'base64url').toString('utf8')
+  const i = text.indexOf(':')
+  if (i <= 0 || i === text.length - 1) throw bad()
+  const numText = text.slice(0, i)
+  const created = Number(numText)
+  if (!/^-?[0-9.eE+-]+$/.test(numText) || !Number.isFinite(created)) throw bad()
+  return { created_at: created, task_id: text.slice(i + 1) }
+}
+
+export function clampInt (v: number, lo: number, hi: number, dflt: number): number {
+  const n = Math.trunc(Number(v))
+  if (!Number.isFinite(n)) return dflt
+  return Math.min(hi, Math.max(lo, n))
+}

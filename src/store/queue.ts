@@ -1,0 +1,608 @@
+/**
+ * The durable task queue (wire-protocol.md §6.1, §7, B4–B7, B10, B15) over SQLite.
+ *
+ * Every mutating method is one `BEGIN IMMEDIATE` transaction: the write lock is taken
+ * up front, so a claim's read-decide-update cannot interleave with another
+ * connection's, even in another process sharing the file. Methods are synchronous
+ * (node:sqlite is); each takes well under a millisecond, so the event loop is held
+ * for less time than an async driver would spend on round trips.
+ */
+import { EventEmitter } from 'node:events'
+import { randomUUID } from 'node:crypto'
+import type { DatabaseSync, StatementSync } from 'node:sqlite'
+import { TaskQueueError } from '../protocol/errors.js'
+import { immediate, migrate, prepareTx } from './db.js'
+import { normalizeTaskType } from './aliases.js'
+import { PeerRegistry, type PeerTouch } from './peers.js'
+import { isOwner } from './scheduler.js'
+import {
+  type Row, appendError, canonicalJson, clampInt, decodeCursor, encodeCursor, extractAffinity,
+  isObject, nstr, num, parseJson, resultObject, rowToTask, str, withProgress
+} from './queue-util.js'
+import type {
+  ClaimInput, ClaimedTask, CompleteInput, CompleteResult, JsonObject, ListInput, ListResult,
+  PeerEntry, QueueCounts, ReleaseInput, SubmitInput, SubmitResult, SweepResult, Task, TaskChange,
+  TaskHeartbeatInput, TaskHeartbeatResult
+} from './types.js'
+
+/** A claim or list reply stays under the 1 MiB frame with room for the envelope. */
+export const DEFAULT_MAX_REPLY_BYTES = 1024 * 1024 - 4096
+export const LEASE_EXPIRED_ERROR = 'claim lease expired after maximum attempts'
+export const ATTEMPTS_EXHAUSTED_ERROR = 'maximum attempts exhausted'
+/** §7.4: the scheduler considers at least this many eligible tasks per claim. */
+export const MIN_SCHEDULER_WALK = 1000
+/** Up to this many type spellings are merged from the per-type index; more use one filtered scan. */
+const MAX_MERGED_TYPES = 24
+
+export interface QueueStoreOptions {
+  db: DatabaseSync
+  /** Default lease when a claim or heartbeat gives none (LEASE_S). */
+  leaseS: number
+  peerTimeoutS: number
+  /** SCHEDULER_STEAL_AFTER_S; 0 = never steal. */
+  stealAfterS: number
+  deterministic: boolean
+  /** Epoch seconds with fraction; injectable for tests. */
+  now?: () => number
+  /** Shared registry, e.g. when a service also records heartbeats elsewhere. */
+  registry?: PeerRegistry
+  maxPeers?: number
+  /** Eligible tasks the deterministic scheduler examines per claim (≥ 1000). */
+  schedulerWalk?: number
+}
+
+/** A type alias, not an interface: EventEmitter's event map must be index-compatible. */
+export type QueueStoreEvents = { change: [TaskChange] }
+
+/** What the claim walk reads per candidate: everything but the payload text. */
+interface WalkRow {
+  task_id: string
+  task_type: string
+  type_norm: string
+  model_name: string
+  priority: number
+  created_at: number
+  next_attempt_at: number
+  attempt: number
+  max_attempts: number
+  req_session: string
+  sticky_worker: string
+  payload_bytes: number
+}
+
+const WALK_COLS = `task_id, task_type, type_norm, model_name, priority, created_at, next_attempt_at,
+  attempt, max_attempts, req_session, sticky_worker, octet_length(payload) AS payload_bytes`
+const ELIGIBLE = `status = 'queued' AND next_attempt_at <= :now
+  AND (max_attempts = 0 OR attempt < max_attempts)
+  AND (sticky_worker = '' OR sticky_worker = :worker)
+  AND (req_session = '' OR req_session = :session)`
+const CLAIM_ORDER = 'ORDER BY priority DESC, created_at, task_id'
+
+export class QueueStore extends EventEmitter<QueueStoreEvents> {
+  readonly db: DatabaseSync
+  readonly registry: PeerRegistry
+  readonly leaseS: number
+  readonly stealAfterS: number
+  readonly deterministic: boolean
+  readonly schedulerWalk: number
+  readonly now: () => number
+  private readonly s: ReturnType<typeof prepareStatements>
+  private readonly walkTypeStmts: StatementSync[] = []
+  private readonly listStmts = new Map<string, StatementSync>()
+
+  constructor (opts: QueueStoreOptions) {
+    super()
+    this.setMaxListeners(0) // one listener per waiting `wait`/long-poll claim
+    this.db = opts.db
+    this.now = opts.now ?? (() => Date.now() / 1000)
+    this.leaseS = opts.leaseS > 0 ? opts.leaseS : 300
+    this.stealAfterS = Math.max(0, opts.stealAfterS)
+    this.deterministic = opts.deterministic
+    this.schedulerWalk = Math.max(MIN_SCHEDULER_WALK, opts.schedulerWalk ?? MIN_SCHEDULER_WALK)
+    this.registry = opts.registry ?? new PeerRegistry({ timeoutS: opts.peerTimeoutS, maxSize: opts.maxPeers, now: this.now })
+    migrate(this.db)
+    this.s = prepareStatements(this.db)
+  }
+
+  // ---- submit -------------------------------------------------------------------
+
+  submit (input: SubmitInput): SubmitResult {
+    const payload: JsonObject = isObject(input.payload) ? input.payload : {}
+    const key = input.idempotency_key !== null && input.idempotency_key !== '' ? input.idempotency_key : null
+    const { session, sticky } = extractAffinity(payload)
+    const payloadText = JSON.stringify(payload)
+    const now = this.now()
+    return this.tx(changes => {
+      if (key !== null) {
+        const prev = this.s.byIdempotency.get(key)
+        if (prev !== undefined) {
+          const same = str(prev.task_type) === input.task_type && str(prev.model_name) === input.model_name &&
+            canonicalJson(parseJson(prev.payload)) === canonicalJson(payload)
+          if (same) return { task_id: str(prev.task_id), replayed: true }
+          throw new TaskQueueError('idempotency_conflict',
+            `idempotency_key already names task ${str(prev.task_id)} with different work`)
+        }
+      }
+      const taskId = randomUUID().replaceAll('-', '')
+      const createdAt = this.nextCreatedAt(now)
+      this.s.insert.run({
+        task_id: taskId,
+        task_type: input.task_type,
+        type_norm: normalizeTaskType(input.task_type),
+        model_name: input.model_name,
+        payload: payloadText,
+        created_at: createdAt,
+        priority: clampInt(input.priority, 1, 10, 5),
+        max_attempts: clampInt(input.max_attempts, 0, 1000, 3),
+        next_attempt_at: Number.isFinite(input.next_attempt_at) ? Math.max(0, input.next_attempt_at) : 0,
+        idempotency_key: key,
+        req_session: session,
+        sticky_worker: sticky
+      })
+      changes.push({ task_id: taskId, status: 'queued', task_type: input.task_type })
+      return { task_id: taskId, replayed: false }
+    })
+  }
+
+  /**
+   * created_at is the FIFO key, but wall-clock time has only millisecond resolution
+   * here; nudging past the newest row keeps same-millisecond submits in order
+   * (ties would otherwise fall back to the random task_id). Bounded to 1 s so one
+   * bad clock cannot pin every later task to its future timestamp.
+   */
+  private nextCreatedAt (now: number): number {
+    const newest = this.s.maxCreated.get()?.m
+    if (typeof newest === 'number' && newest >= now && newest - now < 1) return newest + 1e-6
+    return now
+  }
+
+  // ---- claim --------------------------------------------------------------------
+
+  claim (input: ClaimInput): ClaimedTask[] {
+    const now = this.now()
+    const worker = input.worker_id
+    const self = input.peer_key !== '' ? input.peer_key : worker
+    this.registry.touch({
+      peer_id: self,
+      worker_id: worker,
+      supported_task_types: input.task_types ?? [],
+      session_id: input.session,
+      last_seen: now,
+      transport_peer_id: input.transport_peer_id,
+      peer_hint: input.peer_hint
+    })
+    const maxTasks = clampInt(input.max_tasks, 1, 100_000, 1)
+    const leaseS = input.lease_s > 0 ? input.lease_s : this.leaseS
+    const leaseUntil = now + leaseS
+    const maxBytes = input.max_reply_bytes ?? DEFAULT_MAX_REPLY_BYTES
+    const walkLimit = Math.max(this.schedulerWalk, maxTasks * 16)
+
+    return this.tx(changes => {
+      this.expireLeases(now, changes)
+      const mine = this.deterministic ? this.ownerCheck(self, now) : null
+      const picked: WalkRow[] = []
+      let bytes = 2 // "[]"
+      let firstType: string | null = null
+      let walked = 0
+      for (const row of this.walk(input.task_types, worker, input.session, now)) {
+        if (++walked > walkLimit) break
+        if (input.same_task_type && firstType !== null && row.task_type !== firstType) continue
+        if (mine !== null && !mine(row)) continue
+        const size = claimedSize(row, worker, leaseUntil) + (picked.length > 0 ? 1 : 0)
+        // The first task always goes out: refusing it would leave it unclaimable forever.
+        if (picked.length > 0 && bytes + size > maxBytes) break
+        picked.push(row)
+        bytes += size
+        firstType ??= row.task_type
+        if (picked.length >= maxTasks) break
+      }
+      const out: ClaimedTask[] = []
+      for (const row of picked) {
+        const r = this.s.claim.get(worker, now, leaseUntil, now, row.task_id)
+        if (r === undefined) continue // lost race; impossible under the write lock, kept as a guard
+        out.push({
+          task_id: row.task_id,
+          task_type: row.task_type,
+          model_name: row.model_name,
+          payload: (parseJson(r.payload) ?? {}) as JsonObject,
+          created_at: row.created_at,
+          status: 'running',
+          assigned_worker: worker,
+          lease_until: leaseUntil,
+          attempt: num(r.attempt),
+          max_attempts: row.max_attempts,
+          priority: row.priority
+        })
+        changes.push({ task_id: row.task_id, status: 'running', task_type: row.task_type })
+      }
+      return out
+    })
+  }
+
+  /** The requester's eligible tasks in claim order, lazily (the caller stops early). */
+  private * walk (types: readonly string[] | null, worker: string, session: string, now: number): Generator<WalkRow> {
+    const wanted = types === null ? [] : [...new Set(types.map(normalizeTaskType).filter(t => t !== ''))]
+    const params = { now, worker, session }
+    if (wanted.length === 0 || wanted.length > MAX_MERGED_TYPES) {
+      const it = wanted.length === 0
+        ? this.s.walkAll.iterate(params)
+        : this.s.walkIn.iterate({ ...params, types: JSON.stringify(wanted) })
+      try {
+        for (let r = it.next(); r.done !== true; r = it.next()) yield r.value as unknown as WalkRow
+      } finally {
+        it.return?.()
+      }
+      return
+    }
+    // k-way merge of per-type index scans: each is already in claim order, so no
+    // sort and no reading of other types' rows however many of those are queued.
+    const its = wanted.map((t, i) => this.walkTypeStmt(i).iterate({ ...params, type: t }))
+    const heads = its.map(it => it.next().value as unknown as WalkRow | undefined)
+    try {
+      for (;;) {
+        let best = -1
+        for (let i = 0; i < heads.length; i++) {
+          const h = heads[i]
+          if (h !== undefined && (best < 0 || claimsBefore(h, heads[best] as WalkRow))) best = i
+        }
+        if (best < 0) return
+        yield heads[best] as WalkRow
+        heads[best] = its[best].next().value as unknown as WalkRow | undefined
+      }
+    } finally {
+      for (const it of its) it.return?.()
+    }
+  }
+
+  /** A statement per merge slot: one prepared statement can only run one scan at a time. */
+  private walkTypeStmt (i: number): StatementSync {
+    while (this.walkTypeStmts.length <= i) {
+      this.walkTypeStmts.push(this.db.prepare(
+        `SELECT ${WALK_COLS} FROM tasks INDEXED BY idx_tasks_claim_type
+         WHERE type_norm = :type AND ${ELIGIBLE} ${CLAIM_ORDER}`))
+    }
+    return this.walkTypeStmts[i]
+  }
+
+  /**
+   * §7.4 ownership test for requester `self`: candidates are live workers for which
+   * the task is eligible. Peers without a worker_id (status pollers, CLI heartbeats)
+   * never claim, so letting them own tasks would only delay work by the steal window.
+   */
+  private ownerCheck (self: string, now: number): (row: WalkRow) => boolean {
+    const workers = this.registry.live(now).filter(p => p.worker_id !== '' && p.peer_id !== self)
+      .map(p => ({ key: p.peer_id, worker: p.worker_id, session: p.session_id, types: p.supported_task_types.length > 0 ? new Set(p.supported_task_types) : null }))
+    const memo = new Map<string, string[]>()
+    return (row: WalkRow): boolean => {
+      if (this.stealAfterS > 0 && now - Math.max(row.created_at, row.next_attempt_at) > this.stealAfterS) return true
+      if (workers.length === 0) return true
+      const k = `${row.type_norm}\u0000${row.req_session}\u0000${row.sticky_worker}`
+      let others = memo.get(k)
+      if (others === undefined) {
+        others = workers.filter(p =>
+          (p.types === null || p.types.has(row.type_norm)) &&
+          (row.req_session === '' || p.session === row.req_session) &&
+          (row.sticky_worker === '' || p.worker === row.sticky_worker)).map(p => p.key)
+        memo.set(k, others)
+      }
+      return others.length === 0 || isOwner(row.task_id, self, others)
+    }
+  }
+
+  // ---- leases and sweeping ------------------------------------------------------
+
+  private expireLeases (now: number, changes: TaskChange[]): SweepResult {
+    let requeued = 0
+    let failed = 0
+    for (const r of this.s.expiredLeases.all(now)) {
+      const id = str(r.task_id)
+      const maxAttempts = num(r.max_attempts)
+      if (maxAttempts === 0 || num(r.attempt) < maxAttempts) {
+        this.s.requeueExpired.run(now, now, id)
+        changes.push({ task_id: id, status: 'queued', task_type: str(r.task_type) })
+        requeued++
+      } else {
+        this.s.fail.run(appendError(nstr(r.error), LEASE_EXPIRED_ERROR), now, id)
+        changes.push({ task_id: id, status: 'failed', task_type: str(r.task_type) })
+        failed++
+      }
+    }
+    return { requeued, failed }
+  }
+
+  /** Expired leases (§7.2) plus queued tasks with no attempts left (B6). */
+  sweep (): SweepResult {
+    const now = this.now()
+    return this.tx(changes => {
+      const res = this.expireLeases(now, changes)
+      for (const r of this.s.exhaustedQueued.all()) {
+        const id = str(r.task_id)
+        this.s.fail.run(appendError(nstr(r.error), ATTEMPTS_EXHAUSTED_ERROR), now, id)
+        changes.push({ task_id: id, status: 'failed', task_type: str(r.task_type) })
+        res.failed++
+      }
+      return res
+    })
+  }
+
+  // ---- complete / release / heartbeat / cancel ------------------------------------
+
+  complete (input: CompleteInput): CompleteResult {
+    const now = this.now()
+    const id = input.task_id
+    return this.tx(changes => {
+      const row = this.guardRow(id)
+      const owner = nstr(row.assigned_worker)
+      if (input.worker_id !== '' && owner !== null && owner !== input.worker_id) {
+        throw new TaskQueueError('not_owner', `task ${id} is assigned to another worker`)
+      }
+      const status = str(row.status)
+      if (status !== 'running') {
+        if (input.status === 'cancelled' && status === 'queued') {
+          this.cancelIn(id, row, input.error, now, changes)
+          return { task_id: id, replayed: false, cancelled: true }
+        }
+        if (status === input.status) return { task_id: id, replayed: true }
+        throw new TaskQueueError('task_not_running', `task ${id} is ${status}`)
+      }
+      const stored = parseJson(row.result)
+      let result = stored
+      if (input.result !== null) result = isObject(stored) ? { ...stored, ...input.result } : input.result
+      const error = input.error !== '' ? input.error : nstr(row.error)
+      this.s.complete.run(input.status, result === null ? null : JSON.stringify(result), error, now, id)
+      changes.push({ task_id: id, status: input.status, task_type: str(row.task_type) })
+      return { task_id: id, replayed: false }
+    })
+  }
+
+  release (input: ReleaseInput): { task_id: string } {
+    const now = this.now()
+    const id = input.task_id
+    return this.tx(changes => {
+      const row = this.ownedRunning(id, input.worker_id)
+      const prev = resultObject(parseJson(row.result)).progress
+      const count = isObject(prev) && typeof prev.release_count === 'number' ? prev.release_count : 0
+      const result = withProgress(parseJson(row.result), {
+        release_count: count + 1,
+        last_release_reason: input.reason,
+        last_release_ts: now
+      })
+      const delay = Number.isFinite(input.delay_s) ? Math.max(0, input.delay_s) : 0
+      this.s.release.run(now + delay, JSON.stringify(result), now, id)
+      changes.push({ task_id: id, status: 'queued', task_type: str(row.task_type) })
+      return { task_id: id }
+    })
+  }
+
+  heartbeatTask (input: TaskHeartbeatInput): TaskHeartbeatResult {
+    const now = this.now()
+    const id = input.task_id
+    const leaseUntil = now + (input.lease_s > 0 ? input.lease_s : this.leaseS)
+    return this.tx(() => {
+      const row = this.ownedRunning(id, input.worker_id)
+      const result = input.progress !== null && isObject(input.progress)
+        ? JSON.stringify(withProgress(parseJson(row.result), input.progress))
+        : nstr(row.result)
+      this.s.heartbeat.run(leaseUntil, now, result, now, id)
+      return { task_id: id, lease_until: leaseUntil, heartbeat_at: now }
+    })
+  }
+
+  cancel (taskId: string, reason: string = ''): { cancelled: boolean } {
+    const now = this.now()
+    return this.tx(changes => {
+      const row = this.s.guard.get(taskId)
+      if (row === undefined || str(row.status) !== 'queued') return { cancelled: false }
+      this.cancelIn(taskId, row, reason, now, changes)
+      return { cancelled: true }
+    })
+  }
+
+  private cancelIn (id: string, row: Row, reason: string, now: number, changes: TaskChange[]): void {
+    const patch: JsonObject = { cancelled_at: now }
+    if (reason !== '') patch.cancel_reason = reason
+    this.s.cancel.run(JSON.stringify(withProgress(parseJson(row.result), patch)), now, id)
+    changes.push({ task_id: id, status: 'cancelled', task_type: str(row.task_type) })
+  }
+
+  private guardRow (id: string): Row {
+    const row = id === '' ? undefined : this.s.guard.get(id)
+    if (row === undefined) throw new TaskQueueError('task_not_found', `task ${id} not found`)
+    return row
+  }
+
+  /** Release and heartbeat: the task must be running and owned by `worker`. */
+  private ownedRunning (id: string, worker: string): Row {
+    const row = this.guardRow(id)
+    const owner = nstr(row.assigned_worker)
+    if (owner !== null && owner !== worker) throw new TaskQueueError('not_owner', `task ${id} is assigned to another worker`)
+    const status = str(row.status)
+    if (status !== 'running') throw new TaskQueueError('task_not_running', `task ${id} is ${status}`)
+    if (owner !== worker) throw new TaskQueueError('not_owner', `task ${id} is assigned to another worker`)
+    return row
+  }
+
+  // ---- reads ----------------------------------------------------------------------
+
+  get (taskId: string): Task | null {
+    if (taskId === '') return null
+    const r = this.s.get.get(taskId)
+    return r === undefined ? null : rowToTask(r)
+  }
+
+  delete (taskId: string): boolean {
+    return this.tx(() => Number(this.s.delete.run(taskId).changes) > 0)
+  }
+
+  list (input: ListInput): ListResult {
+    const cursor = input.cursor !== null && input.cursor !== '' ? decodeCursor(input.cursor) : null
+    const desc = input.order === 'desc'
+    const types = input.task_types === null ? [] : [...new Set(input.task_types.map(normalizeTaskType).filter(t => t !== ''))]
+    const limit = clampInt(input.limit, 1, 100_000, 50)
+    const maxBytes = input.max_bytes > 0 ? input.max_bytes : DEFAULT_MAX_REPLY_BYTES
+    const stmt = this.listStmt(input.status !== null, desc, cursor !== null, types.length > 0)
+    const params: Record<string, string | number> = { limit: limit + 1 }
+    if (input.status !== null) params.status = input.status
+    if (cursor !== null) { params.c_created = cursor.created_at; params.c_id = cursor.task_id }
+    if (types.length > 0) params.types = JSON.stringify(types)
+
+    const tasks: Task[] = []
+    let bytes = 2
+    let truncated = false
+    let more = false
+    const it = stmt.iterate(params)
+    try {
+      for (let r = it.next(); r.done !== true; r = it.next()) {
+        if (tasks.length >= limit) { more = true; break }
+        const task = rowToTask(r.value)
+        const size = Buffer.byteLength(JSON.stringify(task)) + (tasks.length > 0 ? 1 : 0)
+        // At least one row per page, or an oversized task would stall pagination forever.
+        if (tasks.length > 0 && bytes + size > maxBytes) { truncated = true; more = true; break }
+        tasks.push(task)
+        bytes += size
+      }
+    } finally {
+      it.return?.()
+    }
+    const last = tasks[tasks.length - 1]
+    return { tasks, truncated, next_cursor: more && last !== undefined ? encodeCursor(last) : null }
+  }
+
+  private listStmt (byStatus: boolean, desc: boolean, byCursor: boolean, byTypes: boolean): StatementSync {
+    const key = `${+byStatus}${+desc}${+byCursor}${+byTypes}`
+    let stmt = this.listStmts.get(key)
+    if (stmt === undefined) {
+      const where: string[] = []
+      if (byStatus) where.push('status = :status')
+      if (byCursor) where.push(`(created_at, task_id) ${desc ? '<' : '>'} (:c_created, :c_id)`)
+      if (byTypes) where.push('type_norm IN (SELECT value FROM json_each(:types))')
+      const dir = desc ? 'DESC' : 'ASC'
+      stmt = this.db.prepare(`SELECT * FROM tasks ${where.length > 0 ? 'WHERE ' + where.join(' AND ') : ''}
+        ORDER BY created_at ${dir}, task_id ${dir} LIMIT :limit`)
+      this.listStmts.set(key, stmt)
+    }
+    return stmt
+  }
+
+  counts (): QueueCounts {
+    const out: QueueCounts = { queued: 0, running: 0, queued_by_type: {}, running_by_type: {} }
+    for (const r of this.s.counts.all()) {
+      const n = num(r.n)
+      const byType = str(r.status) === 'queued' ? out.queued_by_type : out.running_by_type
+      byType[str(r.task_type)] = (byType[str(r.task_type)] ?? 0) + n
+      if (str(r.status) === 'queued') out.queued += n
+      else out.running += n
+    }
+    return out
+  }
+
+  /** Earliest future next_attempt_at of a queued task: when a long-poll should look again. */
+  nextEligibleAt (): number | null {
+    const v = this.s.nextEligible.get(this.now())?.t
+    return typeof v === 'number' ? v : null
+  }
+
+  /** Earliest lease expiry of a running task (its requeue is another reason to look again). */
+  nextLeaseExpiryAt (): number | null {
+    const v = this.s.nextLease.get()?.t
+    return typeof v === 'number' ? v : null
+  }
+
+  /** Changes when another connection (e.g. another process) commits to the file. */
+  dataVersion (): number {
+    return num(this.s.dataVersion.get()?.data_version)
+  }
+
+  touchPeer (t: PeerTouch): PeerEntry {
+    return this.registry.touch({ ...t, last_seen: t.last_seen ?? this.now() })
+  }
+
+  // ---- transactions ---------------------------------------------------------------
+
+  /** One write transaction; change events go out only after it committed. */
+  private tx<T>(fn: (changes: TaskChange[]) => T): T {
+    const changes: TaskChange[] = []
+    const out = immediate(this.s, () => fn(changes))
+    for (const c of changes) {
+      try {
+        this.emit('change', c)
+      } catch (err) {
+        // The change is committed; a faulty listener must not make the op look failed.
+        process.emitWarning(`task change listener failed: ${(err as Error).message}`)
+      }
+    }
+    return out
+  }
+}
+
+function claimsBefore (a: WalkRow, b: WalkRow): boolean {
+  if (a.priority !== b.priority) return a.priority > b.priority
+  if (a.created_at !== b.created_at) return a.created_at < b.created_at
+  return a.task_id < b.task_id
+}
+
+/** Exact serialized size of the claimed task, without reading the payload text. */
+function claimedSize (row: WalkRow, worker: string, leaseUntil: number): number {
+  const shell = JSON.stringify({
+    task_id: row.task_id,
+    task_type: row.task_type,
+    model_name: row.model_name,
+    payload: 0,
+    created_at: row.created_at,
+    status: 'running',
+    assigned_worker: worker,
+    lease_until: leaseUntil,
+    attempt: row.attempt + 1,
+    max_attempts: row.max_attempts,
+    priority: row.priority
+  })
+  return Buffer.byteLength(shell) - 1 + row.payload_bytes
+}
+
+/**
+ * Prepared once per store. Hot statements name their index: without ANALYZE
+ * statistics SQLite prefers the broad status index over the small partial ones.
+ */
+function prepareStatements (db: DatabaseSync) {
+  const p = (sql: string): StatementSync => db.prepare(sql)
+  return {
+    ...prepareTx(db),
+    insert: p(`INSERT INTO tasks (task_id, task_type, type_norm, model_name, payload, status, created_at,
+      updated_at, priority, attempt, max_attempts, next_attempt_at, idempotency_key, req_session, sticky_worker)
+      VALUES (:task_id, :task_type, :type_norm, :model_name, :payload, 'queued', :created_at, :created_at,
+      :priority, 0, :max_attempts, :next_attempt_at, :idempotency_key, :req_session, :sticky_worker)`),
+    byIdempotency: p('SELECT task_id, task_type, model_name, payload FROM tasks WHERE idempotency_key = ?'),
+    maxCreated: p('SELECT max(created_at) AS m FROM tasks'),
+    walkAll: p(`SELECT ${WALK_COLS} FROM tasks INDEXED BY idx_tasks_claim WHERE ${ELIGIBLE} ${CLAIM_ORDER}`),
+    walkIn: p(`SELECT ${WALK_COLS} FROM tasks INDEXED BY idx_tasks_claim
+      WHERE ${ELIGIBLE} AND type_norm IN (SELECT value FROM json_each(:types)) ${CLAIM_ORDER}`),
+    claim: p(`UPDATE tasks SET status = 'running', assigned_worker = ?, attempt = attempt + 1,
+      heartbeat_at = ?, lease_until = ?, updated_at = ? WHERE task_id = ? AND status = 'queued'
+      RETURNING payload, attempt`),
+    expiredLeases: p(`SELECT task_id, task_type, attempt, max_attempts, error FROM tasks
+      INDEXED BY idx_tasks_lease WHERE status = 'running' AND lease_until <= ?`),
+    requeueExpired: p(`UPDATE tasks SET status = 'queued', assigned_worker = NULL, lease_until = NULL,
+      next_attempt_at = ?, updated_at = ? WHERE task_id = ?`),
+    fail: p(`UPDATE tasks SET status = 'failed', lease_until = NULL, error = ?, updated_at = ?
+      WHERE task_id = ?`),
+    exhaustedQueued: p(`SELECT task_id, task_type, error FROM tasks INDEXED BY idx_tasks_exhausted
+      WHERE status = 'queued' AND max_attempts > 0 AND attempt >= max_attempts`),
+    guard: p('SELECT status, assigned_worker, task_type, result, error FROM tasks WHERE task_id = ?'),
+    complete: p(`UPDATE tasks SET status = ?, result = ?, error = ?, lease_until = NULL, updated_at = ?
+      WHERE task_id = ?`),
+    release: p(`UPDATE tasks SET status = 'queued', assigned_worker = NULL, lease_until = NULL,
+      next_attempt_at = ?, attempt = max(attempt - 1, 0), result = ?, updated_at = ? WHERE task_id = ?`),
+    heartbeat: p('UPDATE tasks SET lease_until = ?, heartbeat_at = ?, result = ?, updated_at = ? WHERE task_id = ?'),
+    cancel: p(`UPDATE tasks SET status = 'cancelled', assigned_worker = NULL, lease_until = NULL,
+      result = ?, updated_at = ? WHERE task_id = ? AND status = 'queued'`),
+    get: p('SELECT * FROM tasks WHERE task_id = ?'),
+    delete: p('DELETE FROM tasks WHERE task_id = ?'),
+    counts: p(`SELECT status, task_type, count(*) AS n FROM tasks
+      WHERE status IN ('queued', 'running') GROUP BY status, task_type`),
+    nextEligible: p(`SELECT min(next_attempt_at) AS t FROM tasks INDEXED BY idx_tasks_next_attempt
+      WHERE status = 'queued' AND next_attempt_at > ?`),
+    nextLease: p(`SELECT min(lease_until) AS t FROM tasks INDEXED BY idx_tasks_lease WHERE status = 'running'`),
+    dataVersion: p('PRAGMA data_version')
+  }
+}
+
