@@ -76,7 +76,7 @@ export class PeerLink {
     for (const protocol of order) {
       try {
         const reply = protocol === 'mcp'
-          ? await this.callMcp(envelope, options.exclusive === true, left)
+          ? await this.callMcp(envelope, options.exclusive === true || options.signal !== undefined, left, options.signal)
           : await this.callLegacy(envelope, left)
         this.protocol = protocol
         return reply
@@ -153,13 +153,18 @@ export class PeerLink {
     }
   }
 
-  private async callMcp (envelope: Record<string, unknown>, exclusive: boolean, left: () => number): Promise<Record<string, unknown>> {
+  private async callMcp (envelope: Record<string, unknown>, exclusive: boolean, left: () => number, signal?: AbortSignal): Promise<Record<string, unknown>> {
     this.pruneSessions()
     if (exclusive) {
+      if (signal?.aborted === true) throw new DialError('call aborted')
       const session = this.idleExclusive.pop() ?? await this.newSession(left)
+      // Closing the stream is the only way to tell the service to stop a blocking op.
+      const abort = (): void => session.close()
+      signal?.addEventListener('abort', abort, { once: true })
       try {
         return await session.call(envelope, left())
       } finally {
+        signal?.removeEventListener('abort', abort)
         if (session.hasCapacity && !this.closed) this.idleExclusive.push(session)
         else session.close()
       }

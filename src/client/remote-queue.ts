@@ -47,6 +47,8 @@ export interface RequestOptions {
   attemptTimeoutMs?: number
   /** Retries after the first attempt (defaults per op kind). */
   retries?: number
+  /** Abandons the call: its stream is closed, so a long-poll claim stops on the service too. */
+  signal?: AbortSignal
 }
 
 export interface DiscoverOptions {
@@ -215,7 +217,8 @@ export class RemoteQueue {
         link = await this.resolve(left)
         const reply = await link.call(envelope, {
           timeoutMs: Math.min(deadline - Date.now(), options.attemptTimeoutMs ?? s.rpcDialTimeoutS * 1000),
-          exclusive
+          exclusive,
+          signal: options.signal
         })
         if (reply.ok !== true && reply.retryable === true && attempt < retries && Date.now() < deadline) {
           await this.backoff(attempt, deadline)
@@ -223,7 +226,7 @@ export class RemoteQueue {
         }
         return reply
       } catch (err) {
-        if (!(err instanceof ClientError)) throw err
+        if (!(err instanceof ClientError) || options.signal?.aborted === true) throw err
         if (err instanceof DialError || err instanceof ProtocolNotSupportedError) this.dropLink(link)
         const mayRetry = attempt < retries && !(err instanceof DiscoveryError) && !(err instanceof ProtocolError) &&
           (!err.sent || idempotent)

@@ -113,26 +113,25 @@ export function extractAffinity (payload: JsonObject): { session: string, sticky
   }
 }
 
+/** Position after the last row of a list page. Opaque to clients. */
 export interface ListCursor {
+  seq: number
   created_at: number
-  task_id: string
 }
 
-/** Opaque to clients; only this module reads it back. */
 export function encodeCursor (c: ListCursor): string {
-  return Buffer.from(`${c.created_at}:${c.task_id}`, 'utf8').toString('base64url')
+  return Buffer.from(`${c.seq}:${c.created_at}`, 'utf8').toString('base64url')
 }
 
 export function decodeCursor (cursor: string): ListCursor {
   const bad = (): TaskQueueError => new TaskQueueError('invalid_params', 'invalid cursor')
-  if (!/^[A-Za-z0-9_-]{1,512}$/.test(cursor)) throw bad()
-  const text = Buffer.from(cursor, 'base64url').toString('utf8')
-  const i = text.indexOf(':')
-  if (i <= 0 || i === text.length - 1) throw bad()
-  const numText = text.slice(0, i)
-  const created = Number(numText)
-  if (!/^-?[0-9.eE+-]+$/.test(numText) || !Number.isFinite(created)) throw bad()
-  return { created_at: created, task_id: text.slice(i + 1) }
+  if (!/^[A-Za-z0-9_-]{1,128}$/.test(cursor)) throw bad()
+  const m = /^([0-9]{1,16}):(-?[0-9][0-9.eE+-]*)$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'))
+  if (m === null) throw bad()
+  const seq = Number(m[1])
+  const created = Number(m[2])
+  if (!Number.isSafeInteger(seq) || !Number.isFinite(created)) throw bad()
+  return { seq, created_at: created }
 }
 
 export function clampInt (v: number, lo: number, hi: number, dflt: number): number {

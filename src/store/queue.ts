@@ -11,10 +11,11 @@ import { EventEmitter } from 'node:events'
 import { randomUUID } from 'node:crypto'
 import type { DatabaseSync, StatementSync } from 'node:sqlite'
 import { TaskQueueError } from '../protocol/errors.js'
-import { immediate, migrate, prepareTx } from './db.js'
+import { immediate, migrate } from './db.js'
 import { normalizeTaskType } from './aliases.js'
 import { PeerRegistry, type PeerTouch } from './peers.js'
 import { isOwner } from './scheduler.js'
+import { type QueueStatements, type WalkRow, WALK_TYPE_SQL, claimedSize, claimsBefore, listSql, prepareQueueStatements } from './queue-sql.js'
 import {
   type Row, appendError, canonicalJson, clampInt, decodeCursor, encodeCursor, extractAffinity,
   isObject, nstr, num, parseJson, resultObject, rowToTask, str, withProgress
@@ -54,30 +55,6 @@ export interface QueueStoreOptions {
 /** A type alias, not an interface: EventEmitter's event map must be index-compatible. */
 export type QueueStoreEvents = { change: [TaskChange] }
 
-/** What the claim walk reads per candidate: everything but the payload text. */
-interface WalkRow {
-  task_id: string
-  task_type: string
-  type_norm: string
-  model_name: string
-  priority: number
-  created_at: number
-  next_attempt_at: number
-  attempt: number
-  max_attempts: number
-  req_session: string
-  sticky_worker: string
-  payload_bytes: number
-}
-
-const WALK_COLS = `task_id, task_type, type_norm, model_name, priority, created_at, next_attempt_at,
-  attempt, max_attempts, req_session, sticky_worker, octet_length(payload) AS payload_bytes`
-const ELIGIBLE = `status = 'queued' AND next_attempt_at <= :now
-  AND (max_attempts = 0 OR attempt < max_attempts)
-  AND (sticky_worker = '' OR sticky_worker = :worker)
-  AND (req_session = '' OR req_session = :session)`
-const CLAIM_ORDER = 'ORDER BY priority DESC, created_at, task_id'
-
 export class QueueStore extends EventEmitter<QueueStoreEvents> {
   readonly db: DatabaseSync
   readonly registry: PeerRegistry
@@ -86,7 +63,7 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
   readonly deterministic: boolean
   readonly schedulerWalk: number
   readonly now: () => number
-  private readonly s: ReturnType<typeof prepareStatements>
+  private readonly s: QueueStatements
   private readonly walkTypeStmts: StatementSync[] = []
   private readonly listStmts = new Map<string, StatementSync>()
 
@@ -101,7 +78,7 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
     this.schedulerWalk = Math.max(MIN_SCHEDULER_WALK, opts.schedulerWalk ?? MIN_SCHEDULER_WALK)
     this.registry = opts.registry ?? new PeerRegistry({ timeoutS: opts.peerTimeoutS, maxSize: opts.maxPeers, now: this.now })
     migrate(this.db)
-    this.s = prepareStatements(this.db)
+    this.s = prepareQueueStatements(this.db)
   }
 
   // ---- submit -------------------------------------------------------------------
@@ -145,15 +122,15 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
   }
 
   /**
-   * created_at is the FIFO key, but wall-clock time has only millisecond resolution
-   * here; nudging past the newest row keeps same-millisecond submits in order
-   * (ties would otherwise fall back to the random task_id). Bounded to 1 s so one
-   * bad clock cannot pin every later task to its future timestamp.
+   * created_at is made strictly increasing in insertion (seq) order, under the write
+   * lock, so seq order is exactly (created_at, task_id) order and FIFO holds even for
+   * submits within one clock tick or from processes whose clocks disagree. The price:
+   * after a clock step backwards, new tasks carry created_at = newest + 1 µs until the
+   * clock catches up.
    */
   private nextCreatedAt (now: number): number {
-    const newest = this.s.maxCreated.get()?.m
-    if (typeof newest === 'number' && newest >= now && newest - now < 1) return newest + 1e-6
-    return now
+    const newest = this.s.newestCreated.get()?.created_at
+    return typeof newest === 'number' && newest >= now ? newest + 1e-6 : now
   }
 
   // ---- claim --------------------------------------------------------------------
@@ -196,9 +173,14 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
         firstType ??= row.task_type
         if (picked.length >= maxTasks) break
       }
+      if (picked.length === 0) return []
+      const updated = new Map<number, Row>()
+      for (const r of this.s.claim.all({ worker, now, lease_until: leaseUntil, seqs: JSON.stringify(picked.map(p => p.seq)) })) {
+        updated.set(num(r.seq), r)
+      }
       const out: ClaimedTask[] = []
       for (const row of picked) {
-        const r = this.s.claim.get(worker, now, leaseUntil, now, row.task_id)
+        const r = updated.get(row.seq)
         if (r === undefined) continue // lost race; impossible under the write lock, kept as a guard
         out.push({
           task_id: row.task_id,
@@ -237,7 +219,11 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
     // k-way merge of per-type index scans: each is already in claim order, so no
     // sort and no reading of other types' rows however many of those are queued.
     const its = wanted.map((t, i) => this.walkTypeStmt(i).iterate({ ...params, type: t }))
-    const heads = its.map(it => it.next().value as unknown as WalkRow | undefined)
+    const pull = (it: Iterator<Row>): WalkRow | undefined => {
+      const r = it.next()
+      return r.done === true ? undefined : r.value as unknown as WalkRow
+    }
+    const heads = its.map(pull)
     try {
       for (;;) {
         let best = -1
@@ -247,7 +233,7 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
         }
         if (best < 0) return
         yield heads[best] as WalkRow
-        heads[best] = its[best].next().value as unknown as WalkRow | undefined
+        heads[best] = pull(its[best])
       }
     } finally {
       for (const it of its) it.return?.()
@@ -257,9 +243,7 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
   /** A statement per merge slot: one prepared statement can only run one scan at a time. */
   private walkTypeStmt (i: number): StatementSync {
     while (this.walkTypeStmts.length <= i) {
-      this.walkTypeStmts.push(this.db.prepare(
-        `SELECT ${WALK_COLS} FROM tasks INDEXED BY idx_tasks_claim_type
-         WHERE type_norm = :type AND ${ELIGIBLE} ${CLAIM_ORDER}`))
+      this.walkTypeStmts.push(this.db.prepare(WALK_TYPE_SQL))
     }
     return this.walkTypeStmts[i]
   }
@@ -298,11 +282,11 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
       const id = str(r.task_id)
       const maxAttempts = num(r.max_attempts)
       if (maxAttempts === 0 || num(r.attempt) < maxAttempts) {
-        this.s.requeueExpired.run(now, now, id)
+        this.s.requeueExpired.run(now, now, num(r.seq))
         changes.push({ task_id: id, status: 'queued', task_type: str(r.task_type) })
         requeued++
       } else {
-        this.s.fail.run(appendError(nstr(r.error), LEASE_EXPIRED_ERROR), now, id)
+        this.s.fail.run(appendError(nstr(r.error), LEASE_EXPIRED_ERROR), now, num(r.seq))
         changes.push({ task_id: id, status: 'failed', task_type: str(r.task_type) })
         failed++
       }
@@ -317,7 +301,7 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
       const res = this.expireLeases(now, changes)
       for (const r of this.s.exhaustedQueued.all()) {
         const id = str(r.task_id)
-        this.s.fail.run(appendError(nstr(r.error), ATTEMPTS_EXHAUSTED_ERROR), now, id)
+        this.s.fail.run(appendError(nstr(r.error), ATTEMPTS_EXHAUSTED_ERROR), now, num(r.seq))
         changes.push({ task_id: id, status: 'failed', task_type: str(r.task_type) })
         res.failed++
       }
@@ -349,7 +333,7 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
       let result = stored
       if (input.result !== null) result = isObject(stored) ? { ...stored, ...input.result } : input.result
       const error = input.error !== '' ? input.error : nstr(row.error)
-      this.s.complete.run(input.status, result === null ? null : JSON.stringify(result), error, now, id)
+      this.s.complete.run(input.status, result === null ? null : JSON.stringify(result), error, now, num(row.seq))
       changes.push({ task_id: id, status: input.status, task_type: str(row.task_type) })
       return { task_id: id, replayed: false }
     })
@@ -368,7 +352,7 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
         last_release_ts: now
       })
       const delay = Number.isFinite(input.delay_s) ? Math.max(0, input.delay_s) : 0
-      this.s.release.run(now + delay, JSON.stringify(result), now, id)
+      this.s.release.run(now + delay, JSON.stringify(result), now, num(row.seq))
       changes.push({ task_id: id, status: 'queued', task_type: str(row.task_type) })
       return { task_id: id }
     })
@@ -383,7 +367,7 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
       const result = input.progress !== null && isObject(input.progress)
         ? JSON.stringify(withProgress(parseJson(row.result), input.progress))
         : nstr(row.result)
-      this.s.heartbeat.run(leaseUntil, now, result, now, id)
+      this.s.heartbeat.run(leaseUntil, now, result, now, num(row.seq))
       return { task_id: id, lease_until: leaseUntil, heartbeat_at: now }
     })
   }
@@ -401,7 +385,7 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
   private cancelIn (id: string, row: Row, reason: string, now: number, changes: TaskChange[]): void {
     const patch: JsonObject = { cancelled_at: now }
     if (reason !== '') patch.cancel_reason = reason
-    this.s.cancel.run(JSON.stringify(withProgress(parseJson(row.result), patch)), now, id)
+    this.s.cancel.run(JSON.stringify(withProgress(parseJson(row.result), patch)), now, num(row.seq))
     changes.push({ task_id: id, status: 'cancelled', task_type: str(row.task_type) })
   }
 
@@ -443,10 +427,14 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
     const stmt = this.listStmt(input.status !== null, desc, cursor !== null, types.length > 0)
     const params: Record<string, string | number> = { limit: limit + 1 }
     if (input.status !== null) params.status = input.status
-    if (cursor !== null) { params.c_created = cursor.created_at; params.c_id = cursor.task_id }
+    if (cursor !== null) {
+      params.c_seq = cursor.seq
+      if (!desc) params.c_created = cursor.created_at
+    }
     if (types.length > 0) params.types = JSON.stringify(types)
 
     const tasks: Task[] = []
+    let lastSeq = 0
     let bytes = 2
     let truncated = false
     let more = false
@@ -455,6 +443,7 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
       for (let r = it.next(); r.done !== true; r = it.next()) {
         if (tasks.length >= limit) { more = true; break }
         const task = rowToTask(r.value)
+        lastSeq = num(r.value.seq)
         const size = Buffer.byteLength(JSON.stringify(task)) + (tasks.length > 0 ? 1 : 0)
         // At least one row per page, or an oversized task would stall pagination forever.
         if (tasks.length > 0 && bytes + size > maxBytes) { truncated = true; more = true; break }
@@ -465,20 +454,18 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
       it.return?.()
     }
     const last = tasks[tasks.length - 1]
-    return { tasks, truncated, next_cursor: more && last !== undefined ? encodeCursor(last) : null }
+    return {
+      tasks,
+      truncated,
+      next_cursor: more && last !== undefined ? encodeCursor({ seq: lastSeq, created_at: last.created_at }) : null
+    }
   }
 
   private listStmt (byStatus: boolean, desc: boolean, byCursor: boolean, byTypes: boolean): StatementSync {
     const key = `${+byStatus}${+desc}${+byCursor}${+byTypes}`
     let stmt = this.listStmts.get(key)
     if (stmt === undefined) {
-      const where: string[] = []
-      if (byStatus) where.push('status = :status')
-      if (byCursor) where.push(`(created_at, task_id) ${desc ? '<' : '>'} (:c_created, :c_id)`)
-      if (byTypes) where.push('type_norm IN (SELECT value FROM json_each(:types))')
-      const dir = desc ? 'DESC' : 'ASC'
-      stmt = this.db.prepare(`SELECT * FROM tasks ${where.length > 0 ? 'WHERE ' + where.join(' AND ') : ''}
-        ORDER BY created_at ${dir}, task_id ${dir} LIMIT :limit`)
+      stmt = this.db.prepare(listSql(byStatus, desc, byCursor, byTypes))
       this.listStmts.set(key, stmt)
     }
     return stmt
@@ -534,75 +521,3 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
     return out
   }
 }
-
-function claimsBefore (a: WalkRow, b: WalkRow): boolean {
-  if (a.priority !== b.priority) return a.priority > b.priority
-  if (a.created_at !== b.created_at) return a.created_at < b.created_at
-  return a.task_id < b.task_id
-}
-
-/** Exact serialized size of the claimed task, without reading the payload text. */
-function claimedSize (row: WalkRow, worker: string, leaseUntil: number): number {
-  const shell = JSON.stringify({
-    task_id: row.task_id,
-    task_type: row.task_type,
-    model_name: row.model_name,
-    payload: 0,
-    created_at: row.created_at,
-    status: 'running',
-    assigned_worker: worker,
-    lease_until: leaseUntil,
-    attempt: row.attempt + 1,
-    max_attempts: row.max_attempts,
-    priority: row.priority
-  })
-  return Buffer.byteLength(shell) - 1 + row.payload_bytes
-}
-
-/**
- * Prepared once per store. Hot statements name their index: without ANALYZE
- * statistics SQLite prefers the broad status index over the small partial ones.
- */
-function prepareStatements (db: DatabaseSync) {
-  const p = (sql: string): StatementSync => db.prepare(sql)
-  return {
-    ...prepareTx(db),
-    insert: p(`INSERT INTO tasks (task_id, task_type, type_norm, model_name, payload, status, created_at,
-      updated_at, priority, attempt, max_attempts, next_attempt_at, idempotency_key, req_session, sticky_worker)
-      VALUES (:task_id, :task_type, :type_norm, :model_name, :payload, 'queued', :created_at, :created_at,
-      :priority, 0, :max_attempts, :next_attempt_at, :idempotency_key, :req_session, :sticky_worker)`),
-    byIdempotency: p('SELECT task_id, task_type, model_name, payload FROM tasks WHERE idempotency_key = ?'),
-    maxCreated: p('SELECT max(created_at) AS m FROM tasks'),
-    walkAll: p(`SELECT ${WALK_COLS} FROM tasks INDEXED BY idx_tasks_claim WHERE ${ELIGIBLE} ${CLAIM_ORDER}`),
-    walkIn: p(`SELECT ${WALK_COLS} FROM tasks INDEXED BY idx_tasks_claim
-      WHERE ${ELIGIBLE} AND type_norm IN (SELECT value FROM json_each(:types)) ${CLAIM_ORDER}`),
-    claim: p(`UPDATE tasks SET status = 'running', assigned_worker = ?, attempt = attempt + 1,
-      heartbeat_at = ?, lease_until = ?, updated_at = ? WHERE task_id = ? AND status = 'queued'
-      RETURNING payload, attempt`),
-    expiredLeases: p(`SELECT task_id, task_type, attempt, max_attempts, error FROM tasks
-      INDEXED BY idx_tasks_lease WHERE status = 'running' AND lease_until <= ?`),
-    requeueExpired: p(`UPDATE tasks SET status = 'queued', assigned_worker = NULL, lease_until = NULL,
-      next_attempt_at = ?, updated_at = ? WHERE task_id = ?`),
-    fail: p(`UPDATE tasks SET status = 'failed', lease_until = NULL, error = ?, updated_at = ?
-      WHERE task_id = ?`),
-    exhaustedQueued: p(`SELECT task_id, task_type, error FROM tasks INDEXED BY idx_tasks_exhausted
-      WHERE status = 'queued' AND max_attempts > 0 AND attempt >= max_attempts`),
-    guard: p('SELECT status, assigned_worker, task_type, result, error FROM tasks WHERE task_id = ?'),
-    complete: p(`UPDATE tasks SET status = ?, result = ?, error = ?, lease_until = NULL, updated_at = ?
-      WHERE task_id = ?`),
-    release: p(`UPDATE tasks SET status = 'queued', assigned_worker = NULL, lease_until = NULL,
-      next_attempt_at = ?, attempt = max(attempt - 1, 0), result = ?, updated_at = ? WHERE task_id = ?`),
-    heartbeat: p('UPDATE tasks SET lease_until = ?, heartbeat_at = ?, result = ?, updated_at = ? WHERE task_id = ?'),
-    cancel: p(`UPDATE tasks SET status = 'cancelled', assigned_worker = NULL, lease_until = NULL,
-      result = ?, updated_at = ? WHERE task_id = ? AND status = 'queued'`),
-    get: p('SELECT * FROM tasks WHERE task_id = ?'),
-    delete: p('DELETE FROM tasks WHERE task_id = ?'),
-    counts: p(`SELECT status, task_type, count(*) AS n FROM tasks
-      WHERE status IN ('queued', 'running') GROUP BY status, task_type`),
-    nextEligible: p(`SELECT min(next_attempt_at) AS t FROM tasks INDEXED BY idx_tasks_next_attempt
-      WHERE status = 'queued' AND next_attempt_at > ?`),
-    nextLease: p(`SELECT min(lease_until) AS t FROM tasks INDEXED BY idx_tasks_lease WHERE status = 'running'`),
-    dataVersion: p('PRAGMA data_version')
-  }
-}
-

@@ -70,6 +70,11 @@ async function claimWithWait (env: Envelope, ctx: ServiceContext, caller: Caller
   const deadline = Date.now() + waitS * 1000
   for (;;) {
     const tasks = ctx.store.claim(input)
+    if (tasks.length > 0 && caller.signal.aborted) {
+      // The claimer hung up: the reply cannot arrive, so the tasks go straight back.
+      for (const t of tasks) ctx.store.release({ task_id: t.task_id, worker_id: t.assigned_worker, reason: 'claimer_gone', delay_s: 0 })
+      return []
+    }
     const remaining = deadline - Date.now()
     if (tasks.length > 0 || remaining <= 0 || caller.signal.aborted || ctx.events.closed) return tasks
     await ctx.events.untilWork(remaining, caller.signal)

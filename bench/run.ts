@@ -1,0 +1,141 @@
+/**
+ * `npm run bench`: the figures of the foundation issue, measured against real
+ * processes on loopback. Prints one line per figure with its target; asserts nothing.
+ */
+import { readFileSync } from 'node:fs'
+import { RemoteQueue } from '../src/client/remote-queue.js'
+import { runRpc, sandbox, startDaemon } from '../test/helpers/procs.js'
+import type { Daemon, Sandbox } from '../test/helpers/procs.js'
+
+const TASKS = Number(process.env.BENCH_TASKS ?? 20_000)
+const SUBMITTERS = Number(process.env.BENCH_SUBMITTERS ?? 16)
+
+function pct (sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]
+}
+
+function report (name: string, value: string, target: string): void {
+  process.stdout.write(`${name.padEnd(58)} ${value.padStart(14)}   (target ${target})\n`)
+}
+
+function rssMb (pid: number): number {
+  const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)\s+kB/)
+  return m === null ? NaN : Number(m[1]) / 1024
+}
+
+async function withService<T> (extraArgs: string[], fn: (svc: Daemon, box: Sandbox) => Promise<T>): Promise<T> {
+  const box = sandbox({ TASKQUEUE_P2P_LOG_LEVEL: 'error' })
+  const svc = await startDaemon('serve', ['--enable-cache', '--enable-tools', ...extraArgs], box.env)
+  try {
+    return await fn(svc, box)
+  } finally {
+    await svc.stop()
+    box.cleanup()
+  }
+}
+
+function client (svc: Daemon, box: Sandbox): RemoteQueue {
+  return new RemoteQueue({ multiaddr: svc.multiaddr, env: box.env, addressBookPath: null })
+}
+
+async function benchCacheGet (): Promise<void> {
+  await withService([], async (svc, box) => {
+    const rq = client(svc, box)
+    await rq.cacheSet('bench', { hello: 'world' })
+    for (let i = 0; i < 2000; i++) await rq.cacheGet('bench')
+    const lat: number[] = []
+    for (let i = 0; i < 20_000; i++) {
+      const t = performance.now()
+      await rq.cacheGet('bench')
+      lat.push(performance.now() - t)
+    }
+    lat.sort((a, b) => a - b)
+    report('cache.get over a reused connection, p50', `${pct(lat, 0.5).toFixed(3)} ms`, '<= 0.3 ms')
+    report('cache.get over a reused connection, p99', `${pct(lat, 0.99).toFixed(3)} ms`, 'reported')
+    await rq.close()
+  })
+}
+
+async function benchThroughputAndRoundTrip (): Promise<void> {
+  await withService([], async (svc, box) => {
+    const worker = await startDaemon('worker', ['--multiaddr', svc.multiaddr, '--concurrency', '32', '--batch', '32', '--task-types', 'echo', '--worker-id', 'bench-worker'], box.env)
+    const rq = client(svc, box)
+    try {
+      await rq.status()
+      // Round trip with an idle worker: the worker is parked in a long-poll claim.
+      const rtt: number[] = []
+      for (let i = 0; i < 300; i++) {
+        const t = performance.now()
+        const { task_id: id } = await rq.submit({ task_type: 'echo', payload: { i } })
+        const r = await rq.wait(id, 30)
+        if (r.task?.status !== 'completed') throw new Error(`task ${id} ended ${String(r.task?.status)}`)
+        rtt.push(performance.now() - t)
+        await new Promise((resolve) => setTimeout(resolve, 2))
+      }
+      rtt.sort((a, b) => a - b)
+      report('submit -> completed round trip, idle worker, p50', `${pct(rtt, 0.5).toFixed(3)} ms`, '<= 1 ms')
+
+      // Throughput: awaited one-by-one submits from several submitters.
+      const started = performance.now()
+      let next = 0
+      const submitters = Array.from({ length: SUBMITTERS }, async () => {
+        while (next < TASKS) {
+          next++
+          await rq.submit({ task_type: 'echo', payload: { n: next } })
+        }
+      })
+      await Promise.all(submitters)
+      const submitted = performance.now()
+      for (;;) {
+        const s = await rq.status(true)
+        const q = s.queue as { queued: number, running: number }
+        if (q.queued + q.running === 0) break
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+      const done = performance.now()
+      const list = await rq.list({ status: 'completed', limit: 1 })
+      if (list.tasks.length === 0) throw new Error('no completed tasks')
+      report(`${TASKS} tasks submitted (${SUBMITTERS} submitters) -> completed`, `${Math.round(TASKS / ((done - started) / 1000))} tasks/s`, '>= 5000/s')
+      report('  of which submit phase alone', `${Math.round(TASKS / ((submitted - started) / 1000))} submits/s`, 'reported')
+      report('service RSS after the throughput run', `${rssMb(svc.proc.pid!).toFixed(0)} MB`, 'reported')
+    } finally {
+      await rq.close()
+      await worker.stop()
+    }
+  })
+}
+
+async function benchCliStatus (): Promise<void> {
+  await withService([], async (svc, box) => {
+    const times: number[] = []
+    for (let i = 0; i < 10; i++) {
+      const t = performance.now()
+      const r = await runRpc(['status'], box.env)
+      if (r.code !== 0) throw new Error(`p2p-rpc status failed: ${r.stdout} ${r.stderr}`)
+      times.push(performance.now() - t)
+    }
+    times.sort((a, b) => a - b)
+    report('p2p-rpc status via announce file, wall time, median of 10', `${(times[5] / 1000).toFixed(3)} s`, '<= 0.5 s')
+    void svc
+  })
+}
+
+async function benchIdleRss (): Promise<void> {
+  await withService([], async (svc) => {
+    await new Promise((resolve) => setTimeout(resolve, 3000))
+    report('service resident memory when idle', `${rssMb(svc.proc.pid!).toFixed(0)} MB`, '<= 100 MB')
+  })
+}
+
+async function main (): Promise<void> {
+  process.stdout.write(`taskqueue-p2p bench (node ${process.version}, ${(await import('node:os')).cpus().length} cpus)\n`)
+  await benchIdleRss()
+  await benchCliStatus()
+  await benchCacheGet()
+  await benchThroughputAndRoundTrip()
+}
+
+main().then(() => process.exit(0), (err: unknown) => {
+  process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`)
+  process.exit(1)
+})

@@ -1,0 +1,488 @@
+/**
+ * `p2p-rpc`: the TaskQueue client CLI (cli.md §1). Every run prints exactly one JSON
+ * document on stdout, whose top-level `ok` is true exactly when the exit code is 0.
+ * Flags are validated in full before any libp2p node is started, so usage errors are
+ * instant and never touch the network.
+ */
+import { randomUUID } from 'node:crypto'
+import { resolve } from 'node:path'
+import { homedir } from 'node:os'
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { DiscoverOptions, RemoteQueueOptions, RequestOptions } from '../client/remote-queue.js'
+import { DiscoveryError, ProtocolError } from '../client/errors.js'
+import { ConfigError, checkMultiaddr, isFalseWord, loadSettings } from '../config/index.js'
+import type { Env, Settings } from '../config/index.js'
+import { AnnounceFileError, readAnnounceFile } from '../discovery/announce-file.js'
+import type { DiscoveryTrace } from '../discovery/types.js'
+import { createLogger } from '../logger.js'
+import type { Logger } from '../logger.js'
+import { isPlainObject } from '../protocol/json.js'
+import { VERSION } from '../version.js'
+import {
+  UsageError, parseCommandLine, parseIntegerOption, parseJsonObjectOption, parseJsonOption, parseListOption,
+  parseNumberOption
+} from './args.js'
+import type { CommandSpec, OptionSpec, ParsedArgs, ProgramSpec } from './args.js'
+import {
+  EXIT_INTERNAL, EXIT_OK, EXIT_REMOTE_ERROR, EXIT_UNREACHABLE, EXIT_WAIT_TIMEOUT, classifyError
+} from './exit-codes.js'
+import type { ExitCode } from './exit-codes.js'
+import { emitDocument, emitText, exitWhenFlushed, isEntryPoint } from './output.js'
+
+/** What a command needs from RemoteQueue; tests substitute a fake. */
+export interface QueueClient {
+  request: (op: string, fields: Record<string, unknown>, options?: RequestOptions) => Promise<Record<string, unknown>>
+  discover: (options?: DiscoverOptions) => Promise<DiscoveryTrace>
+  close: () => Promise<void>
+}
+
+export type Doc = Record<string, unknown>
+export type RunResult =
+  | { kind: 'document', code: ExitCode, doc: Doc, pretty: boolean }
+  | { kind: 'text', code: ExitCode, text: string }
+
+export interface RunDeps {
+  env?: Env
+  createQueue?: (opts: RemoteQueueOptions) => QueueClient
+  /** Human-readable lines (warnings, usage hints); default: process.stderr. */
+  stderr?: (line: string) => void
+  logger?: Logger
+}
+
+interface Outcome { code: ExitCode, doc: Doc }
+type Action = (rq: QueueClient) => Promise<Outcome>
+interface CommandDef {
+  spec: CommandSpec
+  /** Validates the flags (throws UsageError) and returns the work to do. */
+  prepare: (a: ParsedArgs, s: Settings) => Action
+}
+
+const TERMINAL = new Set(['completed', 'failed', 'cancelled'])
+const CLOSE_GRACE_MS = 3000
+
+// ---- the table ---------------------------------------------------------------------------
+
+const timeout = (def: number, help = 'overall deadline in seconds, discovery included'): OptionSpec =>
+  ({ name: 'timeout', type: 'string', valueName: 'S', default: String(def), help })
+const str = (name: string, valueName: string, help: string, extra: Partial<OptionSpec> = {}): OptionSpec =>
+  ({ name, type: 'string', valueName, help, ...extra })
+const req = (name: string, valueName: string, help: string): OptionSpec => str(name, valueName, help, { required: true })
+const bool = (name: string, help: string): OptionSpec => ({ name, type: 'boolean', help })
+const taskId = req('task-id', 'ID', 'task id')
+const key = req('key', 'K', 'cache key')
+
+const GLOBAL_OPTIONS: OptionSpec[] = [
+  str('multiaddr', 'MA', 'explicit target; used alone unless EXPLICIT_DISCOVERY_FALLBACK=1'),
+  str('announce-file', 'PATH', 'the only announce file read (0/false/no/n/off: as if not given); must exist and be valid'),
+  str('peer-id', 'ID', 'accept only this peer, in every discovery mechanism'),
+  bool('pretty', 'indent output by 2 spaces and sort keys')
+]
+
+const seconds = (a: ParsedArgs, name = 'timeout'): number => parseNumberOption(name, a.requireString(name), { min: 0, exclusiveMin: true, max: 86400 })
+const timeoutMs = (a: ParsedArgs): number => Math.round(seconds(a) * 1000)
+const optional = <T>(a: ParsedArgs, name: string, parse: (text: string) => T): T | undefined => {
+  const v = a.string(name)
+  return v === undefined ? undefined : parse(v)
+}
+const list = (a: ParsedArgs, name: string): string[] | undefined => optional(a, name, parseListOption)
+
+/** Commands whose stdout is the service's reply itself. */
+function replyCommand (spec: CommandSpec, op: string, fields: (a: ParsedArgs) => Doc, extra: (a: ParsedArgs) => RequestOptions = () => ({})): CommandDef {
+  return {
+    spec,
+    prepare: (a) => {
+      const f = fields(a)
+      const options = { timeoutMs: timeoutMs(a), ...extra(a) }
+      return async (rq) => replyOutcome(await call(rq, op, f, options))
+    }
+  }
+}
+
+/** `task-*` commands whose stdout wraps the reply; `shape` turns an ok reply into the outcome. */
+function wrappedCommand (spec: CommandSpec, op: string, fields: (a: ParsedArgs) => Doc, shape: (reply: Doc) => Outcome, extra: (a: ParsedArgs, s: Settings) => RequestOptions = () => ({})): CommandDef {
+  return {
+    spec,
+    prepare: (a, s) => {
+      const f = fields(a)
+      const options = { timeoutMs: timeoutMs(a), ...extra(a, s) }
+      return async (rq) => {
+        const reply = await call(rq, op, f, options)
+        return reply.ok === true ? shape(reply) : wrappedFailure(reply)
+      }
+    }
+  }
+}
+
+const COMMANDS: CommandDef[] = [
+  replyCommand({ name: 'status', summary: 'ask the service for its status (op status)', options: [timeout(10), bool('detail', 'include queue, scheduler and transport sections')] },
+    'status', (a) => ({ detail: a.flag('detail') })),
+  {
+    spec: {
+      name: 'discover',
+      summary: 'run the discovery chain and print its trace',
+      description: 'Exit 0 when a mechanism found a TaskQueue peer, 3 otherwise.',
+      options: [timeout(10), bool('detail', 'also list mechanisms cancelled once a winner was known')]
+    },
+    prepare: (a) => {
+      const ms = timeoutMs(a)
+      const detail = a.flag('detail')
+      return async (rq) => {
+        const trace = await rq.discover({ timeoutMs: ms, detail })
+        return { code: trace.ok ? EXIT_OK : EXIT_UNREACHABLE, doc: { ...trace } }
+      }
+    }
+  },
+  replyCommand({
+    name: 'call-tool',
+    summary: 'call a registered tool (op tool)',
+    options: [req('tool', 'T', 'tool name'), str('args', 'OBJ', 'tool arguments, a JSON object', { default: '{}' }), timeout(30, 'overall deadline in seconds, discovery included; also the tool timeout')]
+  }, 'tool', (a) => ({ tool: a.requireString('tool'), args: parseJsonObjectOption('args', a.requireString('args')), timeout_s: seconds(a) }),
+  // The tool may legitimately run for the whole deadline: no shorter per-attempt cap.
+  (a) => ({ attemptTimeoutMs: timeoutMs(a) })),
+  replyCommand({ name: 'cache-get', summary: 'read a cache entry (op cache.get)', options: [key, timeout(10)] }, 'cache.get', (a) => ({ key: a.requireString('key') })),
+  replyCommand({ name: 'cache-has', summary: 'test for a cache entry (op cache.has)', options: [key, timeout(10)] }, 'cache.has', (a) => ({ key: a.requireString('key') })),
+  replyCommand({ name: 'cache-delete', summary: 'delete a cache entry (op cache.delete)', options: [key, timeout(10)] }, 'cache.delete', (a) => ({ key: a.requireString('key') })),
+  replyCommand({
+    name: 'cache-set',
+    summary: 'write a cache entry (op cache.set)',
+    options: [key, req('value', 'JSON', 'any JSON value; an empty string means ""'), str('ttl', 'S', 'expiry in seconds (none when absent or 0)'), timeout(10)]
+  }, 'cache.set', (a) => {
+    const text = a.requireString('value')
+    return {
+      key: a.requireString('key'),
+      value: text.trim() === '' ? '' : parseJsonOption('value', text),
+      ttl_s: optional(a, 'ttl', (t) => parseNumberOption('ttl', t, { min: 0 }))
+    }
+  }),
+  wrappedCommand({
+    name: 'task-submit',
+    summary: 'submit a task (op submit)',
+    description: 'Without --idempotency-key a key auto-<uuid> is generated once, so retries never duplicate the task.',
+    options: [
+      req('task-type', 'T', 'task type'), req('model-name', 'M', 'model name'),
+      str('payload', 'OBJ', 'task payload, a JSON object', { default: '{}' }),
+      str('priority', 'N', 'priority 1..10 (10 is highest; service default 5)'),
+      str('idempotency-key', 'K', 'idempotency key (generated when absent)'), timeout(10)
+    ]
+  }, 'submit', (a) => {
+    const payload = parseJsonObjectOption('payload', a.requireString('payload'))
+    const priority = optional(a, 'priority', (t) => parseIntegerOption('priority', t, { min: 1, max: 10 }))
+    if (priority !== undefined) payload.priority = priority
+    const given = a.string('idempotency-key')
+    // B8: generated once here, so every retry inside RemoteQueue carries the same key.
+    const existing = typeof payload.idempotency_key === 'string' && payload.idempotency_key !== '' ? payload.idempotency_key : undefined
+    payload.idempotency_key = given ?? existing ?? `auto-${randomUUID()}`
+    return { task_type: a.requireString('task-type'), model_name: a.requireString('model-name'), payload }
+  }, (reply) => ({ code: EXIT_OK, doc: { ok: true, task_id: reply.task_id, replayed: reply.replayed === true } }),
+  (_a, s) => ({ retries: s.submitRetries })),
+  replyCommand({
+    name: 'task-list',
+    summary: 'list tasks (op list)',
+    options: [
+      str('status', 'S', 'only tasks in this status'), str('limit', 'N', 'page size', { default: '50' }),
+      str('task-types', 'a,b', 'only these task types (comma-separated)'),
+      str('cursor', 'C', 'resume from a previous reply\'s next_cursor'), timeout(10)
+    ]
+  }, 'list', (a) => ({
+    status: a.string('status'),
+    limit: parseIntegerOption('limit', a.requireString('limit'), { min: 1 }),
+    task_types: list(a, 'task-types'),
+    cursor: a.string('cursor')
+  })),
+  wrappedCommand({ name: 'task-get', summary: 'fetch one task (op get)', options: [taskId, timeout(10)] },
+    'get', (a) => ({ task_id: a.requireString('task-id') }),
+    (reply) => isPlainObject(reply.task)
+      ? { code: EXIT_OK, doc: { ok: true, result: reply.task } }
+      : { code: EXIT_REMOTE_ERROR, doc: { ok: false, error: 'task_not_found', result: null } }),
+  {
+    spec: {
+      name: 'task-wait',
+      summary: 'wait until a task is completed, failed or cancelled (op wait)',
+      description: 'Exit 0 once the task is terminal, 5 (wait_timeout) if it is still queued or running when the wait ends. The deadline is the wait plus the discovery timeout plus 15 s.',
+      options: [taskId, timeout(60, 'how long to wait, in seconds')]
+    },
+    prepare: (a, s) => {
+      const id = a.requireString('task-id')
+      const waitS = seconds(a)
+      return async (rq) => await waitForTask(rq, id, waitS, s)
+    }
+  },
+  wrappedCommand({
+    name: 'task-claim',
+    summary: 'claim the next eligible task (op claim)',
+    options: [
+      req('worker-id', 'W', 'worker id'), str('supported-task-types', 'a,b', 'claim only these task types (comma-separated)'),
+      str('session', 'S', 'session to claim session-bound tasks of'), str('lease-s', 'N', 'requested lease in seconds (10..3600)'), timeout(10)
+    ]
+  }, 'claim', (a) => ({
+    worker_id: a.requireString('worker-id'),
+    supported_task_types: list(a, 'supported-task-types'),
+    session: a.string('session'),
+    lease_s: optional(a, 'lease-s', (t) => parseIntegerOption('lease-s', t, { min: 1 }))
+  }), (reply) => ({ code: EXIT_OK, doc: { ok: true, result: isPlainObject(reply.task) ? reply.task : null } })),
+  wrappedCommand({
+    name: 'task-complete',
+    summary: 'finish a task (op complete)',
+    options: [
+      taskId, str('status', 'S', 'completed, failed or cancelled', { default: 'completed' }),
+      str('result', 'OBJ', 'result, a JSON object', { default: '{}' }), str('error', 'TEXT', 'error text'),
+      str('worker-id', 'W', 'the claiming worker (the service refuses other owners)'), timeout(10)
+    ]
+  }, 'complete', (a) => {
+    const status = a.requireString('status')
+    if (!TERMINAL.has(status)) throw new UsageError(`option --status must be completed, failed or cancelled, got ${JSON.stringify(status)}`, 'task-complete')
+    return {
+      task_id: a.requireString('task-id'),
+      status,
+      result: parseJsonObjectOption('result', a.requireString('result')),
+      error: a.string('error'),
+      worker_id: a.string('worker-id')
+    }
+  }, (reply) => ({ code: EXIT_OK, doc: { ok: true, result: reply } })),
+  replyCommand({ name: 'task-cancel', summary: 'cancel a queued task (op cancel)', options: [taskId, str('reason', 'TEXT', 'cancel reason'), timeout(10)] },
+    'cancel', (a) => ({ task_id: a.requireString('task-id'), reason: a.string('reason') })),
+  replyCommand({
+    name: 'task-release',
+    summary: 'give a running task back to the queue (op release)',
+    options: [taskId, req('worker-id', 'W', 'the owning worker'), str('reason', 'TEXT', 'release reason'), str('delay-s', 'N', 'seconds before it may be claimed again', { default: '0' }), timeout(10)]
+  }, 'release', (a) => ({
+    task_id: a.requireString('task-id'),
+    worker_id: a.requireString('worker-id'),
+    reason: a.string('reason'),
+    delay_s: parseNumberOption('delay-s', a.requireString('delay-s'), { min: 0, max: 86400 })
+  })),
+  replyCommand({
+    name: 'task-heartbeat',
+    summary: 'renew a running task\'s lease (op task.heartbeat)',
+    options: [taskId, req('worker-id', 'W', 'the owning worker'), str('lease-s', 'N', 'new lease in seconds (10..3600)'), str('progress', 'OBJ', 'progress, a JSON object merged into result.progress'), timeout(10)]
+  }, 'task.heartbeat', (a) => ({
+    task_id: a.requireString('task-id'),
+    worker_id: a.requireString('worker-id'),
+    lease_s: optional(a, 'lease-s', (t) => parseIntegerOption('lease-s', t, { min: 1 })),
+    progress: optional(a, 'progress', (t) => parseJsonObjectOption('progress', t))
+  }))
+]
+
+export const PROGRAM: ProgramSpec = {
+  name: 'p2p-rpc',
+  version: VERSION,
+  summary: 'Client for a taskqueue-p2p TaskQueue service: task queue, TTL cache and tool calls over libp2p.',
+  globalOptions: GLOBAL_OPTIONS,
+  commands: COMMANDS.map((c) => c.spec),
+  epilog: [
+    'Without --multiaddr the discovery chain runs: announce-file, bootstrap, rendezvous, DHT, mDNS.',
+    'stdout is one JSON document; its "ok" is true exactly when the exit code is 0.',
+    'Exit codes: 0 ok, 1 the service said no, 2 usage or configuration, 3 no peer / unreachable /',
+    'deadline, 4 protocol error, 5 task-wait timed out, 6 internal error.'
+  ].join('\n')
+}
+
+// ---- outcomes ------------------------------------------------------------------------------
+
+/** One request; a reply without a boolean `ok` is not a TaskQueue reply. */
+async function call (rq: QueueClient, op: string, fields: Doc, options: RequestOptions): Promise<Doc> {
+  const reply = await rq.request(op, withoutUndefined(fields), options)
+  if (!isPlainObject(reply) || typeof reply.ok !== 'boolean') throw new ProtocolError(`reply to ${op} has no boolean "ok"`)
+  return reply
+}
+
+function withoutUndefined (fields: Doc): Doc {
+  return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined))
+}
+
+function replyOutcome (reply: Doc): Outcome {
+  return { code: reply.ok === true ? EXIT_OK : EXIT_REMOTE_ERROR, doc: reply }
+}
+
+function wrappedFailure (reply: Doc): Outcome {
+  return { code: EXIT_REMOTE_ERROR, doc: { ok: false, error: typeof reply.error === 'string' && reply.error !== '' ? reply.error : 'remote_error', reply } }
+}
+
+/**
+ * The service caps one wait at WAIT_MAX_S (300 s by default), so a longer --timeout is
+ * served by several waits within one deadline of wait + discovery + 15 s.
+ */
+async function waitForTask (rq: QueueClient, taskId: string, waitS: number, s: Settings): Promise<Outcome> {
+  const start = Date.now()
+  const waitEnd = start + waitS * 1000
+  const deadline = waitEnd + (s.discoveryTimeoutS + 15) * 1000
+  for (;;) {
+    const left = Math.max(0, waitEnd - Date.now()) / 1000
+    // Integer seconds: services truncate timeout_s, and 0 would mean their default (60).
+    const timeoutS = Math.max(1, Math.ceil(left))
+    const asked = Date.now()
+    const reply = await call(rq, 'wait', { task_id: taskId, timeout_s: timeoutS }, {
+      timeoutMs: Math.max(1, deadline - Date.now()),
+      attemptTimeoutMs: (timeoutS + 15) * 1000,
+      retries: s.waitRetries
+    })
+    if (reply.ok !== true) return wrappedFailure(reply)
+    const task = reply.task
+    if (!isPlainObject(task)) return { code: EXIT_REMOTE_ERROR, doc: { ok: false, error: 'task_not_found', result: null } }
+    if (typeof task.status === 'string' && TERMINAL.has(task.status)) return { code: EXIT_OK, doc: { ok: true, result: task } }
+    if (waitEnd - Date.now() < 1000) return { code: EXIT_WAIT_TIMEOUT, doc: { ok: false, error: 'wait_timeout', result: task } }
+    // A service that answers at once without waiting must not turn this into a busy loop.
+    if (Date.now() - asked < 250) await new Promise((resolve) => setTimeout(resolve, 250))
+  }
+}
+
+// ---- running -------------------------------------------------------------------------------
+
+function defaultStderr (line: string): void {
+  process.stderr.write(line.endsWith('\n') ? line : line + '\n')
+}
+
+/** `--pretty` is honoured even when the rest of the line does not parse. */
+function wantsPretty (argv: readonly string[]): boolean {
+  const end = argv.indexOf('--')
+  return (end < 0 ? argv : argv.slice(0, end)).includes('--pretty')
+}
+
+interface Target { multiaddr: string | null, peerId: string | null, announceFile: string | null }
+
+function globalTarget (a: ParsedArgs, env: Env): Target {
+  const ma = a.string('multiaddr')
+  let multiaddr: string | null = null
+  if (ma !== undefined) {
+    const r = checkMultiaddr(ma)
+    if (!r.ok) throw new UsageError(`option --multiaddr is not a valid multiaddr: ${r.reason}`)
+    multiaddr = r.value
+  }
+  const pid = a.string('peer-id')
+  if (pid !== undefined) {
+    try {
+      peerIdFromString(pid.trim())
+    } catch {
+      throw new UsageError(`option --peer-id is not a valid peer id: ${JSON.stringify(pid)}`)
+    }
+  }
+  const af = a.string('announce-file')
+  let announceFile: string | null = null
+  if (af !== undefined && !isFalseWord(af)) {
+    const t = af.trim()
+    const home = env.HOME !== undefined && env.HOME.trim() !== '' ? env.HOME : homedir()
+    announceFile = resolve(t === '~' ? home : t.startsWith('~/') ? home + t.slice(1) : t)
+    try {
+      readAnnounceFile(announceFile)
+    } catch (err) {
+      if (err instanceof AnnounceFileError) throw new UsageError(`option --announce-file: ${err.message}`)
+      throw err
+    }
+  }
+  return { multiaddr, peerId: pid?.trim() ?? null, announceFile }
+}
+
+function failureDoc (err: unknown): Outcome {
+  const f = classifyError(err)
+  return { code: f.exitCode, doc: { ok: false, error: f.error, message: f.message } }
+}
+
+async function closeBounded (rq: QueueClient, log: (line: string) => void): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    await Promise.race([
+      rq.close(),
+      new Promise<void>((resolve) => { timer = setTimeout(() => { log('p2p-rpc: warning: closing the libp2p node took too long'); resolve() }, CLOSE_GRACE_MS) })
+    ])
+  } catch (err) {
+    log(`p2p-rpc: warning: closing the libp2p node failed: ${(err as Error).message}`)
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+function cliLogger (env: Env, s: Settings, stderr: (line: string) => void): Logger {
+  const level = env.TASKQUEUE_P2P_LOG_LEVEL?.trim() ?? ''
+  const fallback = s.debugDial ? 'debug' : 'warn'
+  try {
+    return createLogger('p2p-rpc', level !== '' ? level : fallback)
+  } catch {
+    // A typo in a log level is not worth failing the call over.
+    stderr(`p2p-rpc: warning: TASKQUEUE_P2P_LOG_LEVEL=${JSON.stringify(level)} is not a log level; using ${fallback}`)
+    return createLogger('p2p-rpc', fallback)
+  }
+}
+
+/** Parses, runs and classifies one invocation without touching stdout or exiting. */
+export async function run (argv: readonly string[], deps: RunDeps = {}): Promise<RunResult> {
+  const env = deps.env ?? process.env
+  const stderr = deps.stderr ?? defaultStderr
+  let pretty = wantsPretty(argv)
+  const document = (o: Outcome): RunResult => ({ kind: 'document', code: o.code, doc: o.doc, pretty })
+  let action: Action
+  let target: Target
+  let settings: Settings
+  let commandName: string | null = null
+  try {
+    const parsed = parseCommandLine(PROGRAM, argv)
+    if (parsed.kind !== 'command') return { kind: 'text', code: EXIT_OK, text: parsed.text }
+    const args = parsed.args
+    commandName = args.command
+    pretty = args.flag('pretty')
+    settings = loadSettings(env, {}, (m) => stderr(`p2p-rpc: ${m}`), { role: 'client' })
+    target = globalTarget(args, env)
+    const def = COMMANDS.find((c) => c.spec.name === args.command)
+    if (def === undefined) throw new Error(`no handler for ${args.command}`)
+    action = def.prepare(args, settings)
+  } catch (err) {
+    const o = failureDoc(err)
+    if (err instanceof UsageError) {
+      const where = err.command ?? commandName
+      stderr(`p2p-rpc: ${err.message} (see '${PROGRAM.name}${where !== null ? ` ${where}` : ''} --help')`)
+    } else if (err instanceof ConfigError) {
+      stderr(err.message)
+    } else if (o.code === EXIT_INTERNAL) stderr(`p2p-rpc: internal error: ${(err as Error)?.stack ?? String(err)}`)
+    return document(o)
+  }
+
+  const logger = deps.logger ?? cliLogger(env, settings, stderr)
+  const opts: RemoteQueueOptions = { ...target, settings, env, logger }
+  let rq: QueueClient | null = null
+  try {
+    // Loaded lazily: libp2p costs half a second of start-up that --help and usage errors skip.
+    if (deps.createQueue !== undefined) {
+      rq = deps.createQueue(opts)
+    } else {
+      const { RemoteQueue } = await import('../client/remote-queue.js')
+      rq = new RemoteQueue(opts)
+    }
+    return document(await action(rq))
+  } catch (err) {
+    const o = failureDoc(err)
+    if (o.code === EXIT_INTERNAL) stderr(`p2p-rpc: internal error: ${(err as Error)?.stack ?? String(err)}`)
+    if (settings.debugDial && err instanceof DiscoveryError && err.trace !== undefined) stderr(`p2p-rpc: discovery trace: ${JSON.stringify(err.trace)}`)
+    return document(o)
+  } finally {
+    if (rq !== null) await closeBounded(rq, stderr)
+  }
+}
+
+/** The program: one document (or help text) on stdout, then exit with its code. */
+export async function main (argv: readonly string[] = process.argv.slice(2)): Promise<void> {
+  const pretty = wantsPretty(argv)
+  // First caller wins: a late uncaught exception must neither add a second document
+  // nor change the exit code of the one already printed.
+  let finishing: Promise<never> | null = null
+  const finish = async (result: RunResult): Promise<never> => {
+    finishing ??= (async () => {
+      if (result.kind === 'text') await emitText(result.text)
+      else await emitDocument(result.doc, result.pretty)
+      return await exitWhenFlushed(result.code)
+    })()
+    return await finishing
+  }
+  // libp2p internals may reject promises nobody awaits; that must not bypass the output contract.
+  process.on('unhandledRejection', (reason) => {
+    defaultStderr(`p2p-rpc: warning: unhandled rejection: ${reason instanceof Error ? reason.message : String(reason)}`)
+  })
+  process.on('uncaughtException', (err) => {
+    defaultStderr(`p2p-rpc: internal error: ${err.stack ?? err.message}`)
+    void finish({ kind: 'document', code: EXIT_INTERNAL, doc: { ok: false, error: 'internal_error', message: err.message }, pretty })
+  })
+  // A reader that went away (`| head`) must not turn into an uncaught EPIPE.
+  process.stdout.on('error', () => {})
+  const result = await run(argv).catch((err: unknown): RunResult => ({ kind: 'document', pretty, ...failureDoc(err) }))
+  await finish(result)
+}
+
+if (isEntryPoint(import.meta.url, 'p2p-rpc.js')) void main()

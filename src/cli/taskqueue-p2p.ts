@@ -1,0 +1,252 @@
+/**
+ * `taskqueue-p2p serve|worker` (cli.md §2): the daemons. stdout carries only the start
+ * lines, printed once ready; logs go to stderr. SIGINT/SIGTERM stop gracefully and exit 0.
+ * Exit codes: 2 configuration, 3 listen address unavailable, 6 internal error.
+ */
+import './quiet-warnings.js'
+import os from 'node:os'
+import { ConfigError, isFalseWord, loadSettings } from '../config/index.js'
+import type { Settings, SettingsOverrides } from '../config/index.js'
+import { createLogger } from '../logger.js'
+import type { Logger } from '../logger.js'
+import { ListenError, startServiceNode } from '../service/service-node.js'
+import type { ServiceNode } from '../service/service-node.js'
+import { IdentityError } from '../node/identity.js'
+import { RemoteQueue } from '../client/remote-queue.js'
+import { ClientError } from '../client/errors.js'
+import { LocalBackend, RemoteBackend } from '../worker/backend.js'
+import type { QueueBackend } from '../worker/backend.js'
+import { builtinHandlers, loadHandlerModule, mergeHandlers } from '../worker/handlers.js'
+import type { HandlerMap } from '../worker/handlers.js'
+import { Worker } from '../worker/worker.js'
+import { ToolRegistry } from '../tools/registry.js'
+import { VERSION } from '../version.js'
+import { UsageError, formatHelp, parseCommandLine, parseIntegerOption, parseListOption, parseNumberOption } from './args.js'
+import type { OptionSpec, ParsedArgs, ProgramSpec } from './args.js'
+import { EXIT_INTERNAL, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE } from './exit-codes.js'
+import { emitText, exitWhenFlushed, isEntryPoint, writeStdout } from './output.js'
+
+const EXIT_LISTEN = 3
+
+const opt = (name: string, help: string, extra: Partial<OptionSpec> = {}): OptionSpec => ({ name, type: 'string', help, ...extra })
+const flag = (name: string, help: string): OptionSpec => ({ name, type: 'boolean', help })
+
+const WORKER_OPTIONS: OptionSpec[] = [
+  opt('worker-id', 'worker id sent in claims and completes (env TASK_WORKER_ID, else the host name)', { valueName: 'W' }),
+  opt('task-types', 'claim only these types, comma-separated, alias-expanded (env TASK_WORKER_TASK_TYPES, else all handler types)', { valueName: 'a,b' }),
+  opt('handlers', 'module exporting handlers keyed by task type (repeatable); built-ins: tool.call, echo, sleep', { valueName: 'MODULE', repeatable: true }),
+  opt('concurrency', 'tasks run in parallel', { valueName: 'N', default: '1' }),
+  opt('batch', 'tasks asked for per claim (claim_many size), 1..128', { valueName: 'N', default: '1' }),
+  opt('lease-s', 'requested lease in seconds, renewed every lease/3 (env LEASE_S, default 300)', { valueName: 'N' }),
+  opt('session', 'session sent in claims (env SESSION)', { valueName: 'S' })
+]
+
+const SERVE_ONLY: OptionSpec[] = [
+  opt('queue', 'SQLite queue file (env IPFS_ACCELERATE_PY_TASK_QUEUE_PATH)', { valueName: 'PATH' }),
+  opt('listen-host', 'listen IP, 0.0.0.0 or :: for all (env LISTEN_HOST, default 0.0.0.0)', { valueName: 'IP' }),
+  opt('listen-port', 'TCP port, 0 = ephemeral (env LISTEN_PORT, default 9710)', { valueName: 'N' }),
+  opt('announce-file', 'announce file to write, or 0 to disable (env ANNOUNCE_FILE)', { valueName: 'PATH|0' }),
+  opt('identity', 'Ed25519 identity file, created 0600 if missing (env IDENTITY_FILE, default beside the queue)', { valueName: 'PATH' }),
+  flag('enable-tools', 'serve the tool op and direct MCP tool calls (env ENABLE_TOOLS)'),
+  flag('enable-cache', 'serve the cache ops (env ENABLE_CACHE)'),
+  flag('legacy', 'also serve the legacy NDJSON protocol (env ENABLE_LEGACY_PROTOCOL)'),
+  flag('json', 'print one JSON line {peer_id, multiaddr, multiaddrs, announce_file} instead of the three start lines'),
+  flag('worker', 'run an embedded worker in the same process')
+]
+
+const SPEC: ProgramSpec = {
+  name: 'taskqueue-p2p',
+  version: VERSION,
+  summary: 'TaskQueue service and worker daemons over libp2p.',
+  globalOptions: [],
+  commands: [
+    {
+      name: 'serve',
+      summary: 'run the TaskQueue service (queue, cache, tools) on the embedded SQLite store',
+      options: [...SERVE_ONLY, ...WORKER_OPTIONS],
+      description: 'Start lines: "ipfs_accelerate_py task queue p2p service started", peer_id=<id>, multiaddr=<ma>.\n' +
+        'The worker options apply to the embedded worker (--worker).'
+    },
+    {
+      name: 'worker',
+      summary: 'claim tasks and run handlers, locally (--queue) or against a remote service',
+      options: [
+        opt('queue', 'local mode: the SQLite file of a serve on this host', { valueName: 'PATH' }),
+        opt('multiaddr', 'remote mode: the service address', { valueName: 'MA' }),
+        opt('announce-file', 'remote mode: read the service address from this announce file', { valueName: 'PATH' }),
+        opt('peer-id', 'remote mode: accept only this service peer', { valueName: 'ID' }),
+        ...WORKER_OPTIONS,
+        opt('poll-interval-s', 'idle wait against services without long-poll claims', { valueName: 'X', default: '0.5' }),
+        flag('once', 'run at most one batch, then exit (3 if the service is unreachable)'),
+        flag('json', 'print one JSON start line')
+      ],
+      description: 'Without --queue, --multiaddr, --announce-file or --peer-id the discovery chain finds the service.'
+    }
+  ],
+  epilog: 'Environment variables: see the configuration table in the README (config.md). Flags override them.'
+}
+
+function announceOverride (value: string | undefined): string | null | undefined {
+  if (value === undefined) return undefined
+  return isFalseWord(value.trim()) ? null : value
+}
+
+function commonOverrides (a: ParsedArgs): SettingsOverrides {
+  const o: { -readonly [K in keyof SettingsOverrides]: SettingsOverrides[K] } = {}
+  const types = a.string('task-types')
+  if (a.has('worker-id')) o.workerId = a.requireString('worker-id')
+  if (types !== undefined) o.workerTaskTypes = parseListOption(types)
+  if (a.has('lease-s')) o.leaseS = parseIntegerOption('lease-s', a.requireString('lease-s'), { min: 10, max: 3600 })
+  if (a.has('session')) o.session = a.requireString('session')
+  return o
+}
+
+function serveOverrides (a: ParsedArgs): SettingsOverrides {
+  const o: { -readonly [K in keyof SettingsOverrides]: SettingsOverrides[K] } = { ...commonOverrides(a) }
+  if (a.has('queue')) o.queuePath = a.requireString('queue')
+  if (a.has('listen-host')) o.listenHost = a.requireString('listen-host')
+  if (a.has('listen-port')) o.listenPort = parseIntegerOption('listen-port', a.requireString('listen-port'), { min: 0, max: 65535 })
+  const announce = announceOverride(a.string('announce-file'))
+  if (announce !== undefined) o.announceFile = announce
+  if (a.has('identity')) o.identityFile = a.requireString('identity')
+  if (a.flag('enable-tools')) o.enableTools = true
+  if (a.flag('enable-cache')) o.enableCache = true
+  if (a.flag('legacy')) o.enableLegacyProtocol = true
+  return o
+}
+
+async function loadHandlers (a: ParsedArgs, tools: ToolRegistry): Promise<HandlerMap> {
+  const maps = [builtinHandlers({ tools })]
+  for (const spec of a.list('handlers')) maps.push(await loadHandlerModule(spec))
+  return mergeHandlers(...maps)
+}
+
+function workerOptions (a: ParsedArgs, s: Settings) {
+  return {
+    workerId: s.workerId !== '' ? s.workerId : os.hostname(),
+    taskTypes: s.workerTaskTypes,
+    concurrency: parseIntegerOption('concurrency', a.requireString('concurrency'), { min: 1, max: 4096 }),
+    batch: parseIntegerOption('batch', a.requireString('batch'), { min: 1, max: 128 }),
+    leaseS: s.leaseS,
+    session: s.session
+  }
+}
+
+/** Resolves on the first SIGINT/SIGTERM. */
+function untilSignal (): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'))
+    process.once('SIGTERM', () => resolve('SIGTERM'))
+  })
+}
+
+async function serve (a: ParsedArgs, log: Logger): Promise<number> {
+  const settings = loadSettings(process.env, serveOverrides(a), (m) => log.warn(m), { role: 'serve' })
+  const tools = new ToolRegistry()
+  let worker: Worker | null = null
+  const embedded = a.flag('worker')
+  const handlers = embedded ? await loadHandlers(a, tools) : null
+  const wopts = embedded ? workerOptions(a, settings) : null
+  let svc: ServiceNode
+  try {
+    svc = await startServiceNode({
+      settings,
+      logger: log,
+      tools,
+      localWorker: () => ({ enabled: worker !== null, supportedTaskTypes: worker?.taskTypes ?? [] })
+    })
+  } catch (err) {
+    if (err instanceof ListenError) {
+      log.error(err.message)
+      return EXIT_LISTEN
+    }
+    throw err
+  }
+  if (handlers !== null && wopts !== null) {
+    worker = new Worker({ backend: new LocalBackend(svc.store), handlers, ...wopts, logger: log.child({ component: 'worker' }) })
+    await worker.start()
+  }
+  if (a.flag('json')) {
+    await writeStdout(JSON.stringify({ peer_id: svc.peerId, multiaddr: svc.multiaddr, multiaddrs: svc.multiaddrs, announce_file: svc.announceFile }) + '\n')
+  } else {
+    await writeStdout(`ipfs_accelerate_py task queue p2p service started\npeer_id=${svc.peerId}\nmultiaddr=${svc.multiaddr}\n`)
+  }
+  const signal = await untilSignal()
+  log.info({ signal }, 'stopping')
+  await worker?.stop({ graceMs: 5000 })
+  await svc.stop()
+  return EXIT_OK
+}
+
+async function work (a: ParsedArgs, log: Logger): Promise<number> {
+  const settings = loadSettings(process.env, commonOverrides(a), (m) => log.warn(m), { role: 'worker' })
+  const tools = new ToolRegistry()
+  const handlers = await loadHandlers(a, tools)
+  const wopts = workerOptions(a, settings)
+  let backend: QueueBackend
+  let remote: RemoteQueue | null = null
+  const queue = a.string('queue')
+  if (queue !== undefined) {
+    if (a.has('multiaddr') || a.has('announce-file') || a.has('peer-id')) throw new UsageError('--queue (local mode) cannot be combined with --multiaddr, --announce-file or --peer-id', 'worker')
+    backend = LocalBackend.open(queue, { leaseS: settings.leaseS, peerTimeoutS: settings.peerTimeoutS, stealAfterS: settings.schedulerStealAfterS, deterministic: settings.deterministic })
+  } else {
+    remote = new RemoteQueue({
+      settings,
+      multiaddr: a.string('multiaddr') ?? null,
+      peerId: a.string('peer-id') ?? null,
+      announceFile: announceOverride(a.string('announce-file')) ?? null,
+      logger: log
+    })
+    backend = new RemoteBackend(remote, { ownsQueue: true, pollIntervalS: parseNumberOption('poll-interval-s', a.requireString('poll-interval-s'), { min: 0.01, max: 3600 }) })
+    try {
+      await remote.status()
+    } catch (err) {
+      if (!(err instanceof ClientError)) throw err
+      if (a.flag('once')) {
+        log.error(`service unreachable: ${err.message}`)
+        await backend.close()
+        return EXIT_UNREACHABLE
+      }
+      log.warn(`service unreachable for now (${err.message}); the worker keeps trying`)
+    }
+  }
+  const worker = new Worker({ backend, handlers, ...wopts, once: a.flag('once'), logger: log })
+  await worker.start()
+  const line = { worker_id: worker.workerId, task_types: worker.taskTypes, mode: remote === null ? 'local' : 'remote', peer_id: remote?.peerId ?? null }
+  await writeStdout(a.flag('json') ? JSON.stringify(line) + '\n' : `taskqueue-p2p worker started\nworker_id=${line.worker_id}\n`)
+  const outcome = await Promise.race([worker.done.then((r) => ({ kind: 'done' as const, r })), untilSignal().then(() => ({ kind: 'signal' as const }))])
+  if (outcome.kind === 'signal') await worker.stop({ graceMs: 5000 })
+  await backend.close()
+  if (outcome.kind === 'done' && !outcome.r.reachable) return EXIT_UNREACHABLE
+  return EXIT_OK
+}
+
+export async function main (argv: readonly string[] = process.argv.slice(2)): Promise<number> {
+  const log = createLogger('taskqueue-p2p')
+  try {
+    const parsed = parseCommandLine(SPEC, argv)
+    if (parsed.kind !== 'command') {
+      await emitText(parsed.text)
+      return EXIT_OK
+    }
+    const a = parsed.args
+    if (a.command === 'serve') return await serve(a, log)
+    if (a.command === 'worker') return await work(a, log)
+    throw new UsageError(`unknown command ${a.command}`)
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`taskqueue-p2p: ${err.message}\n\n${formatHelp(SPEC, err.command ?? undefined)}`)
+      return EXIT_USAGE
+    }
+    if (err instanceof ConfigError || err instanceof IdentityError) {
+      process.stderr.write(`${err.message}\n`)
+      return EXIT_USAGE
+    }
+    log.error({ err }, 'internal error')
+    return EXIT_INTERNAL
+  }
+}
+
+if (isEntryPoint(import.meta.url, 'taskqueue-p2p.js')) {
+  void main().then(async (code) => await exitWhenFlushed(code))
+}

@@ -1,0 +1,122 @@
+/**
+ * SQL of the queue store, prepared once per store. Claim order is
+ * (priority DESC, seq ASC): seq is insertion order and created_at is kept strictly
+ * increasing with it, so this is exactly the spec's (priority, created_at, task_id).
+ */
+import type { DatabaseSync, StatementSync } from 'node:sqlite'
+import { prepareTx } from './db.js'
+
+/** What the claim walk reads per candidate: everything but the payload text. */
+export interface WalkRow {
+  seq: number
+  task_id: string
+  task_type: string
+  type_norm: string
+  model_name: string
+  priority: number
+  created_at: number
+  next_attempt_at: number
+  attempt: number
+  max_attempts: number
+  req_session: string
+  sticky_worker: string
+  payload_bytes: number
+}
+
+// octet_length() reads the stored length without loading (possibly overflowed) text.
+const WALK_COLS = `seq, task_id, task_type, type_norm, model_name, priority, created_at, next_attempt_at,
+  attempt, max_attempts, req_session, sticky_worker, octet_length(payload) AS payload_bytes`
+const ELIGIBLE = `status = 'queued' AND next_attempt_at <= :now
+  AND (max_attempts = 0 OR attempt < max_attempts)
+  AND (sticky_worker = '' OR sticky_worker = :worker)
+  AND (req_session = '' OR req_session = :session)`
+const CLAIM_ORDER = 'ORDER BY priority DESC, seq'
+
+/** Per-type scan (one statement per merge slot: a statement runs one scan at a time). */
+export const WALK_TYPE_SQL = `SELECT ${WALK_COLS} FROM tasks INDEXED BY idx_tasks_claim_type
+  WHERE type_norm = :type AND ${ELIGIBLE} ${CLAIM_ORDER}`
+
+export function claimsBefore (a: WalkRow, b: WalkRow): boolean {
+  if (a.priority !== b.priority) return a.priority > b.priority
+  return a.seq < b.seq
+}
+
+/** Exact serialized size of the claimed task, without reading the payload text. */
+export function claimedSize (row: WalkRow, worker: string, leaseUntil: number): number {
+  const shell = JSON.stringify({
+    task_id: row.task_id,
+    task_type: row.task_type,
+    model_name: row.model_name,
+    payload: 0,
+    created_at: row.created_at,
+    status: 'running',
+    assigned_worker: worker,
+    lease_until: leaseUntil,
+    attempt: row.attempt + 1,
+    max_attempts: row.max_attempts,
+    priority: row.priority
+  })
+  return Buffer.byteLength(shell) - 1 + row.payload_bytes
+}
+
+/** list: one statement per filter combination, built on first use. */
+export function listSql (byStatus: boolean, desc: boolean, byCursor: boolean, byTypes: boolean): string {
+  const where: string[] = []
+  if (byStatus) where.push('status = :status')
+  // A deleted cursor row's seq can be reused by a newer task only at the end of the
+  // table; created_at tells that newer row apart so an ascending walk still sees it.
+  if (byCursor) where.push(desc ? 'seq < :c_seq' : 'seq >= :c_seq AND (seq > :c_seq OR created_at > :c_created)')
+  if (byTypes) where.push('type_norm IN (SELECT value FROM json_each(:types))')
+  return `SELECT * FROM tasks ${where.length > 0 ? 'WHERE ' + where.join(' AND ') : ''}
+    ORDER BY seq ${desc ? 'DESC' : 'ASC'} LIMIT :limit`
+}
+
+/**
+ * Hot statements name their index: without ANALYZE statistics SQLite would often
+ * prefer the broad status index over the small partial ones.
+ */
+export function prepareQueueStatements (db: DatabaseSync) {
+  const p = (sql: string): StatementSync => db.prepare(sql)
+  return {
+    ...prepareTx(db),
+    insert: p(`INSERT INTO tasks (task_id, task_type, type_norm, model_name, payload, status, created_at,
+      updated_at, priority, attempt, max_attempts, next_attempt_at, idempotency_key, req_session, sticky_worker)
+      VALUES (:task_id, :task_type, :type_norm, :model_name, :payload, 'queued', :created_at, :created_at,
+      :priority, 0, :max_attempts, :next_attempt_at, :idempotency_key, :req_session, :sticky_worker)`),
+    byIdempotency: p('SELECT task_id, task_type, model_name, payload FROM tasks WHERE idempotency_key = ?'),
+    newestCreated: p('SELECT created_at FROM tasks ORDER BY seq DESC LIMIT 1'),
+    walkAll: p(`SELECT ${WALK_COLS} FROM tasks INDEXED BY idx_tasks_claim WHERE ${ELIGIBLE} ${CLAIM_ORDER}`),
+    walkIn: p(`SELECT ${WALK_COLS} FROM tasks INDEXED BY idx_tasks_claim
+      WHERE ${ELIGIBLE} AND type_norm IN (SELECT value FROM json_each(:types)) ${CLAIM_ORDER}`),
+    // One statement for the whole batch; the status guard makes a lost race skip the row.
+    claim: p(`UPDATE tasks SET status = 'running', assigned_worker = :worker, attempt = attempt + 1,
+      heartbeat_at = :now, lease_until = :lease_until, updated_at = :now
+      WHERE seq IN (SELECT value FROM json_each(:seqs)) AND status = 'queued'
+      RETURNING seq, payload, attempt`),
+    expiredLeases: p(`SELECT seq, task_id, task_type, attempt, max_attempts, error FROM tasks
+      INDEXED BY idx_tasks_lease WHERE status = 'running' AND lease_until <= ?`),
+    requeueExpired: p(`UPDATE tasks SET status = 'queued', assigned_worker = NULL, lease_until = NULL,
+      next_attempt_at = ?, updated_at = ? WHERE seq = ?`),
+    fail: p('UPDATE tasks SET status = \'failed\', lease_until = NULL, error = ?, updated_at = ? WHERE seq = ?'),
+    exhaustedQueued: p(`SELECT seq, task_id, task_type, error FROM tasks INDEXED BY idx_tasks_exhausted
+      WHERE status = 'queued' AND max_attempts > 0 AND attempt >= max_attempts`),
+    guard: p('SELECT seq, status, assigned_worker, task_type, result, error FROM tasks WHERE task_id = ?'),
+    complete: p(`UPDATE tasks SET status = ?, result = ?, error = ?, lease_until = NULL, updated_at = ?
+      WHERE seq = ?`),
+    release: p(`UPDATE tasks SET status = 'queued', assigned_worker = NULL, lease_until = NULL,
+      next_attempt_at = ?, attempt = max(attempt - 1, 0), result = ?, updated_at = ? WHERE seq = ?`),
+    heartbeat: p('UPDATE tasks SET lease_until = ?, heartbeat_at = ?, result = ?, updated_at = ? WHERE seq = ?'),
+    cancel: p(`UPDATE tasks SET status = 'cancelled', assigned_worker = NULL, lease_until = NULL,
+      result = ?, updated_at = ? WHERE seq = ? AND status = 'queued'`),
+    get: p('SELECT * FROM tasks WHERE task_id = ?'),
+    delete: p('DELETE FROM tasks WHERE task_id = ?'),
+    counts: p(`SELECT status, task_type, count(*) AS n FROM tasks INDEXED BY idx_tasks_status
+      WHERE status IN ('queued', 'running') GROUP BY status, task_type`),
+    nextEligible: p(`SELECT min(next_attempt_at) AS t FROM tasks INDEXED BY idx_tasks_next_attempt
+      WHERE status = 'queued' AND next_attempt_at > created_at AND next_attempt_at > ?`),
+    nextLease: p('SELECT min(lease_until) AS t FROM tasks INDEXED BY idx_tasks_lease WHERE status = \'running\''),
+    dataVersion: p('PRAGMA data_version')
+  }
+}
+
+export type QueueStatements = ReturnType<typeof prepareQueueStatements>

@@ -1,0 +1,17 @@
+/** Public surface of the worker: backends, the handler API and the Worker itself. */
+export {
+  type QueueBackend, type BackendClaimOptions, type BackendCompleteOptions, type BackendReleaseOptions,
+  type BackendHeartbeatOptions, type RemoteQueueLike, type RemoteBackendOptions, type LocalBackendOptions,
+  type OpenLocalBackendOptions,
+  BackendError, RemoteBackend, LocalBackend, LEASE_LOST_CODES, isLeaseLost, toBackendError, completeWithRetry,
+  backoffMs, sleep
+} from './backend.js'
+export {
+  type TaskHandler, type TaskContext, type HandlerMap, type BuiltinHandlerOptions, type LoadHandlerOptions,
+  MAX_SLEEP_S, builtinHandlers, toolCallHandler, echoHandler, sleepHandler, mergeHandlers, dispatchTable,
+  claimTaskTypes, loadHandlerModule, handlersFromModule
+} from './handlers.js'
+export {
+  type WorkerOptions, type WorkerStats, type WorkerRunResult,
+  Worker, WorkerShutdownError, LeaseLostError
+} from './worker.js'
