@@ -4,6 +4,7 @@
  * Flags are validated in full before any libp2p node is started, so usage errors are
  * instant and never touch the network.
  */
+import './quiet-warnings.js'
 import { randomUUID } from 'node:crypto'
 import { resolve } from 'node:path'
 import { homedir } from 'node:os'

@@ -2,7 +2,7 @@
  * In-memory scheduler registry (wire-protocol.md §7.4). Deliberately not persisted:
  * liveness is a few minutes, and every claim or heartbeat re-registers the peer.
  */
-import { normalizeTaskType } from './aliases.js'
+import { expandTaskTypes } from './aliases.js'
 import type { PeerEntry } from './types.js'
 
 export const DEFAULT_PEER_TIMEOUT_S = 300
@@ -12,6 +12,7 @@ export const DEFAULT_MAX_PEERS = 10_000
 export interface PeerTouch {
   peer_id: string
   worker_id?: string
+  /** Alias-expanded on the way in (idempotent on an already expanded list). */
   supported_task_types?: readonly string[]
   session_id?: string
   last_seen?: number
@@ -75,7 +76,7 @@ export class PeerRegistry {
       peer_id: key,
       worker_id: t.worker_id ?? prev?.worker_id ?? '',
       supported_task_types: t.supported_task_types !== undefined
-        ? dedupe(t.supported_task_types)
+        ? expandTaskTypes(t.supported_task_types)
         : (prev?.supported_task_types ?? []),
       session_id: t.session_id ?? prev?.session_id ?? '',
       last_seen: t.last_seen ?? this.now(),
@@ -119,6 +120,16 @@ export class PeerRegistry {
     }
   }
 
+  /** Drops every entry of this worker (keyed by it, or reporting it as worker_id). */
+  forgetWorker (workerId: string): void {
+    for (const [k, e] of this.entries) {
+      if (k === workerId || e.worker_id === workerId) {
+        this.entries.delete(k)
+        this.gen++
+      }
+    }
+  }
+
   delete (key: string): boolean {
     const had = this.entries.delete(key)
     if (had) this.gen++
@@ -129,13 +140,4 @@ export class PeerRegistry {
     this.entries.clear()
     this.gen++
   }
-}
-
-function dedupe (types: readonly string[]): string[] {
-  const out = new Set<string>()
-  for (const t of types) {
-    const n = normalizeTaskType(t)
-    if (n !== '') out.add(n)
-  }
-  return [...out]
 }

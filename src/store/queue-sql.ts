@@ -85,6 +85,14 @@ export function prepareQueueStatements (db: DatabaseSync) {
       :priority, 0, :max_attempts, :next_attempt_at, :idempotency_key, :req_session, :sticky_worker)`),
     byIdempotency: p('SELECT task_id, task_type, model_name, payload FROM tasks WHERE idempotency_key = ?'),
     newestCreated: p('SELECT created_at FROM tasks ORDER BY seq DESC LIMIT 1'),
+    // Loose index scan: one seek per distinct queued type, not one step per task.
+    queuedTypes: p(`WITH RECURSIVE t(v) AS (
+        SELECT (SELECT min(type_norm) FROM tasks INDEXED BY idx_tasks_claim_type WHERE status = 'queued')
+        UNION ALL
+        SELECT (SELECT min(type_norm) FROM tasks INDEXED BY idx_tasks_claim_type
+                WHERE status = 'queued' AND type_norm > t.v)
+        FROM t WHERE t.v IS NOT NULL LIMIT :cap
+      ) SELECT v FROM t WHERE v IS NOT NULL`),
     walkAll: p(`SELECT ${WALK_COLS} FROM tasks INDEXED BY idx_tasks_claim WHERE ${ELIGIBLE} ${CLAIM_ORDER}`),
     walkIn: p(`SELECT ${WALK_COLS} FROM tasks INDEXED BY idx_tasks_claim
       WHERE ${ELIGIBLE} AND type_norm IN (SELECT value FROM json_each(:types)) ${CLAIM_ORDER}`),
@@ -93,7 +101,7 @@ export function prepareQueueStatements (db: DatabaseSync) {
       heartbeat_at = :now, lease_until = :lease_until, updated_at = :now
       WHERE seq IN (SELECT value FROM json_each(:seqs)) AND status = 'queued'
       RETURNING seq, payload, attempt`),
-    expiredLeases: p(`SELECT seq, task_id, task_type, attempt, max_attempts, error FROM tasks
+    expiredLeases: p(`SELECT seq, task_id, task_type, attempt, max_attempts, error, assigned_worker FROM tasks
       INDEXED BY idx_tasks_lease WHERE status = 'running' AND lease_until <= ?`),
     requeueExpired: p(`UPDATE tasks SET status = 'queued', assigned_worker = NULL, lease_until = NULL,
       next_attempt_at = ?, updated_at = ? WHERE seq = ?`),

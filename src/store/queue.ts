@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto'
 import type { DatabaseSync, StatementSync } from 'node:sqlite'
 import { TaskQueueError } from '../protocol/errors.js'
 import { immediate, migrate } from './db.js'
-import { normalizeTaskType } from './aliases.js'
+import { expandTaskTypes, normalizeTaskType } from './aliases.js'
 import { PeerRegistry, type PeerTouch } from './peers.js'
 import { isOwner } from './scheduler.js'
 import { type QueueStatements, type WalkRow, WALK_TYPE_SQL, claimedSize, claimsBefore, listSql, prepareQueueStatements } from './queue-sql.js'
@@ -34,6 +34,8 @@ export const ATTEMPTS_EXHAUSTED_ERROR = 'maximum attempts exhausted'
 export const MIN_SCHEDULER_WALK = 1000
 /** Up to this many type spellings are merged from the per-type index; more use one filtered scan. */
 const MAX_MERGED_TYPES = 24
+/** Beyond this many distinct queued types the claim walk stops intersecting with them. */
+const QUEUED_TYPES_CAP = 64
 
 export interface QueueStoreOptions {
   db: DatabaseSync
@@ -203,7 +205,16 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
 
   /** The requester's eligible tasks in claim order, lazily (the caller stops early). */
   private * walk (types: readonly string[] | null, worker: string, session: string, now: number): Generator<WalkRow> {
-    const wanted = types === null ? [] : [...new Set(types.map(normalizeTaskType).filter(t => t !== ''))]
+    let wanted = types === null ? [] : expandTaskTypes(types)
+    if (wanted.length > 0) {
+      // Most spellings in an expanded list have nothing queued; skipping them saves a
+      // seek each, and an idle claimer (long-poll) costs one statement.
+      const queued = this.queuedTypes()
+      if (queued !== null) {
+        wanted = wanted.filter(t => queued.has(t))
+        if (wanted.length === 0) return
+      }
+    }
     const params = { now, worker, session }
     if (wanted.length === 0 || wanted.length > MAX_MERGED_TYPES) {
       const it = wanted.length === 0
@@ -238,6 +249,13 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
     } finally {
       for (const it of its) it.return?.()
     }
+  }
+
+  /** Distinct types of queued tasks, or null when there are too many to be worth it. */
+  private queuedTypes (): Set<string> | null {
+    const rows = this.s.queuedTypes.all({ cap: QUEUED_TYPES_CAP + 1 })
+    if (rows.length > QUEUED_TYPES_CAP) return null
+    return new Set(rows.map(r => str(r.v)))
   }
 
   /** A statement per merge slot: one prepared statement can only run one scan at a time. */
@@ -281,6 +299,10 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
     for (const r of this.s.expiredLeases.all(now)) {
       const id = str(r.task_id)
       const maxAttempts = num(r.max_attempts)
+      // A worker that let a lease lapse is presumed gone: without this, the deterministic
+      // scheduler would keep picking it as the owner of the requeued task until it steals.
+      const holder = nstr(r.assigned_worker)
+      if (holder !== null) this.registry.forgetWorker(holder)
       if (maxAttempts === 0 || num(r.attempt) < maxAttempts) {
         this.s.requeueExpired.run(now, now, num(r.seq))
         changes.push({ task_id: id, status: 'queued', task_type: str(r.task_type) })
