@@ -59,15 +59,31 @@ export function claimedSize (row: WalkRow, worker: string, leaseUntil: number): 
   return Buffer.byteLength(shell) - 1 + row.payload_bytes
 }
 
-/** list: one statement per filter combination, built on first use. */
-export function listSql (byStatus: boolean, desc: boolean, byCursor: boolean, byTypes: boolean): string {
+export type ListKind = 'all' | 'queued' | 'running' | 'done'
+
+/** A claim or list reply stays under the 1 MiB frame with room for the envelope. */
+export const DEFAULT_MAX_REPLY_BYTES = 1024 * 1024 - 4096
+
+/** list: one statement per shape, built on first use (queue-list.ts). */
+export function listSql (kind: ListKind, desc: boolean, byCursor: boolean, byTypes: boolean): string {
   const where: string[] = []
-  if (byStatus) where.push('status = :status')
+  let from = 'tasks'
+  if (kind === 'queued') {
+    from = 'tasks INDEXED BY idx_tasks_claim'
+    where.push('status = \'queued\' AND priority = :priority')
+  } else if (kind === 'running') {
+    // The running set is bounded by workers' concurrency: sorting it is cheap.
+    from = 'tasks INDEXED BY idx_tasks_lease'
+    where.push('status = \'running\'')
+  } else if (kind === 'done') {
+    from = 'tasks INDEXED BY idx_tasks_done'
+    where.push('status = :status')
+  }
   // A deleted cursor row's seq can be reused by a newer task only at the end of the
   // table; created_at tells that newer row apart so an ascending walk still sees it.
   if (byCursor) where.push(desc ? 'seq < :c_seq' : 'seq >= :c_seq AND (seq > :c_seq OR created_at > :c_created)')
   if (byTypes) where.push('type_norm IN (SELECT value FROM json_each(:types))')
-  return `SELECT * FROM tasks ${where.length > 0 ? 'WHERE ' + where.join(' AND ') : ''}
+  return `SELECT * FROM ${from} ${where.length > 0 ? 'WHERE ' + where.join(' AND ') : ''}
     ORDER BY seq ${desc ? 'DESC' : 'ASC'} LIMIT :limit`
 }
 
@@ -118,8 +134,10 @@ export function prepareQueueStatements (db: DatabaseSync) {
       result = ?, updated_at = ? WHERE seq = ? AND status = 'queued'`),
     get: p('SELECT * FROM tasks WHERE task_id = ?'),
     delete: p('DELETE FROM tasks WHERE task_id = ?'),
-    counts: p(`SELECT status, task_type, count(*) AS n FROM tasks INDEXED BY idx_tasks_status
-      WHERE status IN ('queued', 'running') GROUP BY status, task_type`),
+    countsQueued: p(`SELECT task_type, count(*) AS n FROM tasks INDEXED BY idx_tasks_claim
+      WHERE status = 'queued' GROUP BY task_type`),
+    countsRunning: p(`SELECT task_type, count(*) AS n FROM tasks INDEXED BY idx_tasks_lease
+      WHERE status = 'running' GROUP BY task_type`),
     nextEligible: p(`SELECT min(next_attempt_at) AS t FROM tasks INDEXED BY idx_tasks_next_attempt
       WHERE status = 'queued' AND next_attempt_at > created_at AND next_attempt_at > ?`),
     nextLease: p('SELECT min(lease_until) AS t FROM tasks INDEXED BY idx_tasks_lease WHERE status = \'running\''),

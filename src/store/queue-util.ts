@@ -139,3 +139,34 @@ export function clampInt (v: number, lo: number, hi: number, dflt: number): numb
   if (!Number.isFinite(n)) return dflt
   return Math.min(hi, Math.max(lo, n))
 }
+
+/**
+ * Lazily merges iterators that are each already sorted by `before`. Used to read one
+ * ordered stream out of several index ranges without sorting. Every input iterator
+ * is closed (statement reset) however the consumer stops.
+ */
+export function * mergeSorted<T> (its: Array<Iterator<T>>, before: (a: T, b: T) => boolean): Generator<T> {
+  const pull = (it: Iterator<T>): T | undefined => {
+    const r = it.next()
+    return r.done === true ? undefined : r.value
+  }
+  try {
+    if (its.length === 1) {
+      for (let v = pull(its[0]); v !== undefined; v = pull(its[0])) yield v
+      return
+    }
+    const heads = its.map(pull)
+    for (;;) {
+      let best = -1
+      for (let i = 0; i < heads.length; i++) {
+        const h = heads[i]
+        if (h !== undefined && (best < 0 || before(h, heads[best] as T))) best = i
+      }
+      if (best < 0) return
+      yield heads[best] as T
+      heads[best] = pull(its[best])
+    }
+  } finally {
+    for (const it of its) it.return?.()
+  }
+}

@@ -15,10 +15,14 @@ import { immediate, migrate } from './db.js'
 import { expandTaskTypes, normalizeTaskType } from './aliases.js'
 import { PeerRegistry, type PeerTouch } from './peers.js'
 import { isOwner } from './scheduler.js'
-import { type QueueStatements, type WalkRow, WALK_TYPE_SQL, claimedSize, claimsBefore, listSql, prepareQueueStatements } from './queue-sql.js'
 import {
-  type Row, appendError, canonicalJson, clampInt, decodeCursor, encodeCursor, extractAffinity,
-  isObject, nstr, num, parseJson, resultObject, rowToTask, str, withProgress
+  DEFAULT_MAX_REPLY_BYTES, type QueueStatements, type WalkRow, WALK_TYPE_SQL, claimedSize, claimsBefore,
+  prepareQueueStatements
+} from './queue-sql.js'
+import { TaskLister } from './queue-list.js'
+import {
+  type Row, appendError, canonicalJson, clampInt, extractAffinity, isObject, mergeSorted, nstr, num,
+  parseJson, resultObject, rowToTask, str, withProgress
 } from './queue-util.js'
 import type {
   ClaimInput, ClaimedTask, CompleteInput, CompleteResult, JsonObject, ListInput, ListResult,
@@ -26,8 +30,7 @@ import type {
   TaskHeartbeatInput, TaskHeartbeatResult
 } from './types.js'
 
-/** A claim or list reply stays under the 1 MiB frame with room for the envelope. */
-export const DEFAULT_MAX_REPLY_BYTES = 1024 * 1024 - 4096
+export { DEFAULT_MAX_REPLY_BYTES }
 export const LEASE_EXPIRED_ERROR = 'claim lease expired after maximum attempts'
 export const ATTEMPTS_EXHAUSTED_ERROR = 'maximum attempts exhausted'
 /** §7.4: the scheduler considers at least this many eligible tasks per claim. */
@@ -67,7 +70,7 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
   readonly now: () => number
   private readonly s: QueueStatements
   private readonly walkTypeStmts: StatementSync[] = []
-  private readonly listStmts = new Map<string, StatementSync>()
+  private readonly lister: TaskLister
 
   constructor (opts: QueueStoreOptions) {
     super()
@@ -81,6 +84,7 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
     this.registry = opts.registry ?? new PeerRegistry({ timeoutS: opts.peerTimeoutS, maxSize: opts.maxPeers, now: this.now })
     migrate(this.db)
     this.s = prepareQueueStatements(this.db)
+    this.lister = new TaskLister(this.db)
   }
 
   // ---- submit -------------------------------------------------------------------
@@ -220,35 +224,13 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
       const it = wanted.length === 0
         ? this.s.walkAll.iterate(params)
         : this.s.walkIn.iterate({ ...params, types: JSON.stringify(wanted) })
-      try {
-        for (let r = it.next(); r.done !== true; r = it.next()) yield r.value as unknown as WalkRow
-      } finally {
-        it.return?.()
-      }
+      yield * mergeSorted([it as Iterator<unknown> as Iterator<WalkRow>], claimsBefore)
       return
     }
     // k-way merge of per-type index scans: each is already in claim order, so no
     // sort and no reading of other types' rows however many of those are queued.
-    const its = wanted.map((t, i) => this.walkTypeStmt(i).iterate({ ...params, type: t }))
-    const pull = (it: Iterator<Row>): WalkRow | undefined => {
-      const r = it.next()
-      return r.done === true ? undefined : r.value as unknown as WalkRow
-    }
-    const heads = its.map(pull)
-    try {
-      for (;;) {
-        let best = -1
-        for (let i = 0; i < heads.length; i++) {
-          const h = heads[i]
-          if (h !== undefined && (best < 0 || claimsBefore(h, heads[best] as WalkRow))) best = i
-        }
-        if (best < 0) return
-        yield heads[best] as WalkRow
-        heads[best] = pull(its[best])
-      }
-    } finally {
-      for (const it of its) it.return?.()
-    }
+    const its = wanted.map((t, i) => this.walkTypeStmt(i).iterate({ ...params, type: t }) as Iterator<unknown> as Iterator<WalkRow>)
+    yield * mergeSorted(its, claimsBefore)
   }
 
   /** Distinct types of queued tasks, or null when there are too many to be worth it. */
@@ -441,66 +423,18 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
   }
 
   list (input: ListInput): ListResult {
-    const cursor = input.cursor !== null && input.cursor !== '' ? decodeCursor(input.cursor) : null
-    const desc = input.order === 'desc'
-    const types = input.task_types === null ? [] : [...new Set(input.task_types.map(normalizeTaskType).filter(t => t !== ''))]
-    const limit = clampInt(input.limit, 1, 100_000, 50)
-    const maxBytes = input.max_bytes > 0 ? input.max_bytes : DEFAULT_MAX_REPLY_BYTES
-    const stmt = this.listStmt(input.status !== null, desc, cursor !== null, types.length > 0)
-    const params: Record<string, string | number> = { limit: limit + 1 }
-    if (input.status !== null) params.status = input.status
-    if (cursor !== null) {
-      params.c_seq = cursor.seq
-      if (!desc) params.c_created = cursor.created_at
-    }
-    if (types.length > 0) params.types = JSON.stringify(types)
-
-    const tasks: Task[] = []
-    let lastSeq = 0
-    let bytes = 2
-    let truncated = false
-    let more = false
-    const it = stmt.iterate(params)
-    try {
-      for (let r = it.next(); r.done !== true; r = it.next()) {
-        if (tasks.length >= limit) { more = true; break }
-        const task = rowToTask(r.value)
-        lastSeq = num(r.value.seq)
-        const size = Buffer.byteLength(JSON.stringify(task)) + (tasks.length > 0 ? 1 : 0)
-        // At least one row per page, or an oversized task would stall pagination forever.
-        if (tasks.length > 0 && bytes + size > maxBytes) { truncated = true; more = true; break }
-        tasks.push(task)
-        bytes += size
-      }
-    } finally {
-      it.return?.()
-    }
-    const last = tasks[tasks.length - 1]
-    return {
-      tasks,
-      truncated,
-      next_cursor: more && last !== undefined ? encodeCursor({ seq: lastSeq, created_at: last.created_at }) : null
-    }
-  }
-
-  private listStmt (byStatus: boolean, desc: boolean, byCursor: boolean, byTypes: boolean): StatementSync {
-    const key = `${+byStatus}${+desc}${+byCursor}${+byTypes}`
-    let stmt = this.listStmts.get(key)
-    if (stmt === undefined) {
-      stmt = this.db.prepare(listSql(byStatus, desc, byCursor, byTypes))
-      this.listStmts.set(key, stmt)
-    }
-    return stmt
+    return this.lister.list(input)
   }
 
   counts (): QueueCounts {
     const out: QueueCounts = { queued: 0, running: 0, queued_by_type: {}, running_by_type: {} }
-    for (const r of this.s.counts.all()) {
-      const n = num(r.n)
-      const byType = str(r.status) === 'queued' ? out.queued_by_type : out.running_by_type
-      byType[str(r.task_type)] = (byType[str(r.task_type)] ?? 0) + n
-      if (str(r.status) === 'queued') out.queued += n
-      else out.running += n
+    for (const r of this.s.countsQueued.all()) {
+      out.queued_by_type[str(r.task_type)] = num(r.n)
+      out.queued += num(r.n)
+    }
+    for (const r of this.s.countsRunning.all()) {
+      out.running_by_type[str(r.task_type)] = num(r.n)
+      out.running += num(r.n)
     }
     return out
   }
