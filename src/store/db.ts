@@ -229,17 +229,20 @@ const BUSY_RETRIES = 3
  * Runs `fn` in a `BEGIN IMMEDIATE` transaction. The write lock is taken before any
  * read, so read-decide-write sequences (claims, idempotent submits, LRU eviction)
  * cannot interleave with another connection. busy_timeout already makes SQLite wait
- * for the lock; a few extra short tries cover the WAL-recovery busy case, after which
- * contention is reported as the retryable `busy` code.
+ * for the lock; only a BUSY that came back without that wait (WAL recovery in another
+ * process) is retried here, so the thread is never blocked much past busy_timeout.
+ * Lasting contention is reported as the retryable `busy` code.
  */
 export function immediate<T> (tx: TxStatements, fn: () => T): T {
   for (let i = 0; ; i++) {
+    const started = performance.now()
     try {
       tx.begin.run()
       break
     } catch (err) {
       if (!isBusyError(err)) throw err
-      if (i >= BUSY_RETRIES) throw new TaskQueueError('busy', 'database is locked by another connection')
+      const waited = performance.now() - started > 50
+      if (waited || i >= BUSY_RETRIES) throw new TaskQueueError('busy', 'database is locked by another connection')
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5 * (i + 1))
     }
   }

@@ -30,11 +30,25 @@ const ELIGIBLE = `status = 'queued' AND next_attempt_at <= :now
   AND (max_attempts = 0 OR attempt < max_attempts)
   AND (sticky_worker = '' OR sticky_worker = :worker)
   AND (req_session = '' OR req_session = :session)`
-const CLAIM_ORDER = 'ORDER BY priority DESC, seq'
+/**
+ * The claim walk reads in keyset batches with `.all()` (node:sqlite's per-row
+ * `iterate()` costs about three times more per row). A batch resumes after the last
+ * row seen, (priority p, seq s): first the rest of priority p, then lower priorities.
+ * Each is an index range, so no row is read twice.
+ */
+function walkPair (from: string, filter: string): { same: string, lower: string } {
+  return {
+    same: `SELECT ${WALK_COLS} FROM ${from} WHERE ${filter}${ELIGIBLE} AND priority = :p AND seq > :s
+      ORDER BY seq LIMIT :n`,
+    lower: `SELECT ${WALK_COLS} FROM ${from} WHERE ${filter}${ELIGIBLE} AND priority < :p
+      ORDER BY priority DESC, seq LIMIT :n`
+  }
+}
+const WALK_ALL = walkPair('tasks INDEXED BY idx_tasks_claim', '')
+const WALK_TYPE = walkPair('tasks INDEXED BY idx_tasks_claim_type', 'type_norm = :type AND ')
+const WALK_IN = walkPair('tasks INDEXED BY idx_tasks_claim', 'type_norm IN (SELECT value FROM json_each(:types)) AND ')
 
-/** Per-type scan (one statement per merge slot: a statement runs one scan at a time). */
-export const WALK_TYPE_SQL = `SELECT ${WALK_COLS} FROM tasks INDEXED BY idx_tasks_claim_type
-  WHERE type_norm = :type AND ${ELIGIBLE} ${CLAIM_ORDER}`
+export interface WalkStatements { same: StatementSync, lower: StatementSync }
 
 export function claimsBefore (a: WalkRow, b: WalkRow): boolean {
   if (a.priority !== b.priority) return a.priority > b.priority
@@ -59,6 +73,9 @@ export function claimedSize (row: WalkRow, worker: string, leaseUntil: number): 
   return Buffer.byteLength(shell) - 1 + row.payload_bytes
 }
 
+/** Beyond this many distinct queued types the claim walk stops intersecting with them. */
+export const QUEUED_TYPES_CAP = 64
+
 export type ListKind = 'all' | 'queued' | 'running' | 'done'
 
 /** A claim or list reply stays under the 1 MiB frame with room for the envelope. */
@@ -77,7 +94,9 @@ export function listSql (kind: ListKind, desc: boolean, byCursor: boolean, byTyp
     where.push('status = \'running\'')
   } else if (kind === 'done') {
     from = 'tasks INDEXED BY idx_tasks_done'
-    where.push('status = :status')
+    // The IN term repeats the partial index's condition: SQLite cannot prove that a
+    // bound :status implies it, and would otherwise refuse the INDEXED BY plan.
+    where.push('status IN (\'completed\', \'failed\', \'cancelled\') AND status = :status')
   }
   // A deleted cursor row's seq can be reused by a newer task only at the end of the
   // table; created_at tells that newer row apart so an ascending walk still sees it.
@@ -102,16 +121,17 @@ export function prepareQueueStatements (db: DatabaseSync) {
     byIdempotency: p('SELECT task_id, task_type, model_name, payload FROM tasks WHERE idempotency_key = ?'),
     newestCreated: p('SELECT created_at FROM tasks ORDER BY seq DESC LIMIT 1'),
     // Loose index scan: one seek per distinct queued type, not one step per task.
+    // (A literal LIMIT: a bound one made SQLite 8x slower here.)
     queuedTypes: p(`WITH RECURSIVE t(v) AS (
         SELECT (SELECT min(type_norm) FROM tasks INDEXED BY idx_tasks_claim_type WHERE status = 'queued')
         UNION ALL
         SELECT (SELECT min(type_norm) FROM tasks INDEXED BY idx_tasks_claim_type
                 WHERE status = 'queued' AND type_norm > t.v)
-        FROM t WHERE t.v IS NOT NULL LIMIT :cap
+        FROM t WHERE t.v IS NOT NULL LIMIT ${QUEUED_TYPES_CAP + 1}
       ) SELECT v FROM t WHERE v IS NOT NULL`),
-    walkAll: p(`SELECT ${WALK_COLS} FROM tasks INDEXED BY idx_tasks_claim WHERE ${ELIGIBLE} ${CLAIM_ORDER}`),
-    walkIn: p(`SELECT ${WALK_COLS} FROM tasks INDEXED BY idx_tasks_claim
-      WHERE ${ELIGIBLE} AND type_norm IN (SELECT value FROM json_each(:types)) ${CLAIM_ORDER}`),
+    walkAll: { same: p(WALK_ALL.same), lower: p(WALK_ALL.lower) } satisfies WalkStatements,
+    walkType: { same: p(WALK_TYPE.same), lower: p(WALK_TYPE.lower) } satisfies WalkStatements,
+    walkIn: { same: p(WALK_IN.same), lower: p(WALK_IN.lower) } satisfies WalkStatements,
     // One statement for the whole batch; the status guard makes a lost race skip the row.
     claim: p(`UPDATE tasks SET status = 'running', assigned_worker = :worker, attempt = attempt + 1,
       heartbeat_at = :now, lease_until = :lease_until, updated_at = :now

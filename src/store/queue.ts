@@ -9,14 +9,14 @@
  */
 import { EventEmitter } from 'node:events'
 import { randomUUID } from 'node:crypto'
-import type { DatabaseSync, StatementSync } from 'node:sqlite'
+import type { DatabaseSync, SQLInputValue } from 'node:sqlite'
 import { TaskQueueError } from '../protocol/errors.js'
 import { immediate, migrate } from './db.js'
 import { expandTaskTypes, normalizeTaskType } from './aliases.js'
 import { PeerRegistry, type PeerTouch } from './peers.js'
-import { isOwner } from './scheduler.js'
+import { pickOwner } from './scheduler.js'
 import {
-  DEFAULT_MAX_REPLY_BYTES, type QueueStatements, type WalkRow, WALK_TYPE_SQL, claimedSize, claimsBefore,
+  DEFAULT_MAX_REPLY_BYTES, QUEUED_TYPES_CAP, type QueueStatements, type WalkRow, type WalkStatements, claimedSize, claimsBefore,
   prepareQueueStatements
 } from './queue-sql.js'
 import { TaskLister } from './queue-list.js'
@@ -37,8 +37,8 @@ export const ATTEMPTS_EXHAUSTED_ERROR = 'maximum attempts exhausted'
 export const MIN_SCHEDULER_WALK = 1000
 /** Up to this many type spellings are merged from the per-type index; more use one filtered scan. */
 const MAX_MERGED_TYPES = 24
-/** Beyond this many distinct queued types the claim walk stops intersecting with them. */
-const QUEUED_TYPES_CAP = 64
+/** Bound on cached scheduler owners (about 100 bytes each). */
+const OWNER_CACHE_MAX = 100_000
 
 export interface QueueStoreOptions {
   db: DatabaseSync
@@ -69,8 +69,9 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
   readonly schedulerWalk: number
   readonly now: () => number
   private readonly s: QueueStatements
-  private readonly walkTypeStmts: StatementSync[] = []
   private readonly lister: TaskLister
+  /** task_id → owner, valid for one set of live worker profiles (`sig`). */
+  private owners: { sig: string, map: Map<string, string> } = { sig: '', map: new Map() }
 
   constructor (opts: QueueStoreOptions) {
     super()
@@ -220,56 +221,63 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
       }
     }
     const params = { now, worker, session }
-    if (wanted.length === 0 || wanted.length > MAX_MERGED_TYPES) {
-      const it = wanted.length === 0
-        ? this.s.walkAll.iterate(params)
-        : this.s.walkIn.iterate({ ...params, types: JSON.stringify(wanted) })
-      yield * mergeSorted([it as Iterator<unknown> as Iterator<WalkRow>], claimsBefore)
-      return
+    if (wanted.length === 0) {
+      yield * keysetWalk(this.s.walkAll, params)
+    } else if (wanted.length > MAX_MERGED_TYPES) {
+      yield * keysetWalk(this.s.walkIn, { ...params, types: JSON.stringify(wanted) })
+    } else {
+      // k-way merge of per-type index ranges: each is already in claim order, so no
+      // sort and no reading of other types' rows however many of those are queued.
+      yield * mergeSorted(wanted.map(type => keysetWalk(this.s.walkType, { ...params, type })), claimsBefore)
     }
-    // k-way merge of per-type index scans: each is already in claim order, so no
-    // sort and no reading of other types' rows however many of those are queued.
-    const its = wanted.map((t, i) => this.walkTypeStmt(i).iterate({ ...params, type: t }) as Iterator<unknown> as Iterator<WalkRow>)
-    yield * mergeSorted(its, claimsBefore)
   }
 
   /** Distinct types of queued tasks, or null when there are too many to be worth it. */
   private queuedTypes (): Set<string> | null {
-    const rows = this.s.queuedTypes.all({ cap: QUEUED_TYPES_CAP + 1 })
+    const rows = this.s.queuedTypes.all()
     if (rows.length > QUEUED_TYPES_CAP) return null
     return new Set(rows.map(r => str(r.v)))
   }
 
-  /** A statement per merge slot: one prepared statement can only run one scan at a time. */
-  private walkTypeStmt (i: number): StatementSync {
-    while (this.walkTypeStmts.length <= i) {
-      this.walkTypeStmts.push(this.db.prepare(WALK_TYPE_SQL))
-    }
-    return this.walkTypeStmts[i]
-  }
-
   /**
-   * §7.4 ownership test for requester `self`: candidates are live workers for which
-   * the task is eligible. Peers without a worker_id (status pollers, CLI heartbeats)
-   * never claim, so letting them own tasks would only delay work by the steal window.
+   * §7.4 ownership test for requester `self`: the owner is picked among the live
+   * workers for which the task is eligible. Peers without a worker_id (status pollers,
+   * CLI heartbeats) never claim, so letting them own tasks would only delay work by
+   * the steal window. An owner depends only on the task and the candidate profiles,
+   * so it is cached until the live set or a profile changes: claims re-walk the same
+   * tasks owned by others again and again, and would otherwise re-hash them each time.
    */
   private ownerCheck (self: string, now: number): (row: WalkRow) => boolean {
-    const workers = this.registry.live(now).filter(p => p.worker_id !== '' && p.peer_id !== self)
-      .map(p => ({ key: p.peer_id, worker: p.worker_id, session: p.session_id, types: p.supported_task_types.length > 0 ? new Set(p.supported_task_types) : null }))
-    const memo = new Map<string, string[]>()
+    const live = this.registry.live(now).filter(p => p.worker_id !== '')
+    const sig = live.map(p => [p.peer_id, p.worker_id, p.session_id, p.supported_task_types.join(',')].join('\u0001'))
+      .sort().join('\u0002')
+    if (sig !== this.owners.sig) this.owners = { sig, map: new Map() }
+    const owners = this.owners.map
+    const peers = live.map(p => ({
+      key: p.peer_id,
+      worker: p.worker_id,
+      session: p.session_id,
+      types: p.supported_task_types.length > 0 ? new Set(p.supported_task_types) : null
+    }))
+    const candidates = new Map<string, string[]>()
     return (row: WalkRow): boolean => {
       if (this.stealAfterS > 0 && now - Math.max(row.created_at, row.next_attempt_at) > this.stealAfterS) return true
-      if (workers.length === 0) return true
-      const k = `${row.type_norm}\u0000${row.req_session}\u0000${row.sticky_worker}`
-      let others = memo.get(k)
-      if (others === undefined) {
-        others = workers.filter(p =>
-          (p.types === null || p.types.has(row.type_norm)) &&
-          (row.req_session === '' || p.session === row.req_session) &&
-          (row.sticky_worker === '' || p.worker === row.sticky_worker)).map(p => p.key)
-        memo.set(k, others)
+      let owner = owners.get(row.task_id)
+      if (owner === undefined) {
+        const k = `${row.type_norm}\u0000${row.req_session}\u0000${row.sticky_worker}`
+        let keys = candidates.get(k)
+        if (keys === undefined) {
+          keys = peers.filter(p =>
+            (p.types === null || p.types.has(row.type_norm)) &&
+            (row.req_session === '' || p.session === row.req_session) &&
+            (row.sticky_worker === '' || p.worker === row.sticky_worker)).map(p => p.key)
+          candidates.set(k, keys)
+        }
+        owner = pickOwner(row.task_id, keys) ?? self
+        if (owners.size >= OWNER_CACHE_MAX) owners.clear()
+        owners.set(row.task_id, owner)
       }
-      return others.length === 0 || isOwner(row.task_id, self, others)
+      return owner === self
     }
   }
 
@@ -475,5 +483,26 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
       }
     }
     return out
+  }
+}
+
+/**
+ * Reads one walk statement pair in growing keyset batches (queue-sql.ts). The first
+ * batch is small because most claims stop after a few rows; the walk of a
+ * deterministic claim that skips other owners' tasks grows to 1024 rows a batch.
+ */
+function * keysetWalk (st: WalkStatements, params: Record<string, SQLInputValue>): Generator<WalkRow> {
+  let p = Number.MAX_SAFE_INTEGER
+  let s = 0
+  let n = 32
+  for (;;) {
+    let rows = p === Number.MAX_SAFE_INTEGER ? [] : st.same.all({ ...params, p, s, n })
+    if (rows.length < n) rows = rows.concat(st.lower.all({ ...params, p, n: n - rows.length }))
+    for (const r of rows) yield r as unknown as WalkRow
+    if (rows.length < n) return
+    const last = rows[rows.length - 1]
+    p = num(last.priority)
+    s = num(last.seq)
+    n = Math.min(n * 4, 1024)
   }
 }

@@ -79,6 +79,12 @@ describe('quickstart against serve --worker --enable-tools --enable-cache', () =
     assert.equal(task.status, 'completed')
     assert.equal(task.result.x, 42)
     assert.equal(task.attempt, 1)
+    for (const status of ['completed', 'failed', 'queued', 'running']) {
+      const list = await runRpc(['task-list', '--status', status], box.env)
+      assert.equal(list.code, 0, list.stdout)
+      const ids = ((list.json as Obj).tasks as Obj[]).map((t) => t.task_id)
+      assert.equal(ids.includes(id), status === 'completed', `task-list --status ${status}`)
+    }
   })
 
   it('reports remote refusals with exit 1 and typed errors', async () => {

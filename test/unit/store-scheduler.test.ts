@@ -1,0 +1,92 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { createHash, randomUUID } from 'node:crypto'
+import {
+  SCHEDULER_CLOCK, schedulerScore, pickOwner, isOwner, PeerRegistry, peerKey,
+  normalizeTaskType, canonicalTaskType, canonicalTaskTypes, expandTaskTypes
+} from '../../src/store/index.js'
+import { beats } from '../../src/store/scheduler.js'
+
+const sha256 = (s: string): string => createHash('sha256').update(s, 'utf8').digest('hex')
+
+test('SCHEDULER_CLOCK merkle_root is SHA-256 of Python json.dumps([["taskqueue-service", 0]])', () => {
+  // json.dumps' default separators are (", ", ": "): a space after each comma.
+  assert.equal(sha256('[["taskqueue-service", 0]]'), SCHEDULER_CLOCK.merkle_root)
+  // JavaScript's compact JSON.stringify gives a different text, hence a different hash.
+  const compact = JSON.stringify([['taskqueue-service', 0]])
+  assert.equal(compact, '[["taskqueue-service",0]]')
+  assert.notEqual(sha256(compact), SCHEDULER_CLOCK.merkle_root)
+  assert.deepEqual(JSON.parse(JSON.stringify(SCHEDULER_CLOCK)), {
+    node_id: 'taskqueue-service',
+    vector: { 'taskqueue-service': 0 },
+    merkle_root: 'd83964234cb3f7451644cb8dfbd8a97cb70571490208c3ffcb5b346c43c380fa'
+  })
+})
+
+test('schedulerScore: first 8 bytes of SHA-256(task_id \\n peer), big-endian (Python-computed vectors)', () => {
+  assert.equal(schedulerScore('0123456789abcdef0123456789abcdef', '12D3KooWPeerA'), 8681854932485014703n)
+  assert.equal(schedulerScore('task-1', 'worker-1'), 17475183521429162935n)
+  assert.equal(schedulerScore('x', ''), 8343824688036161609n)
+})
+
+test('pickOwner: highest score, order-independent, null when empty; ties go to the smaller identity', () => {
+  assert.equal(pickOwner('t', []), null)
+  assert.equal(pickOwner('t', ['only']), 'only')
+  const peers = ['peerA', 'peerB', 'peerC', 'peerD']
+  const counts = new Map<string, number>()
+  for (let i = 0; i < 400; i++) {
+    const id = randomUUID().replaceAll('-', '')
+    const owner = pickOwner(id, peers)
+    assert.equal(pickOwner(id, [...peers].reverse()), owner)
+    const best = peers.reduce((a, b) => (schedulerScore(id, b) > schedulerScore(id, a) ? b : a))
+    assert.equal(owner, best)
+    for (const p of peers) assert.equal(isOwner(id, p, peers), p === owner)
+    counts.set(owner ?? '', (counts.get(owner ?? '') ?? 0) + 1)
+  }
+  // Roughly uniform: every peer owns a fair share.
+  for (const p of peers) assert.ok((counts.get(p) ?? 0) > 50, `${p} owns ${counts.get(p) ?? 0}`)
+  // Equal scores (SHA-256 collisions do not happen in tests, so use the comparator).
+  assert.equal(beats(5n, 'a', 5n, 'b'), true)
+  assert.equal(beats(5n, 'b', 5n, 'a'), false)
+  assert.equal(beats(6n, 'b', 5n, 'a'), true)
+})
+
+test('task-type aliases: normalise, canonicalise, expand', () => {
+  assert.equal(normalizeTaskType('  Text_Generation '), 'text_generation')
+  assert.equal(canonicalTaskType('Generation'), 'text-generation')
+  assert.equal(canonicalTaskType('STT'), 'voice.asr')
+  assert.equal(canonicalTaskType('my.custom'), 'my.custom')
+  assert.deepEqual(expandTaskTypes(['TTS']), ['voice.tts', 'voice_tts', 'voice-tts', 'tts', 'text-to-speech', 'text_to_speech'])
+  assert.deepEqual(expandTaskTypes(['text_generation', 'generation', ' Custom ', '']), ['text-generation', 'text_generation', 'generation', 'custom'])
+  assert.deepEqual(expandTaskTypes(['tool']), ['tool.call', 'tool'])
+  assert.deepEqual(expandTaskTypes(['hf_pipeline', 'llm.generate', 'text-classification']),
+    ['hf.pipeline', 'hf_pipeline', 'llm.generate', 'llm_generate', 'text-classification', 'text_classification'])
+  assert.equal(expandTaskTypes(['automatic_speech_recognition']).length, 12)
+  assert.equal(expandTaskTypes(['audio_validation']).length, 8)
+  assert.deepEqual(expandTaskTypes(['embedding']), expandTaskTypes(expandTaskTypes(['Embeddings'])), 'idempotent')
+  assert.deepEqual(canonicalTaskTypes(['tts', 'voice-tts', 'text2text', 'zzz']), ['text2text-generation', 'voice.tts', 'zzz'])
+})
+
+test('peer registry: key rule, liveness, partial refresh, bounded size', () => {
+  assert.equal(peerKey({ peer: '', peer_id: ' ', worker_id: 'w1', transport_peer_id: '12D3' }), 'w1')
+  assert.equal(peerKey({ peer_id: 'p', worker_id: 'w1', transport_peer_id: '12D3' }), 'p')
+  assert.equal(peerKey({ transport_peer_id: '12D3' }), '12D3')
+  let now = 1000
+  const reg = new PeerRegistry({ timeoutS: 300, maxSize: 3, now: () => now })
+  reg.touch({ peer_id: 'a', worker_id: 'wa', supported_task_types: ['tts'], session_id: 's' })
+  now += 10
+  const a = reg.touch({ peer_id: 'a', transport_peer_id: 't-a' }) // heartbeat without a profile keeps it
+  assert.equal(a.worker_id, 'wa')
+  assert.equal(a.session_id, 's')
+  assert.ok(a.supported_task_types.includes('voice.tts'), 'types are alias-expanded')
+  assert.equal(a.last_seen, 1010)
+  reg.touch({ peer_id: 'b' })
+  reg.touch({ peer_id: 'c' })
+  reg.touch({ peer_id: 'd' })
+  assert.equal(reg.size, 3)
+  assert.equal(reg.get('a'), undefined, 'least recently touched dropped first')
+  now += 301
+  reg.touch({ peer_id: 'b' })
+  assert.deepEqual(reg.live().map(e => e.peer_id), ['b'])
+  assert.equal(reg.size, 1, 'dead entries pruned')
+})
