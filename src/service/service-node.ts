@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path'
 import type { DatabaseSync } from 'node:sqlite'
 import type { Settings } from '../config/index.js'
 import { openDatabase } from '../store/db.js'
+import { Checkpointer } from '../store/checkpointer.js'
 import { QueueStore } from '../store/queue.js'
 import { CacheStore } from '../store/cache.js'
 import { loadOrCreateIdentity } from '../node/identity.js'
@@ -92,8 +93,12 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
 
   try {
     // 1. store and identity
-    const db = openDatabase(s.queuePath)
+    // WAL checkpoints run on a worker thread, so no submit pays for a checkpoint's
+    // copy and fsync; the large autocheckpoint is only the safety net.
+    const db = openDatabase(s.queuePath, { walAutocheckpointPages: 16384 })
     cleanups.push(() => db.close())
+    const checkpointer = new Checkpointer(s.queuePath)
+    cleanups.push(async () => await checkpointer.stop())
     const store = new QueueStore({ db, leaseS: s.leaseS, peerTimeoutS: s.peerTimeoutS, stealAfterS: s.schedulerStealAfterS, deterministic: s.deterministic })
     let cacheDb: DatabaseSync = db
     if (s.enableCache && s.cacheDir !== null) {

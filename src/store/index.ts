@@ -7,6 +7,7 @@ export {
   type PeerTouch, type PeerKeySources, type PeerRegistryOptions
 } from './peers.js'
 export { openDatabase, migrate, isBusyError, SCHEMA_VERSION, type OpenDatabaseOptions } from './db.js'
+export { Checkpointer, type CheckpointerOptions } from './checkpointer.js'
 export {
   QueueStore, DEFAULT_MAX_REPLY_BYTES, LEASE_EXPIRED_ERROR, ATTEMPTS_EXHAUSTED_ERROR, MIN_SCHEDULER_WALK,
   type QueueStoreOptions, type QueueStoreEvents

@@ -52,17 +52,11 @@ export class PeerRegistry {
   private readonly now: () => number
   /** Insertion order = order of last touch, so the oldest entries are at the front. */
   private readonly entries = new Map<string, PeerEntry>()
-  /** Bumped on every touch so callers can cache derived views (scheduler candidates). */
-  private gen = 0
 
   constructor (opts: PeerRegistryOptions = {}) {
     this.timeoutS = opts.timeoutS ?? DEFAULT_PEER_TIMEOUT_S
     this.maxSize = Math.max(1, opts.maxSize ?? DEFAULT_MAX_PEERS)
     this.now = opts.now ?? (() => Date.now() / 1000)
-  }
-
-  get generation (): number {
-    return this.gen
   }
 
   get size (): number {
@@ -91,7 +85,6 @@ export class PeerRegistry {
       if (oldest.done === true) break
       this.entries.delete(oldest.value)
     }
-    this.gen++
     return entry
   }
 
@@ -116,28 +109,21 @@ export class PeerRegistry {
     for (const [k, e] of this.entries) {
       if (this.isLive(e, now)) break
       this.entries.delete(k)
-      this.gen++
     }
   }
 
   /** Drops every entry of this worker (keyed by it, or reporting it as worker_id). */
   forgetWorker (workerId: string): void {
     for (const [k, e] of this.entries) {
-      if (k === workerId || e.worker_id === workerId) {
-        this.entries.delete(k)
-        this.gen++
-      }
+      if (k === workerId || e.worker_id === workerId) this.entries.delete(k)
     }
   }
 
   delete (key: string): boolean {
-    const had = this.entries.delete(key)
-    if (had) this.gen++
-    return had
+    return this.entries.delete(key)
   }
 
   clear (): void {
     this.entries.clear()
-    this.gen++
   }
 }

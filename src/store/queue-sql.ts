@@ -30,25 +30,26 @@ const ELIGIBLE = `status = 'queued' AND next_attempt_at <= :now
   AND (max_attempts = 0 OR attempt < max_attempts)
   AND (sticky_worker = '' OR sticky_worker = :worker)
   AND (req_session = '' OR req_session = :session)`
-/**
- * The claim walk reads in keyset batches with `.all()` (node:sqlite's per-row
- * `iterate()` costs about three times more per row). A batch resumes after the last
- * row seen, (priority p, seq s): first the rest of priority p, then lower priorities.
- * Each is an index range, so no row is read twice.
- */
-function walkPair (from: string, filter: string): { same: string, lower: string } {
-  return {
-    same: `SELECT ${WALK_COLS} FROM ${from} WHERE ${filter}${ELIGIBLE} AND priority = :p AND seq > :s
-      ORDER BY seq LIMIT :n`,
-    lower: `SELECT ${WALK_COLS} FROM ${from} WHERE ${filter}${ELIGIBLE} AND priority < :p
-      ORDER BY priority DESC, seq LIMIT :n`
-  }
-}
-const WALK_ALL = walkPair('tasks INDEXED BY idx_tasks_claim', '')
-const WALK_TYPE = walkPair('tasks INDEXED BY idx_tasks_claim_type', 'type_norm = :type AND ')
-const WALK_IN = walkPair('tasks INDEXED BY idx_tasks_claim', 'type_norm IN (SELECT value FROM json_each(:types)) AND ')
 
-export interface WalkStatements { same: StatementSync, lower: StatementSync }
+/** The claim walk's index per shape (see QueueStore.keysetWalk for the batching). */
+const WALK_FROM = {
+  all: ['tasks INDEXED BY idx_tasks_claim', ''],
+  type: ['tasks INDEXED BY idx_tasks_claim_type', 'type_norm = :type AND '],
+  in: ['tasks INDEXED BY idx_tasks_claim', 'type_norm IN (SELECT value FROM json_each(:types)) AND ']
+} as const
+export type WalkShape = keyof typeof WALK_FROM
+
+/** Batch sizes of the walk. LIMIT is a literal: bound, it cost ~8 µs more per query. */
+export const WALK_BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024] as const
+
+export function walkSql (shape: WalkShape, part: 'same' | 'lower', limit: number): string {
+  const [from, filter] = WALK_FROM[shape]
+  return part === 'same'
+    ? `SELECT ${WALK_COLS} FROM ${from} WHERE ${filter}${ELIGIBLE} AND priority = :p AND seq > :s
+      ORDER BY seq LIMIT ${limit}`
+    : `SELECT ${WALK_COLS} FROM ${from} WHERE ${filter}${ELIGIBLE} AND priority < :p
+      ORDER BY priority DESC, seq LIMIT ${limit}`
+}
 
 export function claimsBefore (a: WalkRow, b: WalkRow): boolean {
   if (a.priority !== b.priority) return a.priority > b.priority
@@ -129,9 +130,6 @@ export function prepareQueueStatements (db: DatabaseSync) {
                 WHERE status = 'queued' AND type_norm > t.v)
         FROM t WHERE t.v IS NOT NULL LIMIT ${QUEUED_TYPES_CAP + 1}
       ) SELECT v FROM t WHERE v IS NOT NULL`),
-    walkAll: { same: p(WALK_ALL.same), lower: p(WALK_ALL.lower) } satisfies WalkStatements,
-    walkType: { same: p(WALK_TYPE.same), lower: p(WALK_TYPE.lower) } satisfies WalkStatements,
-    walkIn: { same: p(WALK_IN.same), lower: p(WALK_IN.lower) } satisfies WalkStatements,
     // One statement for the whole batch; the status guard makes a lost race skip the row.
     claim: p(`UPDATE tasks SET status = 'running', assigned_worker = :worker, attempt = attempt + 1,
       heartbeat_at = :now, lease_until = :lease_until, updated_at = :now

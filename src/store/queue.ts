@@ -9,14 +9,14 @@
  */
 import { EventEmitter } from 'node:events'
 import { randomUUID } from 'node:crypto'
-import type { DatabaseSync, SQLInputValue } from 'node:sqlite'
+import type { DatabaseSync, SQLInputValue, StatementSync } from 'node:sqlite'
 import { TaskQueueError } from '../protocol/errors.js'
 import { immediate, migrate } from './db.js'
 import { expandTaskTypes, normalizeTaskType } from './aliases.js'
 import { PeerRegistry, type PeerTouch } from './peers.js'
-import { pickOwner } from './scheduler.js'
+import { OwnerCache } from './ownership.js'
 import {
-  DEFAULT_MAX_REPLY_BYTES, QUEUED_TYPES_CAP, type QueueStatements, type WalkRow, type WalkStatements, claimedSize, claimsBefore,
+  DEFAULT_MAX_REPLY_BYTES, QUEUED_TYPES_CAP, type QueueStatements, type WalkRow, type WalkShape, WALK_BATCHES, claimedSize, claimsBefore, walkSql,
   prepareQueueStatements
 } from './queue-sql.js'
 import { TaskLister } from './queue-list.js'
@@ -37,8 +37,6 @@ export const ATTEMPTS_EXHAUSTED_ERROR = 'maximum attempts exhausted'
 export const MIN_SCHEDULER_WALK = 1000
 /** Up to this many type spellings are merged from the per-type index; more use one filtered scan. */
 const MAX_MERGED_TYPES = 24
-/** Bound on cached scheduler owners (about 100 bytes each). */
-const OWNER_CACHE_MAX = 100_000
 
 export interface QueueStoreOptions {
   db: DatabaseSync
@@ -70,8 +68,8 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
   readonly now: () => number
   private readonly s: QueueStatements
   private readonly lister: TaskLister
-  /** task_id → owner, valid for one set of live worker profiles (`sig`). */
-  private owners: { sig: string, map: Map<string, string> } = { sig: '', map: new Map() }
+  private readonly walkStmts = new Map<string, StatementSync>()
+  private readonly owners: OwnerCache
 
   constructor (opts: QueueStoreOptions) {
     super()
@@ -86,6 +84,7 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
     migrate(this.db)
     this.s = prepareQueueStatements(this.db)
     this.lister = new TaskLister(this.db)
+    this.owners = new OwnerCache(this.stealAfterS)
   }
 
   // ---- submit -------------------------------------------------------------------
@@ -146,7 +145,7 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
     const now = this.now()
     const worker = input.worker_id
     const self = input.peer_key !== '' ? input.peer_key : worker
-    this.registry.touch({
+    const profile = {
       peer_id: self,
       worker_id: worker,
       supported_task_types: input.task_types ?? [],
@@ -154,7 +153,8 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
       last_seen: now,
       transport_peer_id: input.transport_peer_id,
       peer_hint: input.peer_hint
-    })
+    }
+    this.registry.touch(profile)
     const maxTasks = clampInt(input.max_tasks, 1, 100_000, 1)
     const leaseS = input.lease_s > 0 ? input.lease_s : this.leaseS
     const leaseUntil = now + leaseS
@@ -163,12 +163,18 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
 
     return this.tx(changes => {
       this.expireLeases(now, changes)
-      const mine = this.deterministic ? this.ownerCheck(self, now) : null
+      // Expiring the requester's own lapsed lease forgets it; it is plainly alive.
+      if (this.registry.get(self) === undefined) this.registry.touch(profile)
+      const owner = this.deterministic ? this.owners.forClaim(self, this.registry.live(now), now) : null
+      const mine = owner?.mine ?? null
+      // Rows the walk is expected to need: every eligible one is taken unless the
+      // scheduler gives most of them to the other candidates (or same_task_type skips).
+      const batch = Math.min(1024, maxTasks * (owner?.peers ?? 1) * (input.same_task_type ? 4 : 1))
       const picked: WalkRow[] = []
       let bytes = 2 // "[]"
       let firstType: string | null = null
       let walked = 0
-      for (const row of this.walk(input.task_types, worker, input.session, now)) {
+      for (const row of this.walk(input.task_types, worker, input.session, now, batch)) {
         if (++walked > walkLimit) break
         if (input.same_task_type && firstType !== null && row.task_type !== firstType) continue
         if (mine !== null && !mine(row)) continue
@@ -209,7 +215,7 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
   }
 
   /** The requester's eligible tasks in claim order, lazily (the caller stops early). */
-  private * walk (types: readonly string[] | null, worker: string, session: string, now: number): Generator<WalkRow> {
+  private * walk (types: readonly string[] | null, worker: string, session: string, now: number, batch: number): Generator<WalkRow> {
     let wanted = types === null ? [] : expandTaskTypes(types)
     if (wanted.length > 0) {
       // Most spellings in an expanded list have nothing queued; skipping them saves a
@@ -222,14 +228,49 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
     }
     const params = { now, worker, session }
     if (wanted.length === 0) {
-      yield * keysetWalk(this.s.walkAll, params)
+      yield * this.keysetWalk('all', params, batch)
     } else if (wanted.length > MAX_MERGED_TYPES) {
-      yield * keysetWalk(this.s.walkIn, { ...params, types: JSON.stringify(wanted) })
+      yield * this.keysetWalk('in', { ...params, types: JSON.stringify(wanted) }, batch)
     } else {
       // k-way merge of per-type index ranges: each is already in claim order, so no
       // sort and no reading of other types' rows however many of those are queued.
-      yield * mergeSorted(wanted.map(type => keysetWalk(this.s.walkType, { ...params, type })), claimsBefore)
+      yield * mergeSorted(wanted.map(type => this.keysetWalk('type', { ...params, type }, batch)), claimsBefore)
     }
+  }
+
+  /**
+   * Reads a walk in keyset batches with `.all()` (node:sqlite's per-row `iterate()`
+   * costs about three times more per row). A batch resumes after the last row seen,
+   * (priority p, seq s): first the rest of priority p, then lower priorities; both
+   * are index ranges, so no row is read twice. Batches start at the size the caller
+   * expects to need and double, up to 1024 rows, while a walk goes on.
+   */
+  private * keysetWalk (shape: WalkShape, params: Record<string, SQLInputValue>, first: number): Generator<WalkRow> {
+    let p = Number.MAX_SAFE_INTEGER
+    let s = 0
+    let i = WALK_BATCHES.findIndex(b => b >= first)
+    if (i < 0) i = WALK_BATCHES.length - 1
+    for (;;) {
+      const n = WALK_BATCHES[i]
+      let rows = p === Number.MAX_SAFE_INTEGER ? [] : this.walkStmt(shape, 'same', n).all({ ...params, p, s })
+      if (rows.length < n) rows = rows.concat(this.walkStmt(shape, 'lower', n).all({ ...params, p }).slice(0, n - rows.length))
+      for (const r of rows) yield r as unknown as WalkRow
+      if (rows.length < n) return
+      const last = rows[rows.length - 1]
+      p = num(last.priority)
+      s = num(last.seq)
+      i = Math.min(i + 1, WALK_BATCHES.length - 1)
+    }
+  }
+
+  private walkStmt (shape: WalkShape, part: 'same' | 'lower', limit: number): StatementSync {
+    const key = `${shape}:${part}:${limit}`
+    let st = this.walkStmts.get(key)
+    if (st === undefined) {
+      st = this.db.prepare(walkSql(shape, part, limit))
+      this.walkStmts.set(key, st)
+    }
+    return st
   }
 
   /** Distinct types of queued tasks, or null when there are too many to be worth it. */
@@ -237,48 +278,6 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
     const rows = this.s.queuedTypes.all()
     if (rows.length > QUEUED_TYPES_CAP) return null
     return new Set(rows.map(r => str(r.v)))
-  }
-
-  /**
-   * §7.4 ownership test for requester `self`: the owner is picked among the live
-   * workers for which the task is eligible. Peers without a worker_id (status pollers,
-   * CLI heartbeats) never claim, so letting them own tasks would only delay work by
-   * the steal window. An owner depends only on the task and the candidate profiles,
-   * so it is cached until the live set or a profile changes: claims re-walk the same
-   * tasks owned by others again and again, and would otherwise re-hash them each time.
-   */
-  private ownerCheck (self: string, now: number): (row: WalkRow) => boolean {
-    const live = this.registry.live(now).filter(p => p.worker_id !== '')
-    const sig = live.map(p => [p.peer_id, p.worker_id, p.session_id, p.supported_task_types.join(',')].join('\u0001'))
-      .sort().join('\u0002')
-    if (sig !== this.owners.sig) this.owners = { sig, map: new Map() }
-    const owners = this.owners.map
-    const peers = live.map(p => ({
-      key: p.peer_id,
-      worker: p.worker_id,
-      session: p.session_id,
-      types: p.supported_task_types.length > 0 ? new Set(p.supported_task_types) : null
-    }))
-    const candidates = new Map<string, string[]>()
-    return (row: WalkRow): boolean => {
-      if (this.stealAfterS > 0 && now - Math.max(row.created_at, row.next_attempt_at) > this.stealAfterS) return true
-      let owner = owners.get(row.task_id)
-      if (owner === undefined) {
-        const k = `${row.type_norm}\u0000${row.req_session}\u0000${row.sticky_worker}`
-        let keys = candidates.get(k)
-        if (keys === undefined) {
-          keys = peers.filter(p =>
-            (p.types === null || p.types.has(row.type_norm)) &&
-            (row.req_session === '' || p.session === row.req_session) &&
-            (row.sticky_worker === '' || p.worker === row.sticky_worker)).map(p => p.key)
-          candidates.set(k, keys)
-        }
-        owner = pickOwner(row.task_id, keys) ?? self
-        if (owners.size >= OWNER_CACHE_MAX) owners.clear()
-        owners.set(row.task_id, owner)
-      }
-      return owner === self
-    }
   }
 
   // ---- leases and sweeping ------------------------------------------------------
@@ -483,26 +482,5 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
       }
     }
     return out
-  }
-}
-
-/**
- * Reads one walk statement pair in growing keyset batches (queue-sql.ts). The first
- * batch is small because most claims stop after a few rows; the walk of a
- * deterministic claim that skips other owners' tasks grows to 1024 rows a batch.
- */
-function * keysetWalk (st: WalkStatements, params: Record<string, SQLInputValue>): Generator<WalkRow> {
-  let p = Number.MAX_SAFE_INTEGER
-  let s = 0
-  let n = 32
-  for (;;) {
-    let rows = p === Number.MAX_SAFE_INTEGER ? [] : st.same.all({ ...params, p, s, n })
-    if (rows.length < n) rows = rows.concat(st.lower.all({ ...params, p, n: n - rows.length }))
-    for (const r of rows) yield r as unknown as WalkRow
-    if (rows.length < n) return
-    const last = rows[rows.length - 1]
-    p = num(last.priority)
-    s = num(last.seq)
-    n = Math.min(n * 4, 1024)
   }
 }

@@ -1,7 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawnSync } from 'node:child_process'
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { DatabaseSync } from 'node:sqlite'
@@ -10,7 +9,6 @@ import {
   type ClaimInput, type QueueStoreOptions, type SubmitInput, type TaskChange
 } from '../../src/store/index.js'
 import type { TaskQueueError } from '../../src/protocol/errors.js'
-import { Checkpointer } from '../../src/store/checkpointer.js'
 
 function tmpDir (): string {
   return mkdtempSync(join(tmpdir(), 'tq-store-'))
@@ -410,6 +408,38 @@ test('list: order, cursor pagination, byte cap, filters, invalid cursor', () => 
   } finally { f.close() }
 })
 
+test('list by every status: each read in seq order through its own index', () => {
+  const f = fixture()
+  try {
+    const ids = Array.from({ length: 12 }, (_, i) => f.q.submit(sub({ priority: 1 + (i % 4) })).task_id)
+    const claimed = f.q.claim(claimIn('w', { max_tasks: 6 })).map(t => t.task_id)
+    f.q.complete({ task_id: claimed[0], status: 'completed', result: null, error: '', worker_id: 'w' })
+    f.q.complete({ task_id: claimed[1], status: 'failed', result: null, error: 'x', worker_id: 'w' })
+    const queued = ids.filter(id => !claimed.includes(id))
+    f.q.cancel(queued[0], '')
+    const byStatus = (status: string | null, order: 'asc' | 'desc' = 'asc', limit = 100): string[] =>
+      f.q.list({ status, limit, task_types: null, cursor: null, order, max_bytes: 1 << 20 }).tasks.map(t => t.task_id)
+    const inOrder = (set: string[]): string[] => ids.filter(id => set.includes(id))
+    assert.deepEqual(byStatus('queued'), inOrder(queued.slice(1)), 'queued: merged across priorities, in age order')
+    assert.deepEqual(byStatus('queued', 'desc'), inOrder(queued.slice(1)).reverse())
+    assert.deepEqual(byStatus('running'), inOrder(claimed.slice(2)))
+    assert.deepEqual(byStatus('completed'), [claimed[0]])
+    assert.deepEqual(byStatus('failed'), [claimed[1]])
+    assert.deepEqual(byStatus('cancelled'), [queued[0]])
+    assert.deepEqual(byStatus('bogus'), [])
+    assert.deepEqual(byStatus(null), ids)
+    // Paging through queued tasks with a cursor, two at a time.
+    const pages: string[] = []
+    let cursor: string | null = null
+    do {
+      const r = f.q.list({ status: 'queued', limit: 2, task_types: null, cursor, order: 'asc', max_bytes: 1 << 20 })
+      pages.push(...r.tasks.map(t => t.task_id))
+      cursor = r.next_cursor
+    } while (cursor !== null)
+    assert.deepEqual(pages, inOrder(queued.slice(1)))
+  } finally { f.close() }
+})
+
 test('cancel, get, delete and counts', () => {
   const f = fixture()
   try {
@@ -433,75 +463,6 @@ test('cancel, get, delete and counts', () => {
   } finally { f.close() }
 })
 
-test('durability: data survives closing and reopening the file', () => {
-  const f = fixture()
-  const id = f.q.submit(sub({ payload: { keep: 'me' }, idempotency_key: 'dur' })).task_id
-  f.q.claim(claimIn('w'))
-  f.q.complete({ task_id: id, status: 'completed', result: { ok: 1 }, error: '', worker_id: 'w' })
-  const queued = f.q.submit(sub()).task_id
-  f.db.close()
-  const db = openDatabase(f.path)
-  try {
-    const q = new QueueStore({ db, leaseS: 300, peerTimeoutS: 300, stealAfterS: 30, deterministic: false })
-    assert.equal(q.get(id)?.status, 'completed')
-    assert.deepEqual(q.get(id)?.result, { ok: 1 })
-    assert.deepEqual(q.get(id)?.payload, { keep: 'me' })
-    assert.equal(q.submit(sub({ payload: { keep: 'me' }, idempotency_key: 'dur' })).replayed, true)
-    assert.equal(q.claim(claimIn('w'))[0].task_id, queued)
-    assert.equal(Number(db.prepare('PRAGMA user_version').get()?.user_version), 1)
-    assert.equal(String(db.prepare('PRAGMA journal_mode').get()?.journal_mode), 'wal')
-  } finally {
-    db.close()
-    rmSync(f.dir, { recursive: true, force: true })
-  }
-})
-
-test('durability: commits survive kill -9 of the writing process', () => {
-  const dir = tmpDir()
-  try {
-    const path = join(dir, 'q.sqlite3')
-    const storeUrl = new URL('../../src/store/index.js', import.meta.url).href
-    const script = `
-      const { openDatabase, QueueStore } = await import(${JSON.stringify(storeUrl)})
-      const q = new QueueStore({ db: openDatabase(${JSON.stringify(path)}), leaseS: 300, peerTimeoutS: 300, stealAfterS: 30, deterministic: false })
-      const ids = []
-      for (let i = 0; i < 50; i++) ids.push(q.submit({ task_type: 't', model_name: '', payload: { i }, priority: 5, max_attempts: 3, next_attempt_at: 0, idempotency_key: 'k' + i }).task_id)
-      q.claim({ worker_id: 'w', peer_key: 'w', session: '', task_types: null, lease_s: 60, max_tasks: 10, same_task_type: false, transport_peer_id: '', peer_hint: '' })
-      process.stdout.write(JSON.stringify(ids), () => process.kill(process.pid, 'SIGKILL'))
-    `
-    const child = spawnSync(process.execPath, ['--no-warnings', '--input-type=module', '-e', script], { encoding: 'utf8' })
-    assert.equal(child.signal, 'SIGKILL', child.stderr)
-    const ids = JSON.parse(child.stdout) as string[]
-    assert.ok(statSync(path + '-wal').size > 0, 'the commits are still in the WAL, not checkpointed')
-    const db = openDatabase(path)
-    try {
-      const q = new QueueStore({ db, leaseS: 300, peerTimeoutS: 300, stealAfterS: 30, deterministic: false })
-      for (const id of ids) assert.ok(q.get(id) !== null)
-      assert.deepEqual(q.counts().queued + q.counts().running, 50)
-      assert.equal(q.counts().running, 10)
-    } finally { db.close() }
-  } finally { rmSync(dir, { recursive: true, force: true }) }
-})
-
-test('lock contention beyond busy_timeout is the retryable busy code', () => {
-  const dir = tmpDir()
-  try {
-    const path = join(dir, 'q.sqlite3')
-    const db = openDatabase(path, { busyTimeoutMs: 20 })
-    const other = openDatabase(path)
-    try {
-      const q = new QueueStore({ db, leaseS: 300, peerTimeoutS: 300, stealAfterS: 30, deterministic: false })
-      other.exec('BEGIN IMMEDIATE')
-      let err: TaskQueueError | null = null
-      try { q.submit(sub()) } catch (e) { err = e as TaskQueueError }
-      assert.equal(err?.code, 'busy')
-      assert.equal(err?.retryable, true)
-      other.exec('ROLLBACK')
-      assert.equal(q.submit(sub()).replayed, false)
-    } finally { other.close(); db.close() }
-  } finally { rmSync(dir, { recursive: true, force: true }) }
-})
-
 test('change events, delayed submits and nextEligibleAt', () => {
   const f = fixture()
   try {
@@ -521,99 +482,5 @@ test('change events, delayed submits and nextEligibleAt', () => {
     // No event for a rejected op.
     assert.equal(code(() => f.q.complete({ task_id: later, status: 'completed', result: null, error: '', worker_id: 'x' })), 'not_owner')
     assert.equal(seen.length, 5)
-  } finally { f.close() }
-})
-
-test('background checkpointer keeps data intact and checkpoints the WAL', async () => {
-  const dir = tmpDir()
-  try {
-    const path = join(dir, 'q.sqlite3')
-    const db = openDatabase(path, { walAutocheckpointPages: 100_000 })
-    const cp = new Checkpointer(path, { intervalMs: 20 })
-    const q = new QueueStore({ db, leaseS: 300, peerTimeoutS: 300, stealAfterS: 30, deterministic: false })
-    for (let i = 0; i < 300; i++) q.submit(sub({ payload: { i } }))
-    await new Promise(resolve => setTimeout(resolve, 200))
-    await cp.stop()
-    // Everything in the WAL was copied back: a TRUNCATE checkpoint finds nothing left to do.
-    const r = db.prepare('PRAGMA wal_checkpoint(PASSIVE)').get()
-    assert.equal(Number(r?.log), Number(r?.checkpointed))
-    assert.equal(q.counts().queued, 300)
-    db.close()
-  } finally { rmSync(dir, { recursive: true, force: true }) }
-})
-
-test('openDatabase refuses a non-SQLite file and creates parent directories', () => {
-  const dir = tmpDir()
-  try {
-    const bogus = join(dir, 'notes.txt')
-    writeFileSync(bogus, 'this is not a database, just some text that is long enough')
-    assert.throws(() => openDatabase(bogus), (err: Error) => err.message.includes(bogus) && /not a SQLite database/.test(err.message))
-    const nested = join(dir, 'a', 'b', 'q.sqlite3')
-    openDatabase(nested).close()
-    openDatabase(nested).close()
-  } finally { rmSync(dir, { recursive: true, force: true }) }
-})
-
-const rate = (k: number, ms: number): string => `${Math.round(k / (ms / 1000))}/s`
-
-/** submit n (with idempotency keys, as our client sends) → claim 32 at a time → complete each. */
-function endToEnd (q: QueueStore, n: number, label: string): void {
-  let t0 = performance.now()
-  for (let i = 0; i < n; i++) q.submit(sub({ payload: { prompt: `hello ${i}`, n: i }, idempotency_key: `auto-${label}-${i}` }))
-  const tSubmit = performance.now() - t0
-  t0 = performance.now()
-  let claimed = 0
-  let tComplete = 0
-  for (;;) {
-    const batch = q.claim(claimIn('w', { max_tasks: 32 }))
-    if (batch.length === 0) break
-    claimed += batch.length
-    const c0 = performance.now()
-    for (const t of batch) q.complete({ task_id: t.task_id, status: 'completed', result: { text: 'ok' }, error: '', worker_id: 'w' })
-    tComplete += performance.now() - c0
-  }
-  const tAll = performance.now() - t0
-  assert.equal(claimed, n)
-  console.log(`[store perf] ${label}: ${n} submits ${rate(n, tSubmit)}; claim ${rate(n, tAll - tComplete)}; complete ${rate(n, tComplete)}; end-to-end ${rate(n, tSubmit + tAll)} tasks/s`)
-}
-
-test('perf sanity: submit + claim(32) + complete (printed, not asserted)', async () => {
-  const f = fixture()
-  try {
-    const n = 20_000
-    endToEnd(f.q, n, 'inline checkpoints')
-    const path2 = join(f.dir, 'bg.sqlite3')
-    const db2 = openDatabase(path2, { walAutocheckpointPages: 16384 })
-    const cp = new Checkpointer(path2)
-    try {
-      endToEnd(new QueueStore({ db: db2, leaseS: 300, peerTimeoutS: 300, stealAfterS: 30, deterministic: false, now: f.clock.now }), n, 'background checkpointer')
-    } finally {
-      await cp.stop()
-      db2.close()
-    }
-    let t0: number
-
-    // Claims with a large backlog: 100k queued, claim 32 at a time from the front.
-    const big = 100_000
-    t0 = performance.now()
-    for (let i = 0; i < big; i++) f.q.submit(sub({ payload: { i } }))
-    console.log(`[store perf] ${big} more submits: ${rate(big, performance.now() - t0)}`)
-    t0 = performance.now()
-    let k = 0
-    for (let i = 0; i < 200; i++) k += f.q.claim(claimIn('w', { max_tasks: 32 })).length
-    console.log(`[store perf] backlog ${big}: ${rate(k, performance.now() - t0)} claimed (claim 32)`)
-    t0 = performance.now()
-    for (let i = 0; i < 200; i++) f.q.claim(claimIn('w', { max_tasks: 32, task_types: ['nothing-like-this'] }))
-    console.log(`[store perf] backlog ${big}: type-filtered empty claim ${((performance.now() - t0) / 200).toFixed(3)} ms`)
-    // Deterministic scheduler with 8 live workers: each claim walks past other owners' tasks.
-    for (let i = 0; i < 8; i++) f.q.touchPeer({ peer_id: `peer${i}`, worker_id: `w${i}` })
-    const det = new QueueStore({ db: f.db, leaseS: 300, peerTimeoutS: 300, stealAfterS: 30, deterministic: true, now: f.clock.now, registry: f.q.registry })
-    t0 = performance.now()
-    k = 0
-    for (let i = 0; i < 200; i++) k += det.claim(claimIn('w0', { peer_key: 'peer0', max_tasks: 32 })).length
-    console.log(`[store perf] backlog ${big}, deterministic, 8 live workers: ${rate(k, performance.now() - t0)} claimed by one of them (claim 32)`)
-    t0 = performance.now()
-    f.q.counts()
-    console.log(`[store perf] counts() over ${big} queued: ${(performance.now() - t0).toFixed(1)} ms`)
   } finally { f.close() }
 })

@@ -139,11 +139,13 @@ export function peerHeartbeat (env: Envelope, ctx: ServiceContext, caller: Calle
   if (peer === '') throw new TaskQueueError('missing_peer_id')
   const now = Date.now() / 1000
   const types = env.supported_task_types ?? env.task_types
+  // Absent fields keep the profile a claim recorded (a bare heartbeat must not erase it).
+  const session = firstStr(env, 'session_id', 'session', 'p2p_session')
   ctx.store.registry.touch({
     peer_id: peer,
-    worker_id: workerId,
-    supported_task_types: types === undefined ? [] : expandTaskTypes(strList(types)),
-    session_id: firstStr(env, 'session_id', 'session', 'p2p_session'),
+    worker_id: workerId === '' ? undefined : workerId,
+    supported_task_types: types === undefined ? undefined : expandTaskTypes(strList(types)),
+    session_id: session === '' ? undefined : session,
     last_seen: now,
     transport_peer_id: caller.remotePeerId,
     peer_hint: str(env.peer_hint)
