@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs'
 import { RemoteQueue } from '../src/client/remote-queue.js'
 import { runRpc, sandbox, startDaemon } from '../test/helpers/procs.js'
 import type { Daemon, Sandbox } from '../test/helpers/procs.js'
+import { benchNat } from './nat.js'
 
 const TASKS = Number(process.env.BENCH_TASKS ?? 20_000)
 const SUBMITTERS = Number(process.env.BENCH_SUBMITTERS ?? 16)
@@ -126,12 +127,29 @@ async function benchIdleRss (): Promise<void> {
   })
 }
 
+/** Sections by name, in run order; `--only a,b` runs a subset (names below). */
+const SECTIONS: Array<[string, () => Promise<void>]> = [
+  ['rss', benchIdleRss],
+  ['cli', benchCliStatus],
+  ['cache', benchCacheGet],
+  ['throughput', benchThroughputAndRoundTrip],
+  // Issue 4: relayed vs direct, 1 MiB through the relay, hole-punch rate (network namespaces).
+  ['nat', benchNat]
+]
+
+function selectedSections (argv: string[]): Array<[string, () => Promise<void>]> {
+  const i = argv.indexOf('--only')
+  const arg = i >= 0 ? argv[i + 1] : argv.find((a) => a.startsWith('--only='))?.slice('--only='.length)
+  if (arg === undefined || arg === '') return SECTIONS
+  const wanted = new Set(arg.split(',').map((s) => s.trim()))
+  const unknown = [...wanted].filter((w) => !SECTIONS.some(([name]) => name === w))
+  if (unknown.length > 0) throw new Error(`unknown bench section(s) ${unknown.join(', ')}; known: ${SECTIONS.map(([n]) => n).join(', ')}`)
+  return SECTIONS.filter(([name]) => wanted.has(name))
+}
+
 async function main (): Promise<void> {
   process.stdout.write(`taskqueue-p2p bench (node ${process.version}, ${(await import('node:os')).cpus().length} cpus)\n`)
-  await benchIdleRss()
-  await benchCliStatus()
-  await benchCacheGet()
-  await benchThroughputAndRoundTrip()
+  for (const [, run] of selectedSections(process.argv.slice(2))) await run()
 }
 
 main().then(() => process.exit(0), (err: unknown) => {

@@ -50,7 +50,12 @@ export interface RunDeps {
   logger?: Logger
 }
 
-interface Outcome { code: ExitCode, doc: Doc }
+interface Outcome {
+  code: ExitCode
+  doc: Doc
+  /** Human-readable output instead of the JSON document (`doctor` without --json). */
+  text?: string
+}
 type Action = (rq: QueueClient) => Promise<Outcome>
 interface CommandDef {
   spec: CommandSpec
@@ -115,6 +120,26 @@ function wrappedCommand (spec: CommandSpec, op: string, fields: (a: ParsedArgs) 
 }
 
 const COMMANDS: CommandDef[] = [
+  {
+    spec: {
+      name: 'doctor',
+      summary: 'diagnose discovery and NAT traversal from this host: checks, one verdict, the fix',
+      description: 'Human-readable by default (the one exception to the JSON-document output besides --help);\n' +
+        '--json prints the same report as one JSON document. Exit 0 when a service was found, 3 otherwise.',
+      options: [timeout(10, 'discovery deadline in seconds'), bool('json', 'print the report as one JSON document')]
+    },
+    prepare: (a, s) => {
+      const ms = timeoutMs(a)
+      const json = a.flag('json')
+      return async (rq) => {
+        // Lazy like the RemoteQueue itself: libp2p is loaded only when a command runs.
+        const { clientDoctor, formatDoctor } = await import('./doctor.js')
+        const report = await clientDoctor(s, ms, async (o) => await rq.discover(o))
+        const code = report.ok ? EXIT_OK : EXIT_UNREACHABLE
+        return { code, doc: { ...report }, text: json ? undefined : formatDoctor(report) }
+      }
+    }
+  },
   replyCommand({ name: 'status', summary: 'ask the service for its status (op status)', options: [timeout(10), bool('detail', 'include queue, scheduler and transport sections')] },
     'status', (a) => ({ detail: a.flag('detail') })),
   {
@@ -122,13 +147,18 @@ const COMMANDS: CommandDef[] = [
       name: 'discover',
       summary: 'run the discovery chain and print its trace',
       description: 'Exit 0 when a mechanism found a TaskQueue peer, 3 otherwise.',
-      options: [timeout(10), bool('detail', 'also list mechanisms cancelled once a winner was known')]
+      options: [
+        timeout(10),
+        bool('detail', 'also list mechanisms cancelled once a winner was known'),
+        bool('all', 'run every mechanism to the end and list every TaskQueue peer each one found ("peers")')
+      ]
     },
     prepare: (a) => {
       const ms = timeoutMs(a)
       const detail = a.flag('detail')
+      const all = a.flag('all')
       return async (rq) => {
-        const trace = await rq.discover({ timeoutMs: ms, detail })
+        const trace = await rq.discover({ timeoutMs: ms, detail, all })
         return { code: trace.ok ? EXIT_OK : EXIT_UNREACHABLE, doc: { ...trace } }
       }
     }
@@ -447,7 +477,8 @@ export async function run (argv: readonly string[], deps: RunDeps = {}): Promise
       const { RemoteQueue } = await import('../client/remote-queue.js')
       rq = new RemoteQueue(opts)
     }
-    return document(await action(rq))
+    const outcome = await action(rq)
+    return outcome.text !== undefined ? { kind: 'text', code: outcome.code, text: outcome.text } : document(outcome)
   } catch (err) {
     const o = failureDoc(err)
     if (o.code === EXIT_INTERNAL) stderr(`p2p-rpc: internal error: ${(err as Error)?.stack ?? String(err)}`)

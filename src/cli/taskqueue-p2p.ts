@@ -1,5 +1,5 @@
 /**
- * `taskqueue-p2p serve|worker` (cli.md §2): the daemons. stdout carries only the start
+ * `taskqueue-p2p serve|worker|relay` (cli.md §2): the daemons. stdout carries only the start
  * lines, printed once ready; logs go to stderr. SIGINT/SIGTERM stop gracefully and exit 0.
  * Exit codes: 2 configuration, 3 listen address unavailable, 6 internal error.
  */
@@ -10,6 +10,7 @@ import type { Settings, SettingsOverrides } from '../config/index.js'
 import { createLogger } from '../logger.js'
 import type { Logger } from '../logger.js'
 import { ListenError, startServiceNode } from '../service/service-node.js'
+import { runServiceDoctor } from './doctor.js'
 import type { ServiceNode } from '../service/service-node.js'
 import { IdentityError } from '../node/identity.js'
 import { RemoteQueue } from '../client/remote-queue.js'
@@ -20,6 +21,7 @@ import { builtinHandlers, loadHandlerModule, mergeHandlers } from '../worker/han
 import type { HandlerMap } from '../worker/handlers.js'
 import { Worker } from '../worker/worker.js'
 import { ToolRegistry } from '../tools/registry.js'
+import { startCoordinationNode } from '../coordination/coordination-node.js'
 import { VERSION } from '../version.js'
 import { UsageError, formatHelp, parseCommandLine, parseIntegerOption, parseListOption, parseNumberOption } from './args.js'
 import type { OptionSpec, ParsedArgs, ProgramSpec } from './args.js'
@@ -81,6 +83,31 @@ const SPEC: ProgramSpec = {
         flag('json', 'print one JSON start line')
       ],
       description: 'Without --queue, --multiaddr, --announce-file or --peer-id the discovery chain finds the service.'
+    },
+    {
+      name: 'relay',
+      summary: 'run a WAN coordination node: rendezvous point, DHT server, circuit relay (no queue)',
+      options: [
+        opt('listen-host', 'listen IP (env LISTEN_HOST, default 0.0.0.0)', { valueName: 'IP' }),
+        opt('listen-port', 'TCP port, 0 = ephemeral (env LISTEN_PORT, default 9710)', { valueName: 'N' }),
+        opt('identity', 'Ed25519 identity file, created 0600 if missing (env IDENTITY_FILE, default ~/.cache/ipfs_accelerate_py/relay_identity.key)', { valueName: 'PATH' }),
+        flag('no-rendezvous', 'do not be a rendezvous point (env RENDEZVOUS)'),
+        flag('no-dht', 'do not run the DHT server (env DHT, DHT_PROTOCOL)'),
+        flag('json', 'print one JSON line {peer_id, multiaddrs} instead of the start lines')
+      ],
+      description: 'Start lines: "taskqueue-p2p relay started", peer_id=<id>, then one multiaddr=<ma> per announced address.\n' +
+        'Give one of those addresses to services and clients as IPFS_ACCELERATE_PY_TASK_P2P_BOOTSTRAP_PEERS (and RELAY=1 on NATed services).\n' +
+        'It writes no announce file: it is not a TaskQueue endpoint.'
+    },
+    {
+      name: 'doctor',
+      summary: 'diagnose this service: addresses, reachability (AutoNAT), relay reservations, discovery, one verdict with the fix',
+      options: [
+        opt('announce-file', 'the running service\'s announce file (env ANNOUNCE_FILE)', { valueName: 'PATH' }),
+        opt('timeout', 'seconds allowed for each check', { valueName: 'S', default: '10' }),
+        flag('json', 'print the report as one JSON document instead of text')
+      ],
+      description: 'Run it on the service\'s host with the service\'s environment. Exit 0 when clients can reach the service, 3 otherwise.'
     }
   ],
   epilog: 'Environment variables: see the configuration table in the README (config.md). Flags override them.'
@@ -178,6 +205,34 @@ async function serve (a: ParsedArgs, log: Logger): Promise<number> {
   return EXIT_OK
 }
 
+async function relay (a: ParsedArgs, log: Logger): Promise<number> {
+  const o: { -readonly [K in keyof SettingsOverrides]: SettingsOverrides[K] } = {}
+  if (a.has('listen-host')) o.listenHost = a.requireString('listen-host')
+  if (a.has('listen-port')) o.listenPort = parseIntegerOption('listen-port', a.requireString('listen-port'), { min: 0, max: 65535 })
+  if (a.has('identity')) o.identityFile = a.requireString('identity')
+  if (a.flag('no-rendezvous')) o.rendezvous = false
+  if (a.flag('no-dht')) o.dht = false
+  const settings = loadSettings(process.env, o, (m) => log.warn(m), { role: 'relay' })
+  let node
+  try {
+    node = await startCoordinationNode(settings, log)
+  } catch (err) {
+    if (err instanceof ListenError) {
+      log.error(err.message)
+      return EXIT_LISTEN
+    }
+    throw err
+  }
+  const addrs = node.multiaddrs()
+  await writeStdout(a.flag('json')
+    ? JSON.stringify({ peer_id: node.peerId, multiaddrs: addrs }) + '\n'
+    : `taskqueue-p2p relay started\npeer_id=${node.peerId}\n${addrs.map((m) => `multiaddr=${m}\n`).join('')}`)
+  const signal = await untilSignal()
+  log.info({ signal }, 'stopping')
+  await node.stop()
+  return EXIT_OK
+}
+
 async function work (a: ParsedArgs, log: Logger): Promise<number> {
   const settings = loadSettings(process.env, commonOverrides(a), (m) => log.warn(m), { role: 'worker' })
   const tools = new ToolRegistry()
@@ -232,6 +287,8 @@ export async function main (argv: readonly string[] = process.argv.slice(2)): Pr
     const a = parsed.args
     if (a.command === 'serve') return await serve(a, log)
     if (a.command === 'worker') return await work(a, log)
+    if (a.command === 'relay') return await relay(a, log)
+    if (a.command === 'doctor') return await runServiceDoctor(a, log)
     throw new UsageError(`unknown command ${a.command}`)
   } catch (err) {
     if (err instanceof UsageError) {

@@ -5,8 +5,8 @@
  * its reply may still arrive — so the session is closed and later calls use a new one.
  */
 import type { Stream } from '@libp2p/interface'
-import { FrameTooLargeError, StreamReader, TruncatedFrameError, encodeFrame, writeBytes } from '../protocol/framing.js'
-import { JsonParseError, encodeJson, isPlainObject, parseWireJson } from '../protocol/json.js'
+import { FrameTooLargeError, FrameWriter, StreamReader, TruncatedFrameError } from '../protocol/framing.js'
+import { JsonParseError, isPlainObject, parseWireJson } from '../protocol/json.js'
 import { TASK_QUEUE_RPC_TOOL } from '../protocol/ids.js'
 import { VERSION } from '../version.js'
 import { DeadlineError, DialError, ProtocolError } from './errors.js'
@@ -37,6 +37,7 @@ const FRAME_MARGIN = 2
 export class McpSession {
   private readonly stream: Stream
   private readonly reader: StreamReader
+  private readonly writer: FrameWriter
   private readonly opts: McpSessionOptions
   private readonly queue: Pending[] = []
   private nextId = 1
@@ -51,6 +52,7 @@ export class McpSession {
   private constructor (stream: Stream, opts: McpSessionOptions) {
     this.stream = stream
     this.reader = new StreamReader(stream)
+    this.writer = new FrameWriter(stream)
     this.opts = opts
     stream.addEventListener('close', () => this.fail(new DialError('stream closed', { sent: true })), { once: true })
   }
@@ -107,9 +109,10 @@ export class McpSession {
   async request (method: string, params: Record<string, unknown>, timeoutMs: number): Promise<unknown> {
     if (this.failure !== null) throw this.failure
     const id = this.nextId++
-    const body = encodeJson({ jsonrpc: '2.0', id, method, params })
-    if (body.byteLength > this.opts.maxOutboundFrameBytes) {
-      throw new ProtocolError(`request of ${body.byteLength} bytes exceeds the outbound frame limit of ${this.opts.maxOutboundFrameBytes}`, false)
+    const body = JSON.stringify({ jsonrpc: '2.0', id, method, params })
+    const bodyBytes = Buffer.byteLength(body)
+    if (bodyBytes > this.opts.maxOutboundFrameBytes) {
+      throw new ProtocolError(`request of ${bodyBytes} bytes exceeds the outbound frame limit of ${this.opts.maxOutboundFrameBytes}`, false)
     }
     this.spendFrame()
     this.lastUsed = performance.now()
@@ -120,7 +123,8 @@ export class McpSession {
       this.queue.push({ id, resolve, reject, timer })
     })
     try {
-      await writeBytes(this.stream, encodeFrame(body))
+      // Calls made in the same turn share one Yamux frame (FrameWriter).
+      await this.writer.writeJson(body, bodyBytes)
     } catch (err) {
       this.fail(new DialError('sending failed', { cause: err, sent: false }))
     }

@@ -9,6 +9,7 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import { LEGACY_PROTOCOL, MCP_PROTOCOL, ORIGINAL_CLIENT_MAX_FRAME } from '../protocol/ids.js'
 import { FrameTooLargeError, StreamReader, encodeLine, writeBytes } from '../protocol/framing.js'
 import { JsonParseError, encodeJson, isPlainObject, parseWireJson } from '../protocol/json.js'
+import { deferWindowUpdates, tuneConnection } from '../protocol/transport-tuning.js'
 import { DeadlineError, DialError, ProtocolError, ProtocolNotSupportedError } from './errors.js'
 import { McpSession } from './mcp-session.js'
 import type { McpSessionOptions } from './mcp-session.js'
@@ -103,6 +104,7 @@ export class PeerLink {
     this.connecting = (async () => {
       try {
         const conn = await this.node.dial(this.addrs, { signal: AbortSignal.timeout(timeoutMs) })
+        tuneConnection(conn)
         this.connection = conn
         return conn
       } catch (err) {
@@ -120,7 +122,9 @@ export class PeerLink {
   private async openStream (protocol: string, timeoutMs: number): Promise<Stream> {
     const conn = await this.connect(timeoutMs)
     try {
-      return await conn.newStream(protocol, { ...STREAM_OPTIONS, signal: AbortSignal.timeout(timeoutMs) })
+      const stream = await conn.newStream(protocol, { ...STREAM_OPTIONS, signal: AbortSignal.timeout(timeoutMs) })
+      deferWindowUpdates(stream)
+      return stream
     } catch (err) {
       const name = (err as Error).name
       if (name === 'UnsupportedProtocolError') throw new ProtocolNotSupportedError(`peer does not speak ${protocol}`)

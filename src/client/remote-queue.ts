@@ -14,6 +14,13 @@ import { createTaskQueueNode } from '../node/create-node.js'
 import { AddressBook } from '../discovery/address-book.js'
 import { announceCandidates, announceFileDiscoverer, cacheHomeDir } from '../discovery/announce-file.js'
 import { bootstrapDiscoverer } from '../discovery/bootstrap.js'
+import { dhtDiscoverer } from '../discovery/dht.js'
+import { rendezvousDiscoverer } from '../discovery/rendezvous/index.js'
+import { mdnsDiscoverer } from '../discovery/mdns.js'
+import { discoveryParts } from '../discovery/parts.js'
+import { natParts } from '../nat/parts.js'
+import { awaitDirect } from '../nat/connection-kind.js'
+import type { ConnectionKind } from '../nat/connection-kind.js'
 import { runDiscoveryChain } from '../discovery/chain.js'
 import type { ProbeFn } from '../discovery/chain.js'
 import type { Discoverer, DiscoveryTrace } from '../discovery/types.js'
@@ -54,6 +61,8 @@ export interface RequestOptions {
 export interface DiscoverOptions {
   timeoutMs?: number
   detail?: boolean
+  /** Run every mechanism to the end and list every TaskQueue peer found (trace.peers). */
+  all?: boolean
 }
 
 /** Ops that may be repeated once the request may have reached the service (B16). */
@@ -78,6 +87,8 @@ export class RemoteQueue {
   private link: PeerLink | null = null
   private resolving: Promise<PeerLink> | null = null
   private lastBootstrap: string | null = null
+  /** Connection kind per successful probe (`<peer> <multiaddr>`), for the discover trace. */
+  private readonly probeKinds = new Map<string, ConnectionKind>()
   private closed = false
 
   constructor (opts: RemoteQueueOptions = {}) {
@@ -239,7 +250,7 @@ export class RemoteQueue {
 
   /** Runs the full discovery chain and reports every attempt (`p2p-rpc discover`). */
   async discover (options: DiscoverOptions = {}): Promise<DiscoveryTrace> {
-    const { trace, link } = await this.runChain(options.timeoutMs ?? this.settings.discoveryTimeoutS * 1000, options.detail === true, true)
+    const { trace, link } = await this.runChain(options.timeoutMs ?? this.settings.discoveryTimeoutS * 1000, options.detail === true, true, options.all === true)
     if (link !== null) this.adopt(link)
     return trace
   }
@@ -281,7 +292,10 @@ export class RemoteQueue {
   async getNode (): Promise<Libp2p> {
     if (this.closed) throw new DialError('RemoteQueue is closed')
     if (this.node !== null) return this.node
-    this.nodeStarting ??= createTaskQueueNode({ dialTimeoutMs: this.settings.rpcDialTimeoutS * 1000 }).then((node) => {
+    this.nodeStarting ??= createTaskQueueNode({
+      dialTimeoutMs: this.settings.rpcDialTimeoutS * 1000,
+      parts: [...discoveryParts(this.settings, 'client'), natParts(this.settings, 'client')]
+    }).then((node) => {
       this.node = node
       return node
     })
@@ -348,11 +362,34 @@ export class RemoteQueue {
         dial: s.bootstrapDial,
         maxAttempts: s.bootstrapMaxAttempts,
         lastGood: () => this.lastBootstrap
+      }),
+      rendezvousDiscoverer({
+        enabled: s.rendezvous,
+        node: async () => await this.getNode(),
+        namespace: s.rendezvousNs,
+        points: [...s.rendezvousPoints],
+        bootstrapPeers: [...s.bootstrapPeers],
+        maxAttempts: s.rendezvousMaxAttempts
+      }),
+      dhtDiscoverer({
+        enabled: s.dht,
+        node: async () => await this.getNode(),
+        namespace: s.rendezvousNs,
+        seeds: s.bootstrapPeers,
+        maxProviderAttempts: s.dhtMaxProviderAttempts
+      }),
+      mdnsDiscoverer({
+        enabled: s.mdns,
+        node: async () => await this.getNode(),
+        allowLoopback: s.mdnsAllowLoopback,
+        maxAttemptsPerPoll: s.mdnsMaxAttemptsPerPoll,
+        protocols: [...s.protocol],
+        windowMs: s.discoveryStepTimeouts.mdns * 1000
       })
     ]
   }
 
-  private async runChain (timeoutMs: number, detail: boolean, includeExplicit: boolean): Promise<{ trace: DiscoveryTrace, link: PeerLink | null }> {
+  private async runChain (timeoutMs: number, detail: boolean, includeExplicit: boolean, all = false): Promise<{ trace: DiscoveryTrace, link: PeerLink | null }> {
     const node = await this.getNode()
     const probe: ProbeFn = async (addrs, signal) => await this.probe(node, addrs, signal)
     const discoverers = this.discoverers()
@@ -384,13 +421,20 @@ export class RemoteQueue {
       deadlineMs: timeoutMs,
       peerIdFilter: this.opts.peerId ?? null,
       selfPeerId: node.peerId.toString(),
-      detail
+      detail,
+      all
     })
     if (winner !== null) {
       const peerId = winner.record.peer_id
       if (winner.record.method === 'bootstrap' && winner.record.source !== undefined) this.lastBootstrap = winner.record.source
       if (peerId !== '') this.addressBook.remember(peerId, [winner.record.multiaddr, ...winner.link.addrs.map(String)].filter((a, i, all) => all.indexOf(a) === i))
     }
+    // Issue 4.3: the trace says whether each successful attempt is direct or relayed.
+    for (const a of trace.attempts as Array<DiscoveryTrace['attempts'][number] & { connection?: ConnectionKind }>) {
+      const kind = a.ok ? this.probeKinds.get(`${a.peer_id} ${a.multiaddr}`) : undefined
+      if (kind !== undefined) a.connection = kind
+    }
+    this.probeKinds.clear()
     return { trace, link: winner?.link ?? null }
   }
 
@@ -413,6 +457,18 @@ export class RemoteQueue {
         link.close()
         return { ok: false, error: typeof response.error === 'string' ? response.error : 'status_failed', peerId, multiaddr: dialled, response }
       }
+      // Relayed: with HOLEPUNCH a DCUtR upgrade is under way; wait for it (bounded), so the
+      // link the caller keeps, and the trace, are the direct connection when it worked.
+      let kind: ConnectionKind = link.limited || (link.connectedAddr ?? '').includes('/p2p-circuit') ? 'relayed' : 'direct'
+      if (kind === 'relayed' && this.settings.holepunch) {
+        kind = await awaitDirect(node, peerId, 3000, signal)
+        if (kind === 'direct') {
+          const relayed = link
+          link = this.newLink(node, addrs)
+          relayed.close()
+        }
+      }
+      this.probeKinds.set(`${peerId} ${dialled}`, kind)
       return { ok: true, link, peerId, multiaddr: dialled, response }
     } catch (err) {
       link.close()

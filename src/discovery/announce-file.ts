@@ -134,8 +134,9 @@ export function announceFileDiscoverer (init: AnnounceFileDiscovererInit): Disco
         scope.fail('no_announce_multiaddr')
         return null
       }
+      let first: ProbeSuccess | null = null
       for (const path of files) {
-        if (scope.signal.aborted) return null
+        if (scope.signal.aborted) return first
         const startedAt = performance.now()
         let info: AnnounceInfo
         try {
@@ -151,9 +152,12 @@ export function announceFileDiscoverer (init: AnnounceFileDiscovererInit): Disco
         }
         const addrs = [info.multiaddr, ...info.multiaddrs.filter((a) => a !== info.multiaddr)]
         const result = await scope.probe(addrs, path, info.peer_id)
-        if (result.ok) return result
+        if (result.ok) {
+          first ??= result
+          if (scope.all !== true) return result
+        }
       }
-      return null
+      return first
     }
   }
 }

@@ -25,16 +25,17 @@ export function bootstrapDiscoverer (init: BootstrapDiscovererInit): Discoverer 
       // Dialled concurrently; the first ok:true wins and the others are abandoned.
       return await new Promise<ProbeSuccess | null>((resolve) => {
         let pending = tried.length
+        let first: ProbeSuccess | null = null
         if (pending === 0) resolve(null)
+        const settle = (result: ProbeSuccess | null): void => {
+          pending--
+          if (result !== null) first ??= result
+          // In --all mode every peer is heard out; otherwise the first ok:true wins.
+          if (scope.all !== true && result !== null) resolve(result)
+          else if (pending === 0) resolve(first)
+        }
         for (const addr of tried) {
-          scope.probe([addr], addr).then((result) => {
-            pending--
-            if (result.ok) resolve(result)
-            else if (pending === 0) resolve(null)
-          }, () => {
-            pending--
-            if (pending === 0) resolve(null)
-          })
+          scope.probe([addr], addr).then((r) => { settle(r.ok ? r : null) }, () => { settle(null) })
         }
       })
     }

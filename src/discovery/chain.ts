@@ -3,7 +3,7 @@
  * its own step timeout and one overall deadline; the winner is the success with the
  * lowest preference number, declared only once every mechanism before it has finished.
  */
-import type { AttemptRecord, Discoverer, DiscoveryMethod, DiscoveryScope, DiscoveryTrace, ProbeResult, ProbeSuccess } from './types.js'
+import type { AttemptRecord, Discoverer, FoundPeer, DiscoveryMethod, DiscoveryScope, DiscoveryTrace, ProbeResult, ProbeSuccess } from './types.js'
 import type { PeerLink } from '../client/peer-link.js'
 
 export type ProbeOutcome =
@@ -23,6 +23,8 @@ export interface ChainOptions {
   selfPeerId: string
   /** Include cancelled mechanisms in the trace. */
   detail?: boolean
+  /** Let every mechanism run to the end and list every peer found (`discover --all`). */
+  all?: boolean
 }
 
 export interface ChainResult {
@@ -33,7 +35,8 @@ export interface ChainResult {
 const elapsedSince = (t: number): number => Math.max(0, Math.round(performance.now() - t))
 
 function withPeerId (addr: string, peerId: string | undefined): string {
-  if (peerId === undefined || peerId === '' || addr.includes('/p2p/')) return addr
+  // A relayed address (`…/p2p/<relay>/p2p-circuit`) still needs the target's id at the end.
+  if (peerId === undefined || peerId === '' || /\/p2p\/[^/]+$/.test(addr)) return addr
   return `${addr}/p2p/${peerId}`
 }
 
@@ -49,6 +52,8 @@ export async function runDiscoveryChain (opts: ChainOptions): Promise<ChainResul
   const records = opts.discoverers.map(() => [] as AttemptRecord[])
   const finished = opts.discoverers.map(() => false)
   const controllers = opts.discoverers.map(() => new AbortController())
+  // Every link a probe opened; all but the winner's are closed at the end.
+  const successLinks: PeerLink[] = []
 
   const runs = opts.discoverers.map(async (d, i): Promise<ProbeSuccess | null> => {
     const skip = d.skipReason()
@@ -65,6 +70,7 @@ export async function runDiscoveryChain (opts: ChainOptions): Promise<ChainResul
       method: d.method,
       signal,
       peerIdFilter: opts.peerIdFilter,
+      all: opts.all === true,
       fail: (error, details = {}) => {
         const rec: AttemptRecord = {
           ...base,
@@ -104,6 +110,7 @@ export async function runDiscoveryChain (opts: ChainOptions): Promise<ChainResul
           outcome.link.close()
           return { ok: false, record: rec({ error: 'peer_id_mismatch', peer_id: outcome.peerId, multiaddr: outcome.multiaddr }) }
         }
+        successLinks.push(outcome.link)
         return { ok: true, link: outcome.link, record: rec({ ok: true, peer_id: outcome.peerId, multiaddr: outcome.multiaddr, response: outcome.response }) }
       }
     }
@@ -137,6 +144,7 @@ export async function runDiscoveryChain (opts: ChainOptions): Promise<ChainResul
       break
     }
   }
+  if (opts.all === true) await Promise.allSettled(runs)
   clearTimeout(deadlineTimer)
   for (let i = winnerIndex + 1; winnerIndex >= 0 && i < runs.length; i++) {
     if (!finished[i]) {
@@ -147,21 +155,33 @@ export async function runDiscoveryChain (opts: ChainOptions): Promise<ChainResul
     }
   }
   // Links found by mechanisms that did not win are not needed.
-  void Promise.allSettled(runs).then((results) => {
-    for (const r of results) if (r.status === 'fulfilled' && r.value !== null && r.value !== winner) r.value.link.close()
+  void Promise.allSettled(runs).then(() => {
+    for (const link of successLinks) if (link !== winner?.link) link.close()
   })
 
   const attempts = records.flat()
   const response = winner?.record.response ?? null
-  return {
-    winner,
-    trace: {
-      ok: winner !== null,
-      result: response,
-      nat: response?.nat ?? null,
-      method: winner?.record.method ?? '',
-      elapsed_ms: elapsedSince(started),
-      attempts
-    }
+  const trace: ChainResult['trace'] = {
+    ok: winner !== null,
+    result: response,
+    nat: response?.nat ?? null,
+    method: winner?.record.method ?? '',
+    elapsed_ms: elapsedSince(started),
+    attempts
   }
+  if (opts.all === true) trace.peers = foundPeers(attempts)
+  return { winner, trace }
+}
+
+/** One entry per (mechanism, peer): the first address that answered. */
+function foundPeers (attempts: AttemptRecord[]): FoundPeer[] {
+  const seen = new Set<string>()
+  const peers: FoundPeer[] = []
+  for (const a of attempts) {
+    const key = `${a.method} ${a.peer_id}`
+    if (!a.ok || seen.has(key)) continue
+    seen.add(key)
+    peers.push({ method: a.method, peer_id: a.peer_id, multiaddr: a.multiaddr })
+  }
+  return peers
 }

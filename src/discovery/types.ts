@@ -39,6 +39,11 @@ export interface DiscoveryScope {
   /** Accept only this peer (--peer-id), or null. */
   readonly peerIdFilter: string | null
   /**
+   * `discover --all`: keep probing after a success, so every TaskQueue peer the
+   * mechanism can find is recorded; still return the first success.
+   */
+  readonly all?: boolean
+  /**
    * Dials the addresses, asks for status and records the attempt. Addresses without
    * `/p2p/` get `expectedPeerId` (or the filter) appended so the handshake verifies it.
    */
@@ -63,4 +68,12 @@ export interface DiscoveryTrace {
   method: DiscoveryMethod | ''
   elapsed_ms: number
   attempts: AttemptRecord[]
+  /** `discover --all`: every TaskQueue peer found, per mechanism. */
+  peers?: FoundPeer[]
+}
+
+export interface FoundPeer {
+  method: DiscoveryMethod
+  peer_id: string
+  multiaddr: string
 }

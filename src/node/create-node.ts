@@ -1,16 +1,34 @@
 /**
  * libp2p construction shared by service, worker, relay and client: TCP + Noise + Yamux
  * + identify + ping, nothing else by default (no plaintext, no mplex, no public
- * bootstrap list). Discovery and NAT features add their services through `services`.
+ * bootstrap list). Discovery and NAT capabilities contribute `NodeParts` (extra
+ * transports and services), so this file never needs to know about each of them.
  */
 import { createLibp2p } from 'libp2p'
-import type { Libp2p, PrivateKey, ServiceMap } from '@libp2p/interface'
+import type { Libp2p, PrivateKey, ServiceMap, Transport } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
 import { tcp } from '@libp2p/tcp'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { isDialableAddress } from './addresses.js'
+
+/** A libp2p service factory, as `createLibp2p({ services })` takes them. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type ServiceFactory = (components: any) => unknown
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type TransportFactory = (components: any) => Transport
+
+/** What one capability (DHT, mDNS, rendezvous, relay, AutoNAT, …) adds to a node. */
+export interface NodeParts {
+  transports?: TransportFactory[]
+  services?: Record<string, ServiceFactory>
+  /** Further narrows the announced addresses (after wildcard/link-local removal). */
+  announceFilter?: (addrs: Multiaddr[]) => Multiaddr[]
+  /** Extra listen addresses (for example `/p2p-circuit` for relay reservations). */
+  listen?: string[]
+}
 
 export interface NodeOptions {
   /** Persistent key for daemons; clients omit it and get an ephemeral identity. */
@@ -21,27 +39,42 @@ export interface NodeOptions {
   appendAnnounce?: string[]
   /** Per-dial timeout. */
   dialTimeoutMs?: number
+  /** Capabilities to add, in order. */
+  parts?: NodeParts[]
 }
 
 export type TaskQueueNode = Libp2p<ServiceMap>
 
 export async function createTaskQueueNode (opts: NodeOptions = {}): Promise<TaskQueueNode> {
+  const parts = opts.parts ?? []
+  const services: Record<string, ServiceFactory> = { identify: identify(), ping: ping() }
+  const transports: TransportFactory[] = [tcp()]
+  const listen = [...(opts.listen ?? [])]
+  const filters: Array<(addrs: Multiaddr[]) => Multiaddr[]> = [(addrs) => addrs.filter(isDialableAddress)]
+  for (const part of parts) {
+    Object.assign(services, part.services ?? {})
+    transports.push(...(part.transports ?? []))
+    listen.push(...(part.listen ?? []))
+    if (part.announceFilter !== undefined) filters.push(part.announceFilter)
+  }
   return await createLibp2p({
     privateKey: opts.privateKey,
     addresses: {
-      listen: opts.listen ?? [],
+      listen,
       appendAnnounce: opts.appendAnnounce ?? [],
-      announceFilter: (addrs) => addrs.filter(isDialableAddress)
+      announceFilter: (addrs) => filters.reduce((acc, f) => f(acc), addrs)
     },
-    transports: [tcp()],
+    transports,
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionManager: {
-      dialTimeout: opts.dialTimeoutMs ?? 8000
+      dialTimeout: opts.dialTimeoutMs ?? 8000,
+      // libp2p refuses a 6th inbound connection per second from one IP and more than 10
+      // pending handshakes: far too few for a queue that a fleet of workers behind one
+      // NAT address, or a burst of CLI calls, reaches.
+      inboundConnectionThreshold: 200,
+      maxIncomingPendingConnections: 128
     },
-    services: {
-      identify: identify(),
-      ping: ping()
-    }
-  })
+    services
+  }) as TaskQueueNode
 }

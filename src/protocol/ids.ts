@@ -10,6 +10,9 @@ export const TASK_QUEUE_RPC_TOOL = 'task_queue.rpc'
 
 export const MCP_PROFILES = ['mcp++/p2p-transport', 'mcp++/profile-e-mcp-p2p'] as const
 
+/** ★ Feature name of the `complete_many` op (README); workers batch completes only when it is listed. */
+export const SERVER_FEATURE_COMPLETE_MANY = 'complete_many'
+
 /** Features advertised in `status.server.features` and `initialize.features` (§8). */
 export const SERVER_FEATURES = [
   'mcp_multi_call',
@@ -18,7 +21,8 @@ export const SERVER_FEATURES = [
   'list_cursor',
   'cache_null',
   'typed_errors',
-  'auto_idempotency'
+  'auto_idempotency',
+  SERVER_FEATURE_COMPLETE_MANY
 ] as const
 
 export const DEFAULT_NAMESPACE = 'ipfs-accelerate-task-queue'

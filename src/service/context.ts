@@ -8,6 +8,7 @@ import type { CacheStore } from '../store/cache.js'
 import type { ToolRegistry } from '../tools/registry.js'
 import type { TaskEvents } from './task-events.js'
 import type { ServiceStats } from './stats.js'
+import type { WriteBatcher } from './write-batcher.js'
 
 export interface ServiceOptions {
   /** Shared token; null = open service. */
@@ -53,6 +54,8 @@ export interface ServiceComponents {
   cache: CacheStore | null
   tools: ToolRegistry
   events: TaskEvents
+  /** Group commit of queue writes (write-batcher.ts). */
+  writes: WriteBatcher
   stats: ServiceStats
   /** Own peer id as a string ('' before the node exists). */
   peerId: () => string

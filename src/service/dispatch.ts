@@ -26,6 +26,8 @@ const OPS: OpSpec[] = [
   { name: 'claim', aliases: ['claim_next'], handler: queue.claim },
   { name: 'claim_many', aliases: ['claim_batch'], handler: queue.claimMany },
   { name: 'complete', aliases: ['task.complete', 'complete_task'], handler: queue.complete },
+  // ★ Batched completes (README); advertised as the `complete_many` feature.
+  { name: 'complete_many', aliases: ['task.complete_many'], handler: queue.completeMany },
   { name: 'release', aliases: ['task.release', 'release_task'], handler: queue.release },
   { name: 'task.heartbeat', aliases: ['lease.renew', 'renew_lease', 'task_heartbeat'], handler: queue.taskHeartbeat },
   { name: 'peer.heartbeat', aliases: ['heartbeat', 'peer'], handler: queue.peerHeartbeat },

@@ -4,12 +4,14 @@
  * several calls on one stream (B1).
  */
 import type { Connection, Stream } from '@libp2p/interface'
-import { FrameTooLargeError, StreamReader, encodeFrame, writeBytes } from '../protocol/framing.js'
-import { JsonParseError, encodeJson, isPlainObject, parseWireJson } from '../protocol/json.js'
+import { FrameTooLargeError, FrameWriter, StreamReader } from '../protocol/framing.js'
+import { deferWindowUpdates } from '../protocol/transport-tuning.js'
+import { JsonParseError, isPlainObject, parseWireJson } from '../protocol/json.js'
 import { MCP_PROFILES, MCP_PROTOCOL, MCP_PROTOCOL_VERSION, SERVER_FEATURES, TASK_QUEUE_RPC_TOOL } from '../protocol/ids.js'
 import type { Envelope } from '../protocol/coerce.js'
 import { IMPL_NAME, VERSION } from '../version.js'
 import { createTokenCheck } from './auth.js'
+import { canonicalOp } from './dispatch.js'
 import type { Dispatch } from './dispatch.js'
 import type { CallerInfo, ServiceContext } from './context.js'
 import { invokeTool, toolTimeoutS } from './ops/tool-ops.js'
@@ -109,28 +111,87 @@ function toolsList (ctx: ServiceContext): Record<string, unknown> {
   return { tools }
 }
 
+/** Canonical ops whose whole effect is one group-commit write queued when they are called. */
+const PIPELINED_OPS: ReadonlySet<string> = new Set(['submit', 'complete', 'complete_many', 'release', 'task.heartbeat', 'cancel'])
+
+function isPipelinedCall (method: string, params: unknown): boolean {
+  if ((method !== 'tools/call' && method !== 'tools.call') || !isPlainObject(params) || params.name !== TASK_QUEUE_RPC_TOOL) return false
+  const op = unwrapEnvelope(params.arguments).op
+  if (typeof op !== 'string') return false
+  const canonical = canonicalOp(op)
+  return canonical !== undefined && PIPELINED_OPS.has(canonical)
+}
+
+/**
+ * Writes replies in request order while their ops may still be running. A reply is
+ * queued into the stream's FrameWriter as soon as it and every earlier reply are
+ * ready, so the replies of one group commit leave in one Yamux frame. Each link
+ * catches its own failure (no rejected promise is left unawaited); `drain` waits for
+ * everything pushed so far and reports the first write failure.
+ */
+class OrderedReplies {
+  private readonly writer: FrameWriter
+  private queued: Promise<void> = Promise.resolve()
+  private last: Promise<void> = Promise.resolve()
+  private failure: unknown = null
+
+  constructor (writer: FrameWriter) {
+    this.writer = writer
+  }
+
+  push (reply: Promise<Record<string, unknown>>): void {
+    const prevQueued = this.queued
+    let markQueued: () => void = () => {}
+    this.queued = new Promise<void>((resolve) => { markQueued = resolve })
+    this.last = (async () => {
+      try {
+        const message = await reply
+        await prevQueued
+        if (this.failure !== null) return
+        const written = this.writer.writeJson(JSON.stringify(message))
+        markQueued()
+        await written
+      } catch (err) {
+        this.failure ??= err
+      } finally {
+        markQueued()
+      }
+    })()
+  }
+
+  async drain (): Promise<void> {
+    await this.last
+    if (this.failure !== null) throw this.failure
+  }
+}
+
 export function createMcpHandler (ctx: ServiceContext, dispatch: Dispatch, log: Logger): (stream: Stream, connection: Connection) => void {
   const limits = ctx.options.mcp
   const stats = ctx.stats.mcp
   const tokenOk = createTokenCheck(ctx.options.token)
 
-  const write = async (stream: Stream, message: Record<string, unknown>): Promise<void> => {
-    await writeBytes(stream, encodeFrame(encodeJson(message)))
-  }
-  const writeError = async (stream: Stream, id: RpcId, code: number, message: string): Promise<void> => {
-    await write(stream, { jsonrpc: '2.0', id, error: { code, message } })
+  const writeError = async (writer: FrameWriter, id: RpcId, code: number, message: string): Promise<void> => {
+    await writer.writeJson(JSON.stringify({ jsonrpc: '2.0', id, error: { code, message } }))
   }
 
   async function serve (stream: Stream, connection: Connection): Promise<void> {
     stats.sessions_started++
+    deferWindowUpdates(stream)
     const reader = new StreamReader(stream)
     const bucket = new TokenBucket(limits.rateCapacity, limits.rateRefillPerSec)
     const closed = new AbortController()
     stream.addEventListener('close', () => closed.abort(), { once: true })
     const caller: CallerInfo = { remotePeerId: connection.remotePeer.toString(), signal: closed.signal }
+    const writer = new FrameWriter(stream)
+    const replies = new OrderedReplies(writer)
     let initialized = false
     let initToken: unknown
     let frames = 0
+    /** Every earlier reply written (so every earlier op applied), then this error frame. */
+    const failFrame = async (id: RpcId, code: number, message: string): Promise<void> => {
+      await replies.drain()
+      await writeError(writer, id, code, message)
+    }
 
     for (;;) {
       const idle = setTimeout(() => stream.abort(new Error('idle timeout')), limits.idleTimeoutMs)
@@ -141,12 +202,15 @@ export function createMcpHandler (ctx: ServiceContext, dispatch: Dispatch, log: 
         clearTimeout(idle)
         if (err instanceof FrameTooLargeError) {
           stats.frame_errors++
-          await writeError(stream, null, -32003, 'frame_too_large')
+          await failFrame(null, -32003, 'frame_too_large')
         }
         return
       }
       clearTimeout(idle)
-      if (body === null) return
+      if (body === null) {
+        await replies.drain()
+        return
+      }
 
       let msg: unknown
       try {
@@ -154,12 +218,12 @@ export function createMcpHandler (ctx: ServiceContext, dispatch: Dispatch, log: 
       } catch (err) {
         if (!(err instanceof JsonParseError)) throw err
         stats.frame_errors++
-        await writeError(stream, null, -32003, 'invalid_json')
+        await failFrame(null, -32003, 'invalid_json')
         return
       }
       if (!isPlainObject(msg)) {
         stats.frame_errors++
-        await writeError(stream, null, -32003, 'invalid_message')
+        await failFrame(null, -32003, 'invalid_message')
         return
       }
       const isNotification = !('id' in msg)
@@ -167,34 +231,43 @@ export function createMcpHandler (ctx: ServiceContext, dispatch: Dispatch, log: 
       frames++
       if (frames > limits.maxFrames || !bucket.take()) {
         stats.rate_limited++
-        if (!isNotification) await writeError(stream, id, -32010, 'rate_limited')
+        if (!isNotification) await failFrame(id, -32010, 'rate_limited')
+        else await replies.drain()
         return
       }
       const method = typeof msg.method === 'string' ? msg.method : ''
       if (msg.jsonrpc !== '2.0') {
         if (isNotification) continue
-        await writeError(stream, id, -32600, 'invalid_jsonrpc')
+        await failFrame(id, -32600, 'invalid_jsonrpc')
         return
       }
       if (!initialized && method !== 'initialize') {
         if (isNotification) continue
-        await writeError(stream, id, -32000, 'init_required')
+        await failFrame(id, -32000, 'init_required')
         return
       }
       if (isNotification) continue
       const params = msg.params
-      try {
-        const result = await handleMethod(method, params)
-        await write(stream, { jsonrpc: '2.0', id, result })
-      } catch (err) {
-        if (err instanceof RpcFailure) {
-          await writeError(stream, id, err.code, err.message)
-          if (err.closeStream) return
-          continue
-        }
-        stats.internal_errors++
-        log.error({ err }, 'mcp request failed')
-        await writeError(stream, id, -32603, 'internal_error')
+      // Queue writes join the group commit in call order, so the next frame may be read
+      // while they commit (replies still go out in order). Anything else starts only
+      // after every earlier op has finished: the stream behaves as if strictly serial.
+      const pipelined = isPipelinedCall(method, params)
+      if (!pipelined) await replies.drain()
+      let closeAfter = false
+      replies.push(handleMethod(method, params).then(
+        (result) => ({ jsonrpc: '2.0', id, result }),
+        (err: unknown) => {
+          if (err instanceof RpcFailure) {
+            closeAfter = err.closeStream
+            return { jsonrpc: '2.0', id, error: { code: err.code, message: err.message } }
+          }
+          stats.internal_errors++
+          log.error({ err }, 'mcp request failed')
+          return { jsonrpc: '2.0', id, error: { code: -32603, message: 'internal_error' } }
+        }))
+      if (!pipelined) {
+        await replies.drain()
+        if (closeAfter) return
       }
     }
 

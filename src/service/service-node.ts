@@ -11,25 +11,24 @@ import { Checkpointer } from '../store/checkpointer.js'
 import { QueueStore } from '../store/queue.js'
 import { CacheStore } from '../store/cache.js'
 import { loadOrCreateIdentity } from '../node/identity.js'
-import { createTaskQueueNode } from '../node/create-node.js'
+import { createListeningNode, ListenError } from '../node/listen.js'
 import type { TaskQueueNode } from '../node/create-node.js'
 import { isWildcardHost, preferredAnnounceIp, sortPreferred, tcpMultiaddr, withPeerId } from '../node/addresses.js'
 import { removeAnnounceFileIfOurs, writeAnnounceFile } from '../discovery/announce-file.js'
+import { discoveryParts } from '../discovery/parts.js'
+import { BootstrapKeeper } from '../discovery/bootstrap-keeper.js'
+import { DhtProvider } from '../discovery/dht.js'
+import { natParts } from '../nat/parts.js'
+import { natReport } from '../nat/report.js'
 import { LEGACY_PROTOCOL, MCP_PROTOCOL } from '../protocol/ids.js'
 import { ToolRegistry } from '../tools/registry.js'
 import { registerBuiltinTools } from '../tools/builtins.js'
 import type { Logger } from '../logger.js'
 import { silentLogger } from '../logger.js'
 import { TaskQueueService } from './service.js'
-import type { LocalWorkerInfo, NatReport, ServiceOptions } from './context.js'
+import type { LocalWorkerInfo, ServiceOptions } from './context.js'
 
-/** Listening failed (port in use, address not local): the CLI exits 3. */
-export class ListenError extends Error {
-  constructor (message: string, options?: { cause?: unknown }) {
-    super(message, options)
-    this.name = 'ListenError'
-  }
-}
+export { ListenError }
 
 export interface ServiceNodeInit {
   settings: Settings
@@ -48,7 +47,14 @@ export interface ServiceNode {
   readonly node: TaskQueueNode
   readonly service: TaskQueueService
   readonly store: QueueStore
+  /** Background discovery work, for status and the doctor. */
+  readonly discovery: ServiceDiscoveryState
   stop: () => Promise<void>
+}
+
+export interface ServiceDiscoveryState {
+  bootstrap: BootstrapKeeper
+  dhtProvider: DhtProvider | null
 }
 
 export function serviceOptionsFrom (s: Settings): ServiceOptions {
@@ -72,14 +78,6 @@ export function serviceOptionsFrom (s: Settings): ServiceOptions {
   }
 }
 
-function natReport (s: Settings): NatReport {
-  return {
-    autonat: { supported: false, status: 'unavailable', code: null },
-    relay: { enabled: s.relay, hop: s.relay && s.relayHop, reservations: [] },
-    holepunch: { enabled: s.holepunch, attempts: 0, successes: 0 },
-    public_ip: s.publicIp
-  }
-}
 
 export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceNode> {
   const s = init.settings
@@ -112,16 +110,7 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
     const privateKey = await loadOrCreateIdentity(s.identityFile)
 
     // 2. listen
-    let node: TaskQueueNode
-    try {
-      node = await createTaskQueueNode({
-        privateKey,
-        listen: [tcpMultiaddr(s.listenHost, s.listenPort)],
-        appendAnnounce: s.publicIp !== null ? [tcpMultiaddr(s.publicIp, s.listenPort)] : []
-      })
-    } catch (err) {
-      throw new ListenError(`cannot listen on ${s.listenHost}:${s.listenPort}: ${(err as Error).message}`, { cause: err })
-    }
+    const node = await createListeningNode(s, privateKey, [...discoveryParts(s, 'serve', log), natParts(s, 'serve', { logger: log })])
     cleanups.push(() => node.stop())
     if (s.token === null && !['127.0.0.1', '::1'].includes(s.listenHost)) {
       log.warn('no TOKEN set and listening beyond loopback: any peer that reaches this port can use the queue')
@@ -141,7 +130,7 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
       tools,
       options: serviceOptionsFrom(s),
       cacheSweepIntervalS: s.cacheSweepIntervalS,
-      nat: () => natReport(s),
+      nat: () => natReport(node, s),
       localWorker: init.localWorker,
       logger: log
     })
@@ -183,6 +172,18 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
         removeAnnounceFileIfOurs(announcePath, peerId)
       })
     }
+    // 4. discovery work in the background: none of it may delay readiness (cli.md §2.1 step 5)
+    const bootstrap = new BootstrapKeeper({ node, peers: s.bootstrapPeers, logger: log })
+    bootstrap.start()
+    cleanups.push(() => bootstrap.stop())
+    let dhtProvider: DhtProvider | null = null
+    if (s.dht) {
+      const provider = new DhtProvider({ node, namespace: s.rendezvousNs, provideIntervalS: s.dhtProvideIntervalS, preferredMultiaddr: () => addresses().multiaddr, logger: log })
+      provider.start()
+      cleanups.push(async () => await provider.stop())
+      dhtProvider = provider
+    }
+
     const current = addresses()
     log.info({ peerId, multiaddr: current.multiaddr, queue: s.queuePath, dir: dirname(s.queuePath) }, 'TaskQueue service listening')
 
@@ -194,6 +195,7 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
       node,
       service,
       store,
+      discovery: { bootstrap, dhtProvider },
       stop: undo
     }
   } catch (err) {

@@ -3,7 +3,7 @@
  * node and runs the store's background sweepers. Construction takes its components;
  * the daemon (service-node.ts) decides where they come from.
  */
-import type { Libp2p } from '@libp2p/interface'
+import type { Connection, Libp2p } from '@libp2p/interface'
 import { LEGACY_PROTOCOL, MCP_PROTOCOL } from '../protocol/ids.js'
 import type { QueueStore } from '../store/queue.js'
 import type { CacheStore } from '../store/cache.js'
@@ -19,7 +19,9 @@ import { createMcpHandler } from './mcp-server.js'
 import { createLegacyHandler } from './legacy-server.js'
 import { ServiceStats } from './stats.js'
 import { TaskEvents } from './task-events.js'
+import { WriteBatcher } from './write-batcher.js'
 import { reapOrphanedToolTask } from './ops/tool-ops.js'
+import { tuneConnection } from '../protocol/transport-tuning.js'
 
 /** Lease expiry must be applied at least this often (wire-protocol.md §7.2). */
 const QUEUE_SWEEP_MS = 2000
@@ -57,6 +59,8 @@ export class TaskQueueService {
     if (TERMINAL_STATUSES.has(change.status)) reapOrphanedToolTask(this.context, change.task_id)
   }
 
+  private readonly onConnection = (evt: CustomEvent<Connection>): void => { tuneConnection(evt.detail) }
+
   constructor (init: TaskQueueServiceInit) {
     this.log = init.logger ?? silentLogger()
     this.cacheSweepMs = (init.cacheSweepIntervalS ?? 60) * 1000
@@ -67,6 +71,7 @@ export class TaskQueueService {
       cache: init.cache,
       tools: init.tools ?? new ToolRegistry(),
       events,
+      writes: new WriteBatcher(init.store),
       stats: new ServiceStats(),
       peerId: () => this.node?.peerId.toString() ?? '',
       multiaddrs: () => this.node?.getMultiaddrs().map((a) => a.toString()) ?? [],
@@ -88,6 +93,9 @@ export class TaskQueueService {
   /** Registers the protocol handlers on `node` and starts the sweepers. */
   async start (node: Libp2p): Promise<void> {
     this.node = node
+    // Every connection, not only TaskQueue streams: identify and ping share the socket.
+    node.addEventListener('connection:open', this.onConnection)
+    for (const conn of node.getConnections()) tuneConnection(conn)
     const handlerOptions = {
       runOnLimitedConnection: true,
       maxInboundStreams: MAX_STREAMS_PER_CONNECTION,
@@ -122,6 +130,7 @@ export class TaskQueueService {
     }
     const node = this.node
     if (node !== null) {
+      node.removeEventListener('connection:open', this.onConnection)
       await node.unhandle(MCP_PROTOCOL).catch(() => {})
       if (this.context.options.enableLegacy) await node.unhandle(LEGACY_PROTOCOL).catch(() => {})
     }

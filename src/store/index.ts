@@ -8,6 +8,7 @@ export {
 } from './peers.js'
 export { openDatabase, migrate, isBusyError, SCHEMA_VERSION, type OpenDatabaseOptions } from './db.js'
 export { Checkpointer, type CheckpointerOptions } from './checkpointer.js'
+export type { GroupOutcome } from './group-commit.js'
 export {
   QueueStore, DEFAULT_MAX_REPLY_BYTES, LEASE_EXPIRED_ERROR, ATTEMPTS_EXHAUSTED_ERROR, MIN_SCHEDULER_WALK,
   type QueueStoreOptions, type QueueStoreEvents

@@ -8,10 +8,10 @@
  * for less time than an async driver would spend on round trips.
  */
 import { EventEmitter } from 'node:events'
-import { randomUUID } from 'node:crypto'
 import type { DatabaseSync, SQLInputValue, StatementSync } from 'node:sqlite'
 import { TaskQueueError } from '../protocol/errors.js'
-import { immediate, migrate } from './db.js'
+import { migrate } from './db.js'
+import { Transactor, type GroupOutcome } from './group-commit.js'
 import { expandTaskTypes, normalizeTaskType } from './aliases.js'
 import { PeerRegistry, type PeerTouch } from './peers.js'
 import { OwnerCache } from './ownership.js'
@@ -22,7 +22,7 @@ import {
 import { TaskLister } from './queue-list.js'
 import {
   type Row, appendError, canonicalJson, clampInt, extractAffinity, isObject, mergeSorted, nstr, num,
-  parseJson, resultObject, rowToTask, str, withProgress
+  newTaskId, parseJson, resultObject, rowToTask, str, withProgress
 } from './queue-util.js'
 import type {
   ClaimInput, ClaimedTask, CompleteInput, CompleteResult, JsonObject, ListInput, ListResult,
@@ -70,6 +70,7 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
   private readonly lister: TaskLister
   private readonly walkStmts = new Map<string, StatementSync>()
   private readonly owners: OwnerCache
+  private readonly txr: Transactor
 
   constructor (opts: QueueStoreOptions) {
     super()
@@ -83,6 +84,7 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
     this.registry = opts.registry ?? new PeerRegistry({ timeoutS: opts.peerTimeoutS, maxSize: opts.maxPeers, now: this.now })
     migrate(this.db)
     this.s = prepareQueueStatements(this.db)
+    this.txr = new Transactor(this.db, (c) => this.emit('change', c))
     this.lister = new TaskLister(this.db)
     this.owners = new OwnerCache(this.stealAfterS)
   }
@@ -106,7 +108,7 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
             `idempotency_key already names task ${str(prev.task_id)} with different work`)
         }
       }
-      const taskId = randomUUID().replaceAll('-', '')
+      const taskId = newTaskId()
       const createdAt = this.nextCreatedAt(now)
       this.s.insert.run({
         task_id: taskId,
@@ -471,16 +473,15 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
 
   /** One write transaction; change events go out only after it committed. */
   private tx<T>(fn: (changes: TaskChange[]) => T): T {
-    const changes: TaskChange[] = []
-    const out = immediate(this.s, () => fn(changes))
-    for (const c of changes) {
-      try {
-        this.emit('change', c)
-      } catch (err) {
-        // The change is committed; a faulty listener must not make the op look failed.
-        process.emitWarning(`task change listener failed: ${(err as Error).message}`)
-      }
-    }
-    return out
+    return this.txr.run(fn)
+  }
+
+  /**
+   * Group commit: runs `ops` (closures calling this store's methods) in order in one
+   * write transaction, each rolled back alone if it throws. Outcomes, and change
+   * events, only after the COMMIT (group-commit.ts).
+   */
+  group<T>(ops: ReadonlyArray<() => T>): Array<GroupOutcome<T>> {
+    return this.txr.group(ops)
   }
 }

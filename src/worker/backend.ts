@@ -9,6 +9,7 @@ import type { ClaimedTask, JsonObject, JsonValue } from '../store/types.js'
 import { TaskQueueError } from '../protocol/errors.js'
 import { ClientError, ProtocolError, RemoteError } from '../client/errors.js'
 import type { RemoteQueue } from '../client/remote-queue.js'
+import { CompleteBatcher, type ItemOutcome } from './complete-batcher.js'
 
 export interface BackendClaimOptions {
   workerId: string
@@ -154,8 +155,13 @@ export function toBackendError (err: unknown): BackendError {
 
 // ---- remote -------------------------------------------------------------------------
 
-/** The part of RemoteQueue a worker uses (structural, so tests can stand in for it). */
-export type RemoteQueueLike = Pick<RemoteQueue, 'claimMany' | 'complete' | 'release' | 'heartbeat' | 'close'>
+/**
+ * The part of RemoteQueue a worker uses (structural, so tests can stand in for it).
+ * `status` and `request` are optional: with them the worker batches its completes
+ * (`complete_many`) when the service supports it.
+ */
+export type RemoteQueueLike = Pick<RemoteQueue, 'claimMany' | 'complete' | 'release' | 'heartbeat' | 'close'> &
+Partial<Pick<RemoteQueue, 'status' | 'request'>>
 
 export interface RemoteBackendOptions {
   /** close() also closes the RemoteQueue (and its libp2p node). */
@@ -177,14 +183,23 @@ export class RemoteBackend implements QueueBackend {
   private readonly queue: RemoteQueueLike
   private readonly opts: RemoteBackendOptions
   private readonly orphans = new Set<Promise<void>>()
+  private readonly batcher: CompleteBatcher | null
 
   constructor (queue: RemoteQueueLike, opts: RemoteBackendOptions = {}) {
     this.queue = queue
     this.opts = opts
+    const { status, request } = queue
+    this.batcher = status !== undefined && request !== undefined
+      ? new CompleteBatcher({
+        status: async () => await status.call(queue, false),
+        request: async (op, fields) => await request.call(queue, op, fields)
+      })
+      : null
   }
 
   async claim (opts: BackendClaimOptions): Promise<ClaimedTask[]> {
     if (opts.signal?.aborted === true) return []
+    this.batcher?.probe()
     const started = Date.now()
     const request = this.queue.claimMany({
       worker_id: opts.workerId,
@@ -237,6 +252,22 @@ export class RemoteBackend implements QueueBackend {
   }
 
   async complete (opts: BackendCompleteOptions): Promise<{ replayed: boolean }> {
+    if (this.batcher?.enabled === true) {
+      let outcome: ItemOutcome
+      try {
+        outcome = await this.batcher.submit({
+          task_id: opts.taskId,
+          worker_id: opts.workerId,
+          status: opts.status,
+          result: opts.result ?? undefined,
+          error: opts.error === undefined || opts.error === '' ? undefined : opts.error
+        })
+      } catch (err) {
+        throw toBackendError(err)
+      }
+      if (outcome.ok) return { replayed: outcome.replayed }
+      throw new BackendError(outcome.code, outcome.message, { transient: outcome.retryable, unreachable: false })
+    }
     try {
       const out = await this.queue.complete({
         task_id: opts.taskId,

@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -16,6 +16,12 @@ export const SERVE_BIN = join(ROOT, 'bin/taskqueue-p2p.js')
 export const RPC_BIN = join(ROOT, 'bin/p2p-rpc.js')
 
 export type Env = Record<string, string>
+
+/** `ip netns exec <ns> cmd ...` when a namespace is given (test/helpers/netns.ts); it execs, so the pid stays the command's. */
+function inNetns (netns: string | undefined, cmd: string, argv: string[]): [string, string[]] {
+  const ip = ['/usr/sbin/ip', '/sbin/ip'].find((p) => existsSync(p)) ?? 'ip'
+  return netns === undefined ? [cmd, argv] : [ip, ['netns', 'exec', netns, cmd, ...argv]]
+}
 
 export interface Sandbox {
   dir: string
@@ -60,8 +66,8 @@ export interface Daemon {
 }
 
 /** Starts `taskqueue-p2p <command> ...args` and waits for its start lines. */
-export async function startDaemon (command: 'serve' | 'worker' | 'relay', args: string[], env: Env, readyTimeoutMs = 20_000): Promise<Daemon> {
-  const proc = spawn(NODE, [SERVE_BIN, command, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+export async function startDaemon (command: 'serve' | 'worker' | 'relay', args: string[], env: Env, readyTimeoutMs = 20_000, netns?: string): Promise<Daemon> {
+  const proc = spawn(...inNetns(netns, NODE, [SERVE_BIN, command, ...args]), { env, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   let err = ''
   proc.stderr!.on('data', (d: Buffer) => { err += d.toString() })
@@ -106,12 +112,12 @@ export interface CliResult {
 }
 
 /** Runs `p2p-rpc ...args` to completion. */
-export async function runRpc (args: string[], env: Env, timeoutMs = 60_000): Promise<CliResult> {
-  return await runNode([RPC_BIN, ...args], env, timeoutMs)
+export async function runRpc (args: string[], env: Env, timeoutMs = 60_000, netns?: string): Promise<CliResult> {
+  return await runNode([RPC_BIN, ...args], env, timeoutMs, netns)
 }
 
-export async function runNode (argv: string[], env: Env, timeoutMs = 60_000): Promise<CliResult> {
-  const proc = spawn(NODE, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] })
+export async function runNode (argv: string[], env: Env, timeoutMs = 60_000, netns?: string): Promise<CliResult> {
+  const proc = spawn(...inNetns(netns, NODE, argv), { env, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
   proc.stdout.on('data', (d: Buffer) => { stdout += d.toString() })

@@ -160,7 +160,7 @@ describe('p2p-rpc table', () => {
   it('has every subcommand of cli.md §1.2', () => {
     const names = PROGRAM.commands.map((c) => c.name).sort()
     assert.deepEqual(names, [
-      'cache-delete', 'cache-get', 'cache-has', 'cache-set', 'call-tool', 'discover', 'status', 'task-cancel',
+      'cache-delete', 'cache-get', 'cache-has', 'cache-set', 'call-tool', 'discover', 'doctor', 'status', 'task-cancel',
       'task-claim', 'task-complete', 'task-get', 'task-heartbeat', 'task-list', 'task-release', 'task-submit', 'task-wait'
     ])
   })

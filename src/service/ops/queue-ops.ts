@@ -5,10 +5,11 @@
 import { TaskQueueError } from '../../protocol/errors.js'
 import { firstStr, int, num, objectOrWrap, str, strList, truthy } from '../../protocol/coerce.js'
 import type { Envelope } from '../../protocol/coerce.js'
+import { isPlainObject } from '../../protocol/json.js'
 import { REPLY_BYTE_BUDGET } from '../../protocol/ids.js'
 import { expandTaskTypes } from '../../store/aliases.js'
 import { SCHEDULER_CLOCK } from '../../store/scheduler.js'
-import type { ClaimInput, ClaimedTask, JsonObject, Task } from '../../store/types.js'
+import type { ClaimInput, ClaimedTask, CompleteInput, CompleteResult, JsonObject, SubmitInput, Task } from '../../store/types.js'
 import { TERMINAL_STATUSES } from '../../store/types.js'
 import type { CallerInfo, Reply, ServiceContext } from '../context.js'
 
@@ -25,12 +26,12 @@ function queueField (env: Envelope, payload: Record<string, unknown>, key: strin
   return env[key] ?? payload[key]
 }
 
-export function submit (env: Envelope, ctx: ServiceContext): Reply {
+export async function submit (env: Envelope, ctx: ServiceContext): Promise<Reply> {
   const payload = objectOrWrap(env.payload, 'payload') as JsonObject
   const now = Date.now() / 1000
   const key = str(queueField(env, payload, 'idempotency_key'))
   const nextAt = queueField(env, payload, 'next_attempt_at')
-  const result = ctx.store.submit({
+  const input: SubmitInput = {
     task_type: str(env.task_type) === '' ? 'text-generation' : str(env.task_type),
     model_name: str(env.model_name),
     payload,
@@ -38,7 +39,9 @@ export function submit (env: Envelope, ctx: ServiceContext): Reply {
     max_attempts: int(queueField(env, payload, 'max_attempts'), 3, 0, 1000),
     next_attempt_at: nextAt === undefined || nextAt === null ? now : num(nextAt, now, 0, MAX_NEXT_ATTEMPT_AT),
     idempotency_key: key === '' ? null : key
-  })
+  }
+  // Group commit: the reply waits for the COMMIT of the batch this submit joined.
+  const result = await ctx.writes.write(() => ctx.store.submit(input))
   return { ok: true, task_id: result.task_id, replayed: result.replayed }
 }
 
@@ -92,27 +95,72 @@ export async function claimMany (env: Envelope, ctx: ServiceContext, caller: Cal
   return { ok: true, tasks }
 }
 
-export function complete (env: Envelope, ctx: ServiceContext): Reply {
+function completeInput (env: Envelope, defaultWorkerId = ''): CompleteInput {
   const taskId = requireTaskId(env)
   const rawStatus = str(env.status).toLowerCase()
   const status = rawStatus === '' ? 'completed' : rawStatus === 'completed' || rawStatus === 'failed' || rawStatus === 'cancelled' ? rawStatus : 'failed'
   const result = env.result === undefined || env.result === null ? null : objectOrWrap(env.result, 'result') as JsonObject
-  const out = ctx.store.complete({ task_id: taskId, status, result, error: str(env.error), worker_id: str(env.worker_id) })
+  const workerId = str(env.worker_id)
+  return { task_id: taskId, status, result, error: str(env.error), worker_id: workerId === '' ? defaultWorkerId : workerId }
+}
+
+function completeReply (out: CompleteResult): Reply {
   const reply: Reply = { ok: true, task_id: out.task_id }
   if (out.replayed) reply.replayed = true
   return reply
 }
 
-export function release (env: Envelope, ctx: ServiceContext): Reply {
+export async function complete (env: Envelope, ctx: ServiceContext): Promise<Reply> {
+  const input = completeInput(env)
+  return completeReply(await ctx.writes.write(() => ctx.store.complete(input)))
+}
+
+/** Most items one `complete_many` may carry (the 1 MiB inbound frame limit applies too). */
+export const MAX_COMPLETE_MANY = 1024
+
+/**
+ * ★ `complete_many`: `items` is an array of `complete` envelopes (each coerced and
+ * guarded exactly like `complete`; an item without `worker_id` takes the top-level
+ * one). All items join the same group commit; each gets its own outcome, in order:
+ * `{ok:true, task_id, replayed?}` or `{ok:false, task_id, error, detail?, retryable}`.
+ * One frame per batch instead of per task is what lets a busy worker keep up.
+ */
+export async function completeMany (env: Envelope, ctx: ServiceContext): Promise<Reply> {
+  const items = env.items
+  if (!Array.isArray(items)) throw new TaskQueueError('invalid_params', 'items must be an array of complete requests')
+  if (items.length > MAX_COMPLETE_MANY) throw new TaskQueueError('invalid_params', `at most ${MAX_COMPLETE_MANY} items per complete_many`)
+  const defaultWorker = str(env.worker_id)
+  const settled = await Promise.allSettled(items.map(async (item: unknown): Promise<Reply> => {
+    if (!isPlainObject(item)) throw new TaskQueueError('invalid_params', 'each item must be an object')
+    const input = completeInput(item, defaultWorker)
+    return completeReply(await ctx.writes.write(() => ctx.store.complete(input)))
+  }))
+  const results = settled.map((r, i): Reply => {
+    if (r.status === 'fulfilled') return r.value
+    const taskId = isPlainObject(items[i]) ? str(items[i].task_id) : ''
+    const err: unknown = r.reason
+    if (err instanceof TaskQueueError) {
+      const out: Reply = { ok: false, task_id: taskId, error: err.code, retryable: err.retryable }
+      if (err.detail !== undefined) out.detail = err.detail
+      return out
+    }
+    ctx.stats.mcp.internal_errors++
+    return { ok: false, task_id: taskId, error: 'internal_error', detail: err instanceof Error ? err.message : String(err), retryable: false }
+  })
+  return { ok: true, results }
+}
+
+export async function release (env: Envelope, ctx: ServiceContext): Promise<Reply> {
   const taskId = requireTaskId(env)
   const workerId = firstStr(env, 'worker_id', 'assigned_worker')
   if (workerId === '') throw new TaskQueueError('missing_worker_id')
-  ctx.store.release({
+  const input = {
     task_id: taskId,
     worker_id: workerId,
     reason: str(env.reason) === '' ? 'released' : str(env.reason),
     delay_s: num(env.delay_s, 0, 0, 86400)
-  })
+  }
+  await ctx.writes.write(() => ctx.store.release(input))
   return { ok: true, task_id: taskId }
 }
 
@@ -120,16 +168,17 @@ function progressOf (value: unknown): JsonObject | null {
   return typeof value === 'object' && value !== null && !Array.isArray(value) ? value as JsonObject : null
 }
 
-export function taskHeartbeat (env: Envelope, ctx: ServiceContext): Reply {
+export async function taskHeartbeat (env: Envelope, ctx: ServiceContext): Promise<Reply> {
   const taskId = requireTaskId(env)
   const workerId = str(env.worker_id)
   if (workerId === '') throw new TaskQueueError('missing_worker_id')
-  const out = ctx.store.heartbeatTask({
+  const input = {
     task_id: taskId,
     worker_id: workerId,
     lease_s: int(env.lease_s, ctx.options.leaseS, 10, 3600),
     progress: progressOf(env.progress)
-  })
+  }
+  const out = await ctx.writes.write(() => ctx.store.heartbeatTask(input))
   return { ok: true, ...out }
 }
 
@@ -188,9 +237,10 @@ export function list (env: Envelope, ctx: ServiceContext): Reply {
   return { ok: true, tasks: out.tasks, next_cursor: out.next_cursor, truncated: out.truncated }
 }
 
-export function cancel (env: Envelope, ctx: ServiceContext): Reply {
+export async function cancel (env: Envelope, ctx: ServiceContext): Promise<Reply> {
   const taskId = requireTaskId(env)
-  return { ok: true, ...ctx.store.cancel(taskId, str(env.reason)) }
+  const reason = str(env.reason)
+  return { ok: true, ...await ctx.writes.write(() => ctx.store.cancel(taskId, reason)) }
 }
 
 export function get (env: Envelope, ctx: ServiceContext): Reply {

@@ -1,0 +1,100 @@
+/**
+ * The daemon side of BOOTSTRAP_PEERS (discovery.md §4, config.md §3.2): stay connected
+ * to every configured peer — they seed the DHT and are the default rendezvous points
+ * and relays — without ever delaying start-up, and reconnect when one drops.
+ */
+import { multiaddr } from '@multiformats/multiaddr'
+import type { Libp2p, PeerId } from '@libp2p/interface'
+import type { Logger } from '../logger.js'
+
+export interface BootstrapKeeperInit {
+  node: Libp2p
+  peers: readonly string[]
+  logger: Logger
+  dialTimeoutMs?: number
+  /** First retry delay; doubles up to maxBackoffMs (jittered). */
+  minBackoffMs?: number
+  maxBackoffMs?: number
+}
+
+export interface BootstrapPeerState {
+  addr: string
+  peer_id: string
+  connected: boolean
+  attempts: number
+  last_error: string
+}
+
+export class BootstrapKeeper {
+  private readonly init: BootstrapKeeperInit
+  private readonly states: BootstrapPeerState[]
+  private readonly timers = new Set<NodeJS.Timeout>()
+  private readonly abort = new AbortController()
+  private readonly backoff: number[]
+
+  constructor (init: BootstrapKeeperInit) {
+    this.init = init
+    this.states = init.peers.map((addr) => ({ addr, peer_id: addr.match(/\/p2p\/([^/]+)$/)?.[1] ?? '', connected: false, attempts: 0, last_error: '' }))
+    this.backoff = init.peers.map(() => init.minBackoffMs ?? 1000)
+  }
+
+  start (): void {
+    if (this.states.length === 0) return
+    this.init.node.addEventListener('peer:disconnect', this.onDisconnect)
+    // Background on purpose: readiness and the announce file never wait for these dials.
+    this.states.forEach((_s, i) => { void this.connect(i) })
+  }
+
+  stop (): void {
+    this.abort.abort()
+    for (const t of this.timers) clearTimeout(t)
+    this.timers.clear()
+    this.init.node.removeEventListener('peer:disconnect', this.onDisconnect)
+  }
+
+  status (): BootstrapPeerState[] {
+    return this.states.map((s) => ({ ...s }))
+  }
+
+  private readonly onDisconnect = (evt: CustomEvent<PeerId>): void => {
+    const id = evt.detail.toString()
+    this.states.forEach((s, i) => {
+      if (s.peer_id === id && s.connected) {
+        s.connected = false
+        this.retryLater(i)
+      }
+    })
+  }
+
+  private async connect (i: number): Promise<void> {
+    const s = this.states[i]
+    if (this.abort.signal.aborted) return
+    s.attempts++
+    try {
+      const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(this.init.dialTimeoutMs ?? 5000)])
+      const conn = await this.init.node.dial(multiaddr(s.addr), { signal })
+      s.peer_id = conn.remotePeer.toString()
+      s.connected = true
+      s.last_error = ''
+      this.backoff[i] = this.init.minBackoffMs ?? 1000
+      this.init.logger.debug({ peer: s.addr }, 'connected to bootstrap peer')
+    } catch (err) {
+      if (this.abort.signal.aborted) return
+      s.last_error = (err as Error).message
+      this.init.logger.debug({ peer: s.addr, err: s.last_error }, 'bootstrap peer unreachable; will retry')
+      this.retryLater(i)
+    }
+  }
+
+  private retryLater (i: number): void {
+    if (this.abort.signal.aborted) return
+    const delay = this.backoff[i] * (0.5 + Math.random() / 2)
+    this.backoff[i] = Math.min(this.init.maxBackoffMs ?? 60_000, this.backoff[i] * 2)
+    const t = setTimeout(() => {
+      this.timers.delete(t)
+      void this.connect(i)
+    }, delay)
+    t.unref()
+    this.timers.add(t)
+  }
+}

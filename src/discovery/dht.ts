@@ -1,0 +1,342 @@
+/**
+ * DHT (discovery.md §6): the service provides CIDv1(raw, sha2-256(namespace)) on a
+ * Kademlia DHT whose protocol id is configurable, so a private swarm never mixes with
+ * the public one; clients find providers (or a known peer) and dial them.
+ */
+import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
+import type { KadDHT, QueryEvent } from '@libp2p/kad-dht'
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { Libp2p, PeerId } from '@libp2p/interface'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { sha256 } from 'multiformats/hashes/sha2'
+import type { NodeParts } from '../node/create-node.js'
+import type { Logger } from '../logger.js'
+import type { Discoverer, DiscoveryScope, ProbeSuccess } from './types.js'
+
+/** The go-libp2p convention: the namespace's UTF-8 bytes hashed into a raw CID. */
+export async function namespaceCid (namespace: string): Promise<CID> {
+  return CID.createV1(raw.code, await sha256.digest(new TextEncoder().encode(namespace)))
+}
+
+/** The original's value record key (discovery.md §6, compatibility). */
+export function legacyRecordKey (namespace: string): Uint8Array {
+  return new TextEncoder().encode(`/ipfs-accelerate/task-queue/ns/${namespace}`)
+}
+
+interface LegacyRecord { peer_id: string, multiaddr: string, ts: number }
+
+function parseLegacyRecord (value: Uint8Array): LegacyRecord {
+  const rec = JSON.parse(new TextDecoder().decode(value)) as Partial<LegacyRecord>
+  if (typeof rec.peer_id !== 'string' || typeof rec.multiaddr !== 'string' || typeof rec.ts !== 'number') {
+    throw new Error('record needs string peer_id, string multiaddr and numeric ts')
+  }
+  if (!rec.multiaddr.endsWith(`/p2p/${rec.peer_id}`)) throw new Error('multiaddr must end in /p2p/<peer_id>')
+  return rec as LegacyRecord
+}
+
+export interface DhtPartsInit {
+  protocol: string
+  /** Services and coordination nodes answer queries; clients only ask. */
+  mode: 'server' | 'client'
+}
+
+export function dhtParts (init: DhtPartsInit): NodeParts {
+  return {
+    services: {
+      dht: kadDHT({
+        protocol: init.protocol,
+        // Forced either way: js-libp2p would otherwise wait for a confirmed public address.
+        clientMode: init.mode === 'client',
+        // No ~1 s pause before the first query (discovery.md §6).
+        initialQuerySelfInterval: 0,
+        // Private and loopback addresses are exactly what LAN and test swarms use.
+        peerInfoMapper: passthroughMapper,
+        validators: {
+          'ipfs-accelerate': async (_key, value) => { parseLegacyRecord(value) }
+        },
+        selectors: {
+          'ipfs-accelerate': (_key, records) => {
+            let best = 0
+            let bestTs = -Infinity
+            records.forEach((r, i) => {
+              try {
+                const ts = parseLegacyRecord(r).ts
+                if (ts > bestTs) { best = i; bestTs = ts }
+              } catch {}
+            })
+            return best
+          }
+        }
+      })
+    }
+  }
+}
+
+export function getDht (node: Libp2p): (KadDHT & { routingTable?: { size: number } }) | null {
+  const services = node.services as Record<string, unknown>
+  return (services.dht as (KadDHT & { routingTable?: { size: number } }) | undefined) ?? null
+}
+
+/** Counts the peers a provide or put reached: only their replies prove the record landed. */
+async function countReached (events: AsyncIterable<QueryEvent>, messageName: 'ADD_PROVIDER' | 'PUT_VALUE'): Promise<number> {
+  const reached = new Set<string>()
+  for await (const e of events) {
+    if (e.name === 'PEER_RESPONSE' && e.messageName === messageName) reached.add(e.from.toString())
+  }
+  return reached.size
+}
+
+export interface DhtProviderInit {
+  node: Libp2p
+  namespace: string
+  /** 0 = provide once, never again. */
+  provideIntervalS: number
+  /** The announce file's preferred address, for the original's value record. */
+  preferredMultiaddr: () => string
+  logger: Logger
+}
+
+export interface DhtProviderState {
+  provided: boolean
+  last_provide_at: number | null
+  peers_reached: number
+  last_error: string
+}
+
+/**
+ * Keeps our provider record on the DHT: provides once a routing peer exists, retries
+ * a provide that reached nobody (1 s doubling to 60 s), re-provides on the interval
+ * and after address changes. One timer, nothing else.
+ */
+export class DhtProvider {
+  private readonly init: DhtProviderInit
+  private timer: NodeJS.Timeout | null = null
+  private running = false
+  private stopped = false
+  private backoffMs = 1000
+  private readonly abort = new AbortController()
+  readonly state: DhtProviderState = { provided: false, last_provide_at: null, peers_reached: 0, last_error: '' }
+  private readonly onChange = (): void => { this.schedule(0) }
+
+  constructor (init: DhtProviderInit) {
+    this.init = init
+  }
+
+  start (): void {
+    this.init.node.addEventListener('self:peer:update', this.onChange)
+    this.init.node.addEventListener('peer:identify', this.onIdentify)
+    this.schedule(0)
+  }
+
+  async stop (): Promise<void> {
+    this.stopped = true
+    this.abort.abort()
+    if (this.timer !== null) clearTimeout(this.timer)
+    this.init.node.removeEventListener('self:peer:update', this.onChange)
+    this.init.node.removeEventListener('peer:identify', this.onIdentify)
+  }
+
+  /** A first DHT peer appearing is the moment a pending provide can succeed. */
+  private readonly onIdentify = (): void => {
+    if (!this.state.provided && !this.running) this.schedule(200)
+  }
+
+  private schedule (ms: number): void {
+    if (this.stopped) return
+    if (this.timer !== null) clearTimeout(this.timer)
+    this.timer = setTimeout(() => { void this.provideOnce() }, ms)
+    this.timer.unref()
+  }
+
+  private async provideOnce (): Promise<void> {
+    if (this.running || this.stopped) return
+    const dht = getDht(this.init.node)
+    if (dht === null) return
+    this.running = true
+    const log = this.init.logger
+    try {
+      if ((dht.routingTable?.size ?? 0) === 0) throw new Error('no routing peers yet')
+      const cid = await namespaceCid(this.init.namespace)
+      const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(60_000)])
+      const reached = await countReached(dht.provide(cid, { signal }), 'ADD_PROVIDER')
+      if (reached === 0) throw new Error('the provide reached no peer')
+      Object.assign(this.state, { provided: true, last_provide_at: Date.now() / 1000, peers_reached: reached, last_error: '' })
+      log.info({ peers: reached, cid: cid.toString() }, 'DHT provider record published')
+      this.backoffMs = 1000
+      void this.putLegacyRecord(signal)
+      if (this.init.provideIntervalS > 0) this.schedule(this.init.provideIntervalS * 1000)
+    } catch (err) {
+      if (this.stopped) return
+      this.state.last_error = (err as Error).message
+      log.debug({ err: this.state.last_error, retryMs: this.backoffMs }, 'DHT provide failed; retrying')
+      this.schedule(this.backoffMs)
+      this.backoffMs = Math.min(60_000, this.backoffMs * 2)
+    } finally {
+      this.running = false
+    }
+  }
+
+  /** So that original clients still find us (best effort; they cannot read provider records for a CID). */
+  private async putLegacyRecord (signal: AbortSignal): Promise<void> {
+    const dht = getDht(this.init.node)
+    if (dht === null) return
+    const value = new TextEncoder().encode(JSON.stringify({
+      peer_id: this.init.node.peerId.toString(),
+      multiaddr: this.init.preferredMultiaddr(),
+      ts: Date.now() / 1000
+    }))
+    try {
+      await countReached(dht.put(legacyRecordKey(this.init.namespace), value, { signal }), 'PUT_VALUE')
+    } catch (err) {
+      this.init.logger.debug({ err: (err as Error).message }, 'DHT value record not stored')
+    }
+  }
+}
+
+export interface DhtDiscovererInit {
+  enabled: boolean
+  node: () => Promise<Libp2p>
+  namespace: string
+  /** Routing seeds: the bootstrap peers (at most 8 are dialled). */
+  seeds: readonly string[]
+  maxProviderAttempts: number
+}
+
+const MAX_SEEDS = 8
+
+/** Dials seeds until one speaks our DHT protocol and sits in the routing table. */
+async function seedRoutingTable (node: Libp2p, dht: NonNullable<ReturnType<typeof getDht>>, seeds: readonly string[], signal: AbortSignal): Promise<boolean> {
+  if ((dht.routingTable?.size ?? 0) > 0) return true
+  const { multiaddr } = await import('@multiformats/multiaddr')
+  const added = new Promise<boolean>((resolve) => {
+    const check = (): void => {
+      if ((dht.routingTable?.size ?? 0) > 0) { cleanup(); resolve(true) }
+    }
+    const timer = setInterval(check, 20)
+    const cleanup = (): void => { clearInterval(timer); signal.removeEventListener('abort', onAbort) }
+    const onAbort = (): void => { cleanup(); resolve(false) }
+    signal.addEventListener('abort', onAbort, { once: true })
+    const dials = seeds.slice(0, MAX_SEEDS).map(async (s) => await node.dial(multiaddr(s), { signal }).catch(() => null))
+    void Promise.all(dials).then(async (conns) => {
+      // Identify (and so the routing table) follows the dial; give it a moment, then give up.
+      if (conns.every((c) => c === null)) { cleanup(); resolve(false); return }
+      await new Promise((r) => setTimeout(r, 2000))
+      check()
+      cleanup()
+      resolve((dht.routingTable?.size ?? 0) > 0)
+    })
+  })
+  return await added
+}
+
+export function dhtDiscoverer (init: DhtDiscovererInit): Discoverer {
+  return {
+    method: 'dht',
+    skipReason: () => !init.enabled ? 'disabled' : init.seeds.length === 0 ? 'no_routing_peers' : null,
+    run: async (scope: DiscoveryScope): Promise<ProbeSuccess | null> => {
+      const node = await init.node()
+      const dht = getDht(node)
+      if (dht === null) { scope.fail('disabled'); return null }
+      const started = performance.now()
+      if (!await seedRoutingTable(node, dht, init.seeds, scope.signal)) {
+        if (!scope.signal.aborted) scope.fail('no_routing_peers', { startedAt: started })
+        return null
+      }
+      if (scope.peerIdFilter !== null) return await findPeerAndDial(node, dht, scope, scope.peerIdFilter)
+      return await findProvidersAndDial(node, dht, init, scope)
+    }
+  }
+}
+
+async function findPeerAndDial (node: Libp2p, dht: KadDHT, scope: DiscoveryScope, peerId: string): Promise<ProbeSuccess | null> {
+  const started = performance.now()
+  let target: PeerId
+  try {
+    target = peerIdFromString(peerId)
+  } catch {
+    scope.fail('peer_not_found', { source: 'find_peer', peer_id: peerId, startedAt: started })
+    return null
+  }
+  const addrs = await resolvePeerAddrs(dht, target, scope.signal)
+  if (addrs.length === 0) {
+    if (!scope.signal.aborted) scope.fail('peer_not_found', { source: 'find_peer', peer_id: peerId, startedAt: started })
+    return null
+  }
+  const r = await scope.probe(addrs, 'find_peer', peerId)
+  return r.ok ? r : null
+}
+
+async function resolvePeerAddrs (dht: KadDHT, target: PeerId, signal: AbortSignal): Promise<string[]> {
+  try {
+    for await (const e of dht.findPeer(target, { signal })) {
+      if (e.name === 'FINAL_PEER' && e.peer.id.equals(target)) return e.peer.multiaddrs.map(String)
+    }
+  } catch {}
+  return []
+}
+
+async function findProvidersAndDial (node: Libp2p, dht: KadDHT, init: DhtDiscovererInit, scope: DiscoveryScope): Promise<ProbeSuccess | null> {
+  const started = performance.now()
+  const self = node.peerId.toString()
+  const cid = await namespaceCid(init.namespace)
+  const seen = new Set<string>()
+  const probes: Array<Promise<ProbeSuccess | null>> = []
+  let attempts = 0
+  let winner: ProbeSuccess | null = null
+  const lookup = new AbortController()
+  const signal = AbortSignal.any([scope.signal, lookup.signal])
+  try {
+    for await (const e of dht.findProviders(cid, { signal })) {
+      if (e.name !== 'PROVIDER') continue
+      for (const p of e.providers) {
+        const id = p.id.toString()
+        if (id === self || seen.has(id)) continue
+        seen.add(id)
+        if (attempts >= init.maxProviderAttempts) {
+          scope.fail('attempt_limit', { source: 'providers', peer_id: id })
+          continue
+        }
+        attempts++
+        // Dial providers as they arrive; a provider listed without addresses is resolved first.
+        probes.push((async () => {
+          const addrs = p.multiaddrs.length > 0 ? p.multiaddrs.map(String) : await resolvePeerAddrs(dht, p.id, scope.signal)
+          if (addrs.length === 0) {
+            scope.fail('peer_not_found', { source: 'providers', peer_id: id })
+            return null
+          }
+          const r = await scope.probe(addrs, 'providers', id)
+          if (r.ok) {
+            winner ??= r
+            if (scope.all !== true) lookup.abort()
+          }
+          return r.ok ? r : null
+        })())
+      }
+      if (winner !== null && scope.all !== true) break
+    }
+  } catch {
+    // The lookup was aborted (a winner, the step timeout) or ran out of peers.
+  }
+  // Stop waiting at the first success; later successes are closed, not leaked.
+  const found = scope.all === true
+    ? (await Promise.all(probes)).find((r) => r !== null) ?? null
+    : winner ?? await firstSuccess(probes)
+  void Promise.all(probes).then((all) => { for (const r of all) if (r !== null && r !== found) r.link.close() })
+  if (found === null && seen.size === 0 && !scope.signal.aborted) scope.fail('no_providers', { source: 'providers', startedAt: started })
+  return found
+}
+
+async function firstSuccess (probes: Array<Promise<ProbeSuccess | null>>): Promise<ProbeSuccess | null> {
+  if (probes.length === 0) return null
+  return await new Promise((resolve) => {
+    let pending = probes.length
+    for (const p of probes) {
+      void p.then((r) => {
+        pending--
+        if (r !== null) resolve(r)
+        else if (pending === 0) resolve(null)
+      })
+    }
+  })
+}

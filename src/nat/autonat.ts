@@ -1,0 +1,318 @@
+/**
+ * AutoNAT v1 (discovery.md §9.3), both halves, on the standard protocol id:
+ *
+ * - responder: a peer asks us to dial it back at the addresses it sends; we dial each
+ *   eligible one on a NEW connection and say whether it worked;
+ * - prober: we ask connected peers to dial us back, and derive our reachability
+ *   (`public` when a peer reached us, `private` when peers tried and failed, `unknown`
+ *   otherwise), confirming reachable addresses so libp2p announces them.
+ *
+ * Why not @libp2p/autonat: its responder dials with `openConnection` without `force`,
+ * which hands back the connection the request arrived on, whose remote address is the
+ * requester's ephemeral port, so every request is answered E_DIAL_ERROR; and its prober
+ * needs 4 successes (or 8 failures) from distinct /8 networks before it concludes, which
+ * a small deployment with one relay never reaches. It also exposes no reachability.
+ */
+import type { Connection, IdentifyResult, Libp2pEvents, PeerId, Stream, TypedEventTarget } from '@libp2p/interface'
+import type { AddressManager, ConnectionManager, Registrar, TransportManager } from '@libp2p/interface-internal'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import { AUTONAT_PROTOCOL, AutoNatStatus, PbStream, decodeAutoNat, encodeAutoNat, withSignal } from './pb.js'
+import { ipPortOf, isCircuitAddr, isPrivateIp, isPublicTcpAddr, tcpAddr } from './addrs.js'
+
+export type Reachability = 'unknown' | 'public' | 'private'
+export const REACHABILITY_CODE: Record<Reachability, number> = { unknown: 0, public: 1, private: 2 }
+
+export interface AutoNatComponents {
+  peerId: PeerId
+  registrar: Registrar
+  connectionManager: ConnectionManager
+  addressManager: AddressManager
+  transportManager: TransportManager
+  events: TypedEventTarget<Libp2pEvents>
+}
+
+export interface AutoNatInit {
+  /** Ask peers to dial us back (false for pure responders). */
+  probe: boolean
+  /** Dial-back and request timeout. */
+  timeoutMs?: number
+  /** Re-probe interval once reachability is known. */
+  refreshMs?: number
+  /** Re-probe interval while it is unknown. */
+  unknownRefreshMs?: number
+  /** How long one peer's answer counts. */
+  resultTtlMs?: number
+  onChange?: (status: Reachability) => void
+}
+
+interface ProbeResult { ok: boolean, addr: string, at: number }
+
+export interface AutoNatSnapshot {
+  status: Reachability
+  code: number
+  /** Addresses a peer dialled back successfully. */
+  confirmed: string[]
+  /** Public IPs peers saw us connect from (identify). */
+  observed_ips: string[]
+  probes: number
+  /** Per peer: its latest answer. */
+  results: Array<{ peer_id: string, ok: boolean, addr: string, at: number }>
+}
+
+const MAX_CONCURRENT_DIAL_BACKS = 4
+
+export class AutoNatService {
+  private readonly c: AutoNatComponents
+  private readonly init: Required<Omit<AutoNatInit, 'onChange'>> & Pick<AutoNatInit, 'onChange'>
+  private readonly results = new Map<string, ProbeResult>()
+  /** Observed public IP → last seen, reported by peers over direct connections. */
+  private readonly observed = new Map<string, number>()
+  /** What each peer told us our address is (the responder only dials that IP). */
+  private readonly observedBy = new Map<string, string>()
+  private readonly confirmed = new Set<string>()
+  private readonly probing = new Set<string>()
+  private dialBacks = 0
+  private probes = 0
+  private last: Reachability = 'unknown'
+  private timer: NodeJS.Timeout | undefined
+  private started = false
+
+  constructor (components: AutoNatComponents, init: AutoNatInit) {
+    this.c = components
+    this.init = {
+      probe: init.probe,
+      timeoutMs: init.timeoutMs ?? 10_000,
+      refreshMs: init.refreshMs ?? 15 * 60_000,
+      unknownRefreshMs: init.unknownRefreshMs ?? 30_000,
+      resultTtlMs: init.resultTtlMs ?? 60 * 60_000,
+      onChange: init.onChange
+    }
+  }
+
+  readonly [Symbol.toStringTag] = 'taskqueue-p2p/autonat'
+
+  async start (): Promise<void> {
+    await this.c.registrar.handle(AUTONAT_PROTOCOL, (stream, connection) => {
+      void this.answer(stream, connection)
+    }, { maxInboundStreams: 4, maxOutboundStreams: 4 })
+    this.c.events.addEventListener('peer:identify', this.onIdentify)
+    this.started = true
+    this.schedule(this.init.unknownRefreshMs)
+  }
+
+  async stop (): Promise<void> {
+    this.started = false
+    clearTimeout(this.timer)
+    this.c.events.removeEventListener('peer:identify', this.onIdentify)
+    await this.c.registrar.unhandle(AUTONAT_PROTOCOL)
+  }
+
+  status (): Reachability {
+    const now = Date.now()
+    let failed = false
+    for (const r of this.results.values()) {
+      if (now - r.at > this.init.resultTtlMs) continue
+      if (r.ok) return 'public'
+      failed = true
+    }
+    return failed ? 'private' : 'unknown'
+  }
+
+  snapshot (): AutoNatSnapshot {
+    const status = this.status()
+    return {
+      status,
+      code: REACHABILITY_CODE[status],
+      confirmed: [...this.confirmed],
+      observed_ips: [...this.observed.keys()],
+      probes: this.probes,
+      results: [...this.results.entries()].map(([peer, r]) => ({ peer_id: peer, ok: r.ok, addr: r.addr, at: r.at }))
+    }
+  }
+
+  /** The public IP peers see us as, most recently observed first. */
+  observedPublicIps (): string[] {
+    return [...this.observed.entries()].sort((a, b) => b[1] - a[1]).map(([ip]) => ip)
+  }
+
+  // ---- responder --------------------------------------------------------------------------
+
+  private async answer (stream: Stream, connection: Connection): Promise<void> {
+    const signal = AbortSignal.timeout(this.init.timeoutMs + 5000)
+    const pb = new PbStream(stream)
+    try {
+      const request = decodeAutoNat(await withSignal(pb.read(), signal, () => stream.abort(new Error('autonat request timed out'))))
+      const response = await this.dialBack(request.dial, connection)
+      await pb.write(encodeAutoNat({ dialResponse: response }))
+      await stream.close()
+    } catch (err) {
+      stream.abort(err as Error)
+    }
+  }
+
+  private async dialBack (dial: { peerId: Uint8Array, addrs: Uint8Array[] } | undefined, connection: Connection): Promise<{ status: AutoNatStatus, statusText: string, addr?: Uint8Array }> {
+    if (dial === undefined) return { status: AutoNatStatus.E_BAD_REQUEST, statusText: 'no dial message' }
+    const remote = connection.remotePeer
+    if (!equalBytes(dial.peerId, remote.toMultihash().bytes)) return { status: AutoNatStatus.E_BAD_REQUEST, statusText: 'peer id mismatch' }
+    // Only the IP the request came from, only public, only TCP: we must never become a
+    // tool to make connections to third parties or into private networks.
+    const seenFrom = ipPortOf(connection.remoteAddr)?.ip
+    const ours = new Set(this.c.addressManager.getAddresses().map((a) => ipPortOf(a)?.ip))
+    const targets: Multiaddr[] = []
+    for (const bytes of dial.addrs.slice(0, 8)) {
+      try {
+        const ma = multiaddr(bytes)
+        const ipp = ipPortOf(ma)
+        if (ipp === null || ipp.port === null || isCircuitAddr(ma) || isPrivateIp(ipp.ip) || ipp.ip !== seenFrom || ours.has(ipp.ip)) continue
+        targets.push(tcpAddr(ipp.ip, ipp.port).encapsulate(`/p2p/${remote.toString()}`))
+      } catch {}
+    }
+    if (targets.length === 0) return { status: AutoNatStatus.E_DIAL_REFUSED, statusText: 'no dialable addresses' }
+    if (this.dialBacks >= MAX_CONCURRENT_DIAL_BACKS) return { status: AutoNatStatus.E_DIAL_REFUSED, statusText: 'busy' }
+    this.dialBacks++
+    try {
+      let lastError = ''
+      for (const target of targets) {
+        try {
+          // force: a new connection, never the one the request arrived on.
+          const conn = await this.c.connectionManager.openConnection(target, { force: true, signal: AbortSignal.timeout(this.init.timeoutMs) })
+          const reached = conn.remotePeer.equals(remote)
+          await conn.close().catch(() => conn.abort(new Error('close failed')))
+          if (reached) return { status: AutoNatStatus.OK, statusText: 'OK', addr: target.decapsulateCode(421).bytes }
+          lastError = 'reached a different peer'
+        } catch (err) {
+          lastError = (err as Error).message
+        }
+      }
+      return { status: AutoNatStatus.E_DIAL_ERROR, statusText: lastError.slice(0, 200), addr: targets[targets.length - 1].decapsulateCode(421).bytes }
+    } finally {
+      this.dialBacks--
+    }
+  }
+
+  // ---- prober ---------------------------------------------------------------------------
+
+  private readonly onIdentify = (evt: CustomEvent<IdentifyResult>): void => {
+    const { connection, observedAddr, peerId, protocols } = evt.detail
+    if (connection.limits != null || isCircuitAddr(connection.remoteAddr)) return
+    const seen = observedAddr !== undefined ? ipPortOf(observedAddr) : null
+    if (seen !== null && !isPrivateIp(seen.ip)) {
+      this.observed.set(seen.ip, Date.now())
+      this.observedBy.set(peerId.toString(), seen.ip)
+    }
+    if (this.init.probe && protocols.includes(AUTONAT_PROTOCOL)) {
+      // Give identify's own address bookkeeping a moment before we read our addresses.
+      setTimeout(() => { void this.probePeer(connection) }, 200).unref()
+    }
+  }
+
+  /** Addresses worth asking about, given the IP that peer sees us as. */
+  private candidates (seenAs: string | undefined): Multiaddr[] {
+    const out = new Map<string, Multiaddr>()
+    const listenPorts = new Set<number>()
+    for (const a of this.c.transportManager.getAddrs()) {
+      const ipp = ipPortOf(a)
+      if (ipp?.port != null && !isCircuitAddr(a)) listenPorts.add(ipp.port)
+    }
+    // Our own public transport and announce addresses (WAN hosts, PUBLIC_IP).
+    for (const { multiaddr: a, type } of this.c.addressManager.getAddressesWithMetadata()) {
+      if ((type === 'transport' || type === 'announce' || type === 'ip-mapping') && isPublicTcpAddr(a)) {
+        const ipp = ipPortOf(a)
+        if (ipp !== null) out.set(`${ipp.ip}:${ipp.port}`, tcpAddr(ipp.ip, ipp.port ?? 0))
+      }
+    }
+    // Behind NAT the peer only dials the IP it sees us as: would a forwarded listen port work?
+    if (seenAs !== undefined) for (const port of listenPorts) out.set(`${seenAs}:${port}`, tcpAddr(seenAs, port))
+    return [...out.values()].filter((a) => seenAs === undefined || ipPortOf(a)?.ip === seenAs)
+  }
+
+  private async probePeer (connection: Connection): Promise<void> {
+    const key = connection.remotePeer.toString()
+    if (!this.started || this.probing.has(key) || connection.status !== 'open') return
+    const seenAs = this.observedBy.get(key)
+    const addrs = this.candidates(seenAs).slice(0, 4)
+    if (addrs.length === 0) return
+    this.probing.add(key)
+    this.probes++
+    let stream: Stream | undefined
+    try {
+      const signal = AbortSignal.timeout(this.init.timeoutMs + 5000)
+      stream = await connection.newStream(AUTONAT_PROTOCOL, { signal })
+      const pb = new PbStream(stream)
+      await pb.write(encodeAutoNat({ dial: { peerId: this.c.peerId.toMultihash().bytes, addrs: addrs.map((a) => a.bytes) } }))
+      const s = stream
+      const reply = decodeAutoNat(await withSignal(pb.read(), signal, () => s.abort(new Error('autonat reply timed out')))).dialResponse
+      await stream.close().catch(() => {})
+      if (reply === undefined) return
+      if (reply.status === AutoNatStatus.OK) {
+        const addr = reply.addr !== undefined ? safeMultiaddr(reply.addr) ?? addrs[0] : addrs[0]
+        this.record(key, { ok: true, addr: addr.toString(), at: Date.now() })
+        this.confirm(addr)
+      } else if (reply.status === AutoNatStatus.E_DIAL_ERROR) {
+        this.record(key, { ok: false, addr: addrs.map(String).join(','), at: Date.now() })
+        for (const a of addrs) this.unconfirm(a)
+      }
+    } catch {
+      stream?.abort(new Error('autonat probe failed'))
+    } finally {
+      this.probing.delete(key)
+    }
+  }
+
+  private record (peer: string, r: ProbeResult): void {
+    this.results.set(peer, r)
+    const now = this.status()
+    if (now !== this.last) {
+      this.last = now
+      this.init.onChange?.(now)
+      this.schedule(now === 'unknown' ? this.init.unknownRefreshMs : this.init.refreshMs)
+    }
+  }
+
+  private confirm (addr: Multiaddr): void {
+    this.confirmed.add(addr.toString())
+    const own = this.c.transportManager.getAddrs().some((a) => a.decapsulateCode(421).equals(addr))
+    this.c.addressManager.confirmObservedAddr(addr, { type: own ? 'transport' : 'observed' })
+  }
+
+  private unconfirm (addr: Multiaddr): void {
+    if (this.confirmed.delete(addr.toString())) this.c.addressManager.removeObservedAddr(addr)
+  }
+
+  private schedule (ms: number): void {
+    clearTimeout(this.timer)
+    if (!this.started) return
+    this.timer = setTimeout(() => { this.refresh() }, ms)
+    this.timer.unref()
+  }
+
+  /** Periodic re-probe through up to 3 connected peers that speak AutoNAT. */
+  private refresh (): void {
+    if (!this.started) return
+    if (this.init.probe) {
+      const direct = this.c.connectionManager.getConnections().filter((c) => c.limits == null && !isCircuitAddr(c.remoteAddr))
+      const seen = new Set<string>()
+      for (const conn of direct) {
+        const key = conn.remotePeer.toString()
+        if (seen.has(key) || !this.observedBy.has(key)) continue
+        seen.add(key)
+        void this.probePeer(conn)
+        if (seen.size >= 3) break
+      }
+    }
+    this.schedule(this.status() === 'unknown' ? this.init.unknownRefreshMs : this.init.refreshMs)
+  }
+}
+
+function equalBytes (a: Uint8Array, b: Uint8Array): boolean {
+  return a.byteLength === b.byteLength && a.every((v, i) => v === b[i])
+}
+
+function safeMultiaddr (bytes: Uint8Array): Multiaddr | null {
+  try { return multiaddr(bytes) } catch { return null }
+}
+
+export function autoNatService (init: AutoNatInit): (components: AutoNatComponents) => AutoNatService {
+  return (components) => new AutoNatService(components, init)
+}

@@ -1,0 +1,152 @@
+/**
+ * Two transport tunings that keep the bytes on the wire valid for any peer but cut
+ * the per-message cost of our small request/reply frames over TCP + Noise + Yamux.
+ *
+ * 1. `batchSocketWrites`: coalesces the socket writes of one event-loop turn into a
+ * single `writev`.
+ *
+ * Why: below our framing, every message crosses Yamux and Noise, and each layer
+ * writes on its own. Noise sends a 2-byte length and the ciphertext as two
+ * `socket.write` calls, and Yamux answers every data frame it receives with a window
+ * update (another two). Measured on loopback: 4 syscalls and 4 TCP segments per
+ * request on each side, 17 % of the service's CPU in `writeBuffer`, and one thrown
+ * RangeError per extra segment in Noise's length decoder on the receiving side.
+ *
+ * How: the first write of a turn corks the socket and schedules `uncork` with
+ * `setImmediate`, which runs right after the poll phase that delivered the data —
+ * so the window update for a request and the reply computed from it in the same
+ * turn leave together, and a burst of replies under load shares one syscall. An
+ * idle loop reaches the check phase at once, so this adds no measurable latency.
+ * Bytes and their order on the wire are unchanged.
+ *
+ * The TCP socket is reached through `connection.maConn.socket`, an implementation
+ * detail of js-libp2p 3 / @libp2p/tcp 11. Anything else (relayed connections,
+ * another transport, a future layout) is left alone.
+ *
+ * 2. `deferWindowUpdates`: js-yamux answers every data frame it receives with a
+ * window update, so each request and each reply costs a second (encrypted) frame in
+ * the opposite direction. The Yamux spec leaves the timing to the receiver; like
+ * go-yamux we send the update only once half of the receive window is used. A
+ * stream's 256 KiB window covers well over a hundred of our frames, so in practice
+ * updates are only sent for large payloads. Measured with an in-process echo over
+ * loopback: CPU per round trip 290 µs → 214 µs with write batching, → ~155 µs with
+ * both.
+ *
+ * 3. `quietNoiseLengthDecoder`: Noise's frame decoder learns that its buffer is used
+ * up by catching the RangeError its 2-byte length reader throws — once per TCP read,
+ * and building that error (stack capture through optimized frames) cost ~30 µs, about
+ * a tenth of the service's CPU per request. We answer "not enough bytes yet" without
+ * throwing; the decoder then waits for more data exactly as after the exception.
+ *
+ * `tuneConnection` applies 1 and 3 to a connection, `deferWindowUpdates` 2 to a stream.
+ */
+import { Socket } from 'node:net'
+import type { Connection } from '@libp2p/interface'
+
+const batched = new WeakSet<Socket>()
+
+/** The raw TCP socket under a libp2p connection, if it has one we recognise. */
+function socketOf (connection: Connection): Socket | null {
+  const maConn = (connection as unknown as { maConn?: { socket?: unknown } }).maConn
+  const socket = maConn?.socket
+  return socket instanceof Socket ? socket : null
+}
+
+/** Write batching and the quiet Noise decoder for one connection (both skip what they do not recognise). */
+export function tuneConnection (connection: Connection): void {
+  batchSocketWrites(connection)
+  quietNoiseLengthDecoder(connection)
+}
+
+type WriteFn = Socket['write']
+
+/** Enables write batching on the connection's socket; false when it is not applicable. */
+export function batchSocketWrites (connection: Connection): boolean {
+  const socket = socketOf(connection)
+  if (socket === null) return false
+  if (batched.has(socket)) return true
+  batched.add(socket)
+  let scheduled = false
+  const flush = (): void => {
+    scheduled = false
+    // end() and destroy() uncork by themselves; uncorking again would be harmless
+    // but the check keeps the count balanced if anything else corks this socket.
+    if (socket.writableCorked > 0) socket.uncork()
+  }
+  const write: WriteFn = socket.write
+  const batchedWrite = function (this: Socket, ...args: Parameters<WriteFn>): boolean {
+    if (!scheduled && !socket.destroyed && socket.writable) {
+      scheduled = true
+      socket.cork()
+      setImmediate(flush)
+    }
+    return (write as (...a: Parameters<WriteFn>) => boolean).apply(this, args)
+  }
+  socket.write = batchedWrite as WriteFn
+  return true
+}
+
+/** js-yamux 8 `StreamState.Established`: the only state in which an update carries no flags. */
+const YAMUX_ESTABLISHED = 3
+
+interface YamuxStreamInternals {
+  state: unknown
+  recvWindow: unknown
+  recvWindowCapacity: unknown
+  sendWindowUpdate: unknown
+}
+
+const deferred = new WeakSet<object>()
+
+/** Sends window updates at half-window like go-yamux; false when the stream is not a js-yamux stream we recognise. */
+export function deferWindowUpdates (stream: object): boolean {
+  const s = stream as Partial<YamuxStreamInternals>
+  if (typeof s.sendWindowUpdate !== 'function' || typeof s.recvWindow !== 'number' ||
+    typeof s.recvWindowCapacity !== 'number' || typeof s.state !== 'number') return false
+  if (deferred.has(stream)) return true
+  deferred.add(stream)
+  const original = s.sendWindowUpdate as (this: unknown) => void
+  s.sendWindowUpdate = function (this: YamuxStreamInternals): void {
+    // Established means no SYN/ACK flag is owed, so skipping sends nothing the peer
+    // needs; in any other state (opening, paused) the library decides as before.
+    if (this.state === YAMUX_ESTABLISHED && typeof this.recvWindowCapacity === 'number' &&
+      typeof this.recvWindow === 'number' && this.recvWindowCapacity * 2 > this.recvWindow) return
+    original.call(this)
+  }
+  return true
+}
+
+interface LengthPrefixedDecoderInternals {
+  lengthDecoder: unknown
+  encodingLength: unknown
+  maxDataLength: unknown
+}
+
+/** Noise frames carry a u16 length. */
+const NOISE_LENGTH_BYTES = 2
+/**
+ * Returned for a buffer too short to hold the length: any length whose frame cannot
+ * fit in fewer than 2 buffered bytes makes the decoder stop and wait, as the thrown
+ * RangeError did. It must stay within the decoder's maxDataLength (4 MiB by default).
+ */
+const NEED_MORE = 0xffff
+
+const quieted = new WeakSet<object>()
+
+/** Replaces the throwing length reader of the connection's Noise decoder; false if not recognised. */
+export function quietNoiseLengthDecoder (connection: Connection): boolean {
+  const encrypted = (connection as unknown as { muxer?: { maConn?: { decoder?: unknown } } }).muxer?.maConn
+  const decoder = encrypted?.decoder as Partial<LengthPrefixedDecoderInternals> | undefined
+  if (decoder === undefined || decoder === null || typeof decoder !== 'object') return false
+  const original = decoder.lengthDecoder
+  const encodingLength = decoder.encodingLength
+  if (typeof original !== 'function' || typeof encodingLength !== 'function') return false
+  if (quieted.has(decoder)) return true
+  // Only the u16 prefix of Noise, with room for NEED_MORE under the data limit.
+  if (encodingLength(0) !== NOISE_LENGTH_BYTES) return false
+  if (typeof decoder.maxDataLength !== 'number' || decoder.maxDataLength < NEED_MORE) return false
+  quieted.add(decoder)
+  const read = original as (data: { byteLength: number }) => number
+  decoder.lengthDecoder = (data: { byteLength: number }): number => data.byteLength < NOISE_LENGTH_BYTES ? NEED_MORE : read(data)
+  return true
+}
