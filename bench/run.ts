@@ -7,6 +7,7 @@ import { RemoteQueue } from '../src/client/remote-queue.js'
 import { runRpc, sandbox, startDaemon } from '../test/helpers/procs.js'
 import type { Daemon, Sandbox } from '../test/helpers/procs.js'
 import { benchNat } from './nat.js'
+import { benchDiscovery } from './discovery.js'
 
 const TASKS = Number(process.env.BENCH_TASKS ?? 20_000)
 const SUBMITTERS = Number(process.env.BENCH_SUBMITTERS ?? 16)
@@ -133,6 +134,8 @@ const SECTIONS: Array<[string, () => Promise<void>]> = [
   ['cli', benchCliStatus],
   ['cache', benchCacheGet],
   ['throughput', benchThroughputAndRoundTrip],
+  // Issue 3: discovery to first status, per mechanism.
+  ['discovery', benchDiscovery],
   // Issue 4: relayed vs direct, 1 MiB through the relay, hole-punch rate (network namespaces).
   ['nat', benchNat]
 ]

@@ -89,11 +89,23 @@ export class PeerLink {
     throw lastError ?? new ProtocolNotSupportedError('no protocol configured')
   }
 
+  /**
+   * Closes this link's sessions. The connection itself is libp2p's: a dial to a peer
+   * that is already connected returns the same connection, so the DHT, rendezvous or
+   * another link may be using it (a relay probed as a bootstrap endpoint is also our
+   * DHT seed). The connection manager prunes it when nobody does; `hangUp` is for when
+   * the connection itself is known to be bad.
+   */
   close (): void {
     this.closed = true
     for (const s of [...this.shared.splice(0), ...this.idleExclusive.splice(0)]) s.close()
-    const conn = this.connection
     this.connection = null
+  }
+
+  /** Closes the sessions and the connection (it failed, or the peer is not wanted). */
+  hangUp (): void {
+    const conn = this.connection
+    this.close()
     if (conn !== null) conn.close().catch(() => conn.abort(new Error('close failed')))
   }
 

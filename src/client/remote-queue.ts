@@ -279,7 +279,7 @@ export class RemoteQueue {
 
   private dropLink (link: PeerLink | undefined): void {
     if (link !== undefined && link === this.link) {
-      link.close()
+      link.hangUp()
       this.link = null
     }
   }

@@ -35,6 +35,9 @@ function parseLegacyRecord (value: Uint8Array): LegacyRecord {
   return rec as LegacyRecord
 }
 
+/** Longest timer Node accepts (~24.8 days): "never" for a client's self-query. */
+const CLIENT_NEVER_MS = 2 ** 31 - 1
+
 export interface DhtPartsInit {
   protocol: string
   /** Services and coordination nodes answer queries; clients only ask. */
@@ -48,8 +51,13 @@ export function dhtParts (init: DhtPartsInit): NodeParts {
         protocol: init.protocol,
         // Forced either way: js-libp2p would otherwise wait for a confirmed public address.
         clientMode: init.mode === 'client',
-        // No ~1 s pause before the first query (discovery.md §6).
-        initialQuerySelfInterval: 0,
+        // No ~1 s pause before the first query (discovery.md §6). A server walks the
+        // swarm for its own id at once, which fills its table before it provides.
+        initialQuerySelfInterval: init.mode === 'server' ? 0 : CLIENT_NEVER_MS,
+        // A client is short-lived and asks one question: it must not wait for that
+        // self-walk (libp2p gates every query on it) nor pay for its dials. It seeds its
+        // table itself before asking, so an empty table never reaches a query.
+        ...(init.mode === 'client' ? { allowQueryWithZeroPeers: true, querySelfInterval: CLIENT_NEVER_MS } : {}),
         // Private and loopback addresses are exactly what LAN and test swarms use.
         peerInfoMapper: passthroughMapper,
         validators: {
@@ -137,10 +145,19 @@ export class DhtProvider {
     this.init.node.removeEventListener('peer:identify', this.onIdentify)
   }
 
-  /** A first DHT peer appearing is the moment a pending provide can succeed. */
+  /**
+   * A first DHT peer appearing is the moment a pending provide can succeed; a routing
+   * table that has since doubled (still below k) means the first provide only reached
+   * our neighbours, so it is worth repeating.
+   */
   private readonly onIdentify = (): void => {
-    if (!this.state.provided && !this.running) this.schedule(200)
+    if (this.running) return
+    const size = getDht(this.init.node)?.routingTable?.size ?? 0
+    if (!this.state.provided) this.schedule(200)
+    else if (this.sizeAtProvide < 20 && size >= Math.max(2, this.sizeAtProvide * 2)) this.schedule(500)
   }
+
+  private sizeAtProvide = 0
 
   private schedule (ms: number): void {
     if (this.stopped) return
@@ -156,7 +173,8 @@ export class DhtProvider {
     this.running = true
     const log = this.init.logger
     try {
-      if ((dht.routingTable?.size ?? 0) === 0) throw new Error('no routing peers yet')
+      this.sizeAtProvide = dht.routingTable?.size ?? 0
+      if (this.sizeAtProvide === 0) throw new Error('no routing peers yet')
       const cid = await namespaceCid(this.init.namespace)
       const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(60_000)])
       const reached = await countReached(dht.provide(cid, { signal }), 'ADD_PROVIDER')
@@ -276,6 +294,9 @@ async function resolvePeerAddrs (dht: KadDHT, target: PeerId, signal: AbortSigna
   return []
 }
 
+/** Lookups per discovery when the providers found first do not answer. */
+const LOOKUP_ROUNDS = 3
+
 async function findProvidersAndDial (node: Libp2p, dht: KadDHT, init: DhtDiscovererInit, scope: DiscoveryScope): Promise<ProbeSuccess | null> {
   const started = performance.now()
   const self = node.peerId.toString()
@@ -283,46 +304,59 @@ async function findProvidersAndDial (node: Libp2p, dht: KadDHT, init: DhtDiscove
   const seen = new Set<string>()
   const probes: Array<Promise<ProbeSuccess | null>> = []
   let attempts = 0
-  let winner: ProbeSuccess | null = null
-  const lookup = new AbortController()
-  const signal = AbortSignal.any([scope.signal, lookup.signal])
-  try {
-    for await (const e of dht.findProviders(cid, { signal })) {
-      if (e.name !== 'PROVIDER') continue
-      for (const p of e.providers) {
-        const id = p.id.toString()
-        if (id === self || seen.has(id)) continue
-        seen.add(id)
-        if (attempts >= init.maxProviderAttempts) {
-          scope.fail('attempt_limit', { source: 'providers', peer_id: id })
-          continue
-        }
-        attempts++
-        // Dial providers as they arrive; a provider listed without addresses is resolved first.
-        probes.push((async () => {
-          const addrs = p.multiaddrs.length > 0 ? p.multiaddrs.map(String) : await resolvePeerAddrs(dht, p.id, scope.signal)
-          if (addrs.length === 0) {
-            scope.fail('peer_not_found', { source: 'providers', peer_id: id })
-            return null
-          }
-          const r = await scope.probe(addrs, 'providers', id)
-          if (r.ok) {
-            winner ??= r
-            if (scope.all !== true) lookup.abort()
-          }
-          return r.ok ? r : null
-        })())
-      }
-      if (winner !== null && scope.all !== true) break
+
+  const probeProvider = async (p: { id: PeerId, multiaddrs: Array<{ toString: () => string }> }): Promise<ProbeSuccess | null> => {
+    const id = p.id.toString()
+    // A provider listed without addresses is resolved first.
+    const addrs = p.multiaddrs.length > 0 ? p.multiaddrs.map(String) : await resolvePeerAddrs(dht, p.id, scope.signal)
+    if (addrs.length === 0) {
+      scope.fail('peer_not_found', { source: 'providers', peer_id: id })
+      return null
     }
-  } catch {
-    // The lookup was aborted (a winner, the step timeout) or ran out of peers.
+    const r = await scope.probe(addrs, 'providers', id)
+    return r.ok ? r : null
   }
-  // Stop waiting at the first success; later successes are closed, not leaked.
-  const found = scope.all === true
-    ? (await Promise.all(probes)).find((r) => r !== null) ?? null
-    : winner ?? await firstSuccess(probes)
-  void Promise.all(probes).then((all) => { for (const r of all) if (r !== null && r !== found) r.link.close() })
+
+  // Outside --all, the lookup pauses at the first providers: its remaining dials would
+  // only compete with the probe. If none of them answers, a new lookup goes on.
+  const rounds = scope.all === true ? 1 : LOOKUP_ROUNDS
+  for (let round = 0; round < rounds && !scope.signal.aborted; round++) {
+    const lookup = new AbortController()
+    const signal = AbortSignal.any([scope.signal, lookup.signal])
+    const batch: Array<Promise<ProbeSuccess | null>> = []
+    try {
+      for await (const e of dht.findProviders(cid, { signal })) {
+        if (e.name !== 'PROVIDER') continue
+        for (const p of e.providers) {
+          const id = p.id.toString()
+          if (id === self || seen.has(id)) continue
+          seen.add(id)
+          if (attempts >= init.maxProviderAttempts) {
+            scope.fail('attempt_limit', { source: 'providers', peer_id: id })
+            continue
+          }
+          attempts++
+          batch.push(probeProvider(p))
+        }
+        if (batch.length > 0 && scope.all !== true) break
+      }
+    } catch {
+      // The lookup was aborted (the step timeout) or ran out of peers.
+    } finally {
+      lookup.abort()
+    }
+    probes.push(...batch)
+    if (scope.all === true) break
+    const found = await firstSuccess(batch)
+    if (found !== null) {
+      void Promise.all(batch).then((all) => { for (const r of all) if (r !== null && r !== found) r.link.close() })
+      return found
+    }
+    if (batch.length === 0 || attempts >= init.maxProviderAttempts) break
+  }
+  const all = await Promise.all(probes)
+  const found = all.find((r) => r !== null) ?? null
+  for (const r of all) if (r !== null && r !== found) r.link.close()
   if (found === null && seen.size === 0 && !scope.signal.aborted) scope.fail('no_providers', { source: 'providers', startedAt: started })
   return found
 }

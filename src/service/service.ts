@@ -20,6 +20,7 @@ import { createLegacyHandler } from './legacy-server.js'
 import { ServiceStats } from './stats.js'
 import { TaskEvents } from './task-events.js'
 import { WriteBatcher } from './write-batcher.js'
+import { releaseStartupMemoryWhenQuiet } from './startup-memory.js'
 import { reapOrphanedToolTask } from './ops/tool-ops.js'
 import { tuneConnection } from '../protocol/transport-tuning.js'
 
@@ -37,6 +38,11 @@ export interface TaskQueueServiceInit {
   nat?: () => NatReport
   localWorker?: () => LocalWorkerInfo
   logger?: Logger
+  /**
+   * Release start-up garbage once the service is quiet after start (startup-memory.ts;
+   * default true). Embedders that manage their own heap can turn it off.
+   */
+  releaseStartupMemory?: boolean
 }
 
 const NAT_UNAVAILABLE: NatReport = {
@@ -54,6 +60,10 @@ export class TaskQueueService {
   private readonly timers: NodeJS.Timeout[] = []
   private readonly cacheSweepMs: number
   private inFlight = 0
+  /** performance.now() of the last request start or end (idle detection). */
+  private lastActivity = 0
+  private readonly releaseStartupMemory: boolean
+  private cancelStartupRelease: () => void = () => {}
   private drained: (() => void) | undefined
   private readonly onTerminal = (change: TaskChange): void => {
     if (TERMINAL_STATUSES.has(change.status)) reapOrphanedToolTask(this.context, change.task_id)
@@ -63,6 +73,7 @@ export class TaskQueueService {
 
   constructor (init: TaskQueueServiceInit) {
     this.log = init.logger ?? silentLogger()
+    this.releaseStartupMemory = init.releaseStartupMemory ?? true
     this.cacheSweepMs = (init.cacheSweepIntervalS ?? 60) * 1000
     const events = new TaskEvents(init.store)
     this.context = {
@@ -82,9 +93,11 @@ export class TaskQueueService {
     const dispatch = createDispatcher(this.context)
     this.dispatch = async (env, caller) => {
       this.inFlight++
+      this.lastActivity = performance.now()
       try {
         return await dispatch(env, caller)
       } finally {
+        this.lastActivity = performance.now()
         if (--this.inFlight === 0) this.drained?.()
       }
     }
@@ -109,6 +122,10 @@ export class TaskQueueService {
     this.every(QUEUE_SWEEP_MS, () => this.context.store.sweep())
     const cache = this.context.cache
     if (cache !== null) this.every(this.cacheSweepMs, () => cache.sweep())
+    if (this.releaseStartupMemory) {
+      this.lastActivity = performance.now()
+      this.cancelStartupRelease = releaseStartupMemoryWhenQuiet(() => this.inFlight > 0, () => this.lastActivity)
+    }
   }
 
   /**
@@ -117,6 +134,7 @@ export class TaskQueueService {
    */
   async stop (graceMs = 5000): Promise<void> {
     for (const t of this.timers.splice(0)) clearInterval(t)
+    this.cancelStartupRelease()
     this.context.store.off('change', this.onTerminal)
     this.context.events.close()
     if (this.inFlight > 0) {

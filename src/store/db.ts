@@ -15,7 +15,7 @@ export interface OpenDatabaseOptions {
   busyTimeoutMs?: number
   /**
    * WAL size (pages) at which a committing connection checkpoints inline. SQLite's
-   * default is 1000; raise it (e.g. 16384) when a `Checkpointer` thread does the work.
+   * default is 1000; raise it (e.g. 16384) when a `Checkpointer` does the work.
    */
   walAutocheckpointPages?: number
 }

@@ -111,10 +111,19 @@ test('DHT alone: a provider record in a 12-node swarm is found through the coord
   // The record really sits on swarm nodes, not only on the node the service knows.
   const { namespaceCid, getDht } = await import('../../src/discovery/dht.js')
   const cid = await namespaceCid('ipfs-accelerate-task-queue')
-  let holders = 0
-  for (const n of swarm.nodes) {
-    const dht = getDht(n) as unknown as { providers?: { getProviders: (c: unknown) => Promise<unknown[]> } }
-    if (((await dht.providers?.getProviders(cid)) ?? []).length > 0) holders++
+  const countHolders = async (): Promise<number> => {
+    let holders = 0
+    for (const n of swarm.nodes) {
+      const dht = getDht(n) as unknown as { providers?: { getProviders: (c: unknown) => Promise<unknown[]> } }
+      if (((await dht.providers?.getProviders(cid)) ?? []).length > 0) holders++
+    }
+    return holders
+  }
+  let holders = await countHolders()
+  // The service repeats its provide once its routing table has grown; wait for that, bounded.
+  for (let i = 0; i < 40 && holders < 2; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 250))
+    holders = await countHolders()
   }
   assert.ok(holders >= 2, `provider record held by ${holders} swarm nodes`)
 
@@ -124,6 +133,20 @@ test('DHT alone: a provider record in a 12-node swarm is found through the coord
   assert.equal(okAttempt(byId.trace, 'dht').source, 'find_peer')
   const status = await runRpc(['status'], env)
   assert.equal(status.code, 0, status.stderr)
+})
+
+test('a coordination node probed as a bootstrap endpoint still seeds the DHT (shared connection)', async (t) => {
+  const box = sandbox()
+  t.after(() => { box.cleanup() })
+  const relay = await startRelay(box, ['--no-rendezvous'])
+  t.after(async () => { await relay.stop() })
+  const svc = await startService(box, { [`${P}BOOTSTRAP_PEERS`]: relay.multiaddr, [`${P}DHT`]: '1' })
+  t.after(async () => { await svc.stop() })
+  const env = clientEnv(sandbox(), ['bootstrap', 'dht'], { [`${P}BOOTSTRAP_PEERS`]: relay.multiaddr })
+  const trace = await discoverUntil(env, (tr) => tr.ok)
+  assert.equal(trace.method, 'dht')
+  assert.equal(trace.attempts.find((a) => a.method === 'bootstrap')?.error, 'protocol_not_supported')
+  assert.equal(okAttempt(trace, 'dht').peer_id, svc.peerId)
 })
 
 test('rendezvous alone: the service registers at the coordination node and the client finds it there', async (t) => {
