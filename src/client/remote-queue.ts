@@ -73,6 +73,10 @@ const IDEMPOTENT_OPS = new Set([
   'task.heartbeat', 'lease.renew', 'renew_lease', 'task_heartbeat', 'peer.heartbeat', 'heartbeat',
   'cancel', 'task.cancel', 'submit'
 ])
+/** How long a chain's winner is tried first by later processes, and how long that check may take. */
+const REMEMBERED_WINNER_MAX_AGE_S = 600
+const REMEMBERED_CHECK_MS = 2000
+
 /** Ops that block on the service side and get a stream of their own. */
 const BLOCKING_OPS = new Set(['wait', 'tool', 'call_tool', 'tool.call'])
 
@@ -332,13 +336,20 @@ export class RemoteQueue {
       this.link = link
       return link
     }
+    // A remembered address is checked with one status before it is trusted; when it
+    // fails it is forgotten and the chain runs (discovery.md §1, scope).
     const peerId = this.opts.peerId ?? null
-    if (peerId !== null) {
-      const remembered = this.addressBook.get(peerId)
-      if (remembered !== null) {
-        this.link = this.newLink(node, remembered)
-        return this.link
+    const ns = this.settings.rendezvousNs
+    const remembered = peerId !== null ? this.addressBook.get(peerId) : this.addressBook.lastWinner(ns, REMEMBERED_WINNER_MAX_AGE_S)
+    if (remembered !== null && remembered.length > 0) {
+      const checked = await this.probe(node, remembered, AbortSignal.timeout(Math.min(timeoutMs / 2, REMEMBERED_CHECK_MS)))
+      if (checked.ok && (peerId === null || checked.peerId === peerId)) {
+        this.link = checked.link
+        return checked.link
       }
+      if (checked.ok) checked.link.close()
+      if (peerId !== null) this.addressBook.forget(peerId)
+      else this.addressBook.forgetWinner(ns)
     }
     const { link, trace } = await this.runChain(timeoutMs, false, false)
     if (link === null) throw new DiscoveryError('no TaskQueue peer found by discovery', trace)
@@ -427,7 +438,11 @@ export class RemoteQueue {
     if (winner !== null) {
       const peerId = winner.record.peer_id
       if (winner.record.method === 'bootstrap' && winner.record.source !== undefined) this.lastBootstrap = winner.record.source
-      if (peerId !== '') this.addressBook.remember(peerId, [winner.record.multiaddr, ...winner.link.addrs.map(String)].filter((a, i, all) => all.indexOf(a) === i))
+      const addrs = [winner.record.multiaddr, ...winner.link.addrs.map(String)].filter((a, i, all) => all.indexOf(a) === i)
+      if (peerId !== '') this.addressBook.remember(peerId, addrs)
+      if (peerId !== '' && winner.record.method !== 'announce-file' && winner.record.method !== 'explicit') {
+        this.addressBook.rememberWinner(this.settings.rendezvousNs, peerId, addrs)
+      }
     }
     // Issue 4.3: the trace says whether each successful attempt is direct or relayed.
     for (const a of trace.attempts as Array<DiscoveryTrace['attempts'][number] & { connection?: ConnectionKind }>) {

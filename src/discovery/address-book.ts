@@ -12,6 +12,8 @@ interface Entry {
 }
 
 const MAX_ENTRIES = 256
+/** Keys of remembered winners; peer ids never contain a space. */
+const WINNER_PREFIX = 'winner '
 /** Remembered addresses older than this are not trusted. */
 const MAX_AGE_S = 7 * 24 * 3600
 
@@ -37,6 +39,26 @@ export class AddressBook {
     this.entries.set(peerId, { addrs, at: unchanged ? prev.at : now })
     while (this.entries.size > MAX_ENTRIES) this.entries.delete(this.entries.keys().next().value as string)
     if (!unchanged) this.save()
+  }
+
+  /**
+   * The service the chain last chose for a namespace, when a network mechanism found it:
+   * the next process tries it first instead of searching again (an announce file is
+   * read in no time, so its winners are not worth remembering).
+   */
+  rememberWinner (namespace: string, peerId: string, addrs: string[]): void {
+    this.remember(`${WINNER_PREFIX}${namespace}`, addrs.map((a) => /\/p2p\/[^/]+$/.test(a) ? a : `${a}/p2p/${peerId}`))
+  }
+
+  lastWinner (namespace: string, maxAgeS: number): string[] | null {
+    this.load()
+    const e = this.entries.get(`${WINNER_PREFIX}${namespace}`)
+    if (e === undefined || Date.now() / 1000 - e.at > maxAgeS) return null
+    return e.addrs
+  }
+
+  forgetWinner (namespace: string): void {
+    this.forget(`${WINNER_PREFIX}${namespace}`)
   }
 
   forget (peerId: string): void {

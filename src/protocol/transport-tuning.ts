@@ -13,10 +13,11 @@
  * RangeError per extra segment in Noise's length decoder on the receiving side.
  *
  * How: the first write of a turn corks the socket and schedules `uncork` with
- * `setImmediate`, which runs right after the poll phase that delivered the data —
- * so the window update for a request and the reply computed from it in the same
- * turn leave together, and a burst of replies under load shares one syscall. An
- * idle loop reaches the check phase at once, so this adds no measurable latency.
+ * `process.nextTick`, which runs once the current callback's microtasks are done —
+ * so everything written while handling one batch of input (the Noise length and
+ * ciphertext, the replies of a group commit) leaves in one syscall, and nothing
+ * waits for another event-loop iteration (a `setImmediate` flush, tried first, put
+ * the replies written from the group-commit immediate one iteration later).
  * Bytes and their order on the wire are unchanged.
  *
  * The TCP socket is reached through `connection.maConn.socket`, an implementation
@@ -78,7 +79,7 @@ export function batchSocketWrites (connection: Connection): boolean {
     if (!scheduled && !socket.destroyed && socket.writable) {
       scheduled = true
       socket.cork()
-      setImmediate(flush)
+      process.nextTick(flush)
     }
     return (write as (...a: Parameters<WriteFn>) => boolean).apply(this, args)
   }

@@ -162,6 +162,9 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
     const leaseUntil = now + leaseS
     const maxBytes = input.max_reply_bytes ?? DEFAULT_MAX_REPLY_BYTES
     const walkLimit = Math.max(this.schedulerWalk, maxTasks * 16)
+    // An idle long-poll claimer re-claims on every wake-up: with nothing it could
+    // take and no lease to expire, two index reads answer without a write transaction.
+    if (!this.mayHaveWork(input.task_types, now)) return []
 
     return this.tx(changes => {
       this.expireLeases(now, changes)
@@ -273,6 +276,16 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
       this.walkStmts.set(key, st)
     }
     return st
+  }
+
+  /** False only when a claim for `types` surely finds nothing and has no expired lease to apply. */
+  private mayHaveWork (types: readonly string[] | null, now: number): boolean {
+    const lease = this.nextLeaseExpiryAt()
+    if (lease !== null && lease <= now) return true
+    const queued = this.queuedTypes()
+    if (queued === null) return true
+    if (types === null || types.length === 0) return queued.size > 0
+    return expandTaskTypes(types).some(t => queued.has(t))
   }
 
   /** Distinct types of queued tasks, or null when there are too many to be worth it. */

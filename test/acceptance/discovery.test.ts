@@ -165,6 +165,16 @@ test('rendezvous alone: the service registers at the coordination node and the c
   const status = await runRpc(['status'], env)
   assert.equal(status.code, 0, status.stderr)
   assert.equal(status.json?.peer_id, svc.peerId)
+
+  // A later process reuses the remembered winner: it works with the point gone.
+  await relay.stop()
+  const again = await runRpc(['status'], env)
+  assert.equal(again.code, 0, again.stderr)
+  assert.equal(again.json?.peer_id, svc.peerId)
+  // With the service gone too, the remembered address fails, is forgotten, and the chain runs.
+  await svc.stop()
+  const gone = await runRpc(['status', '--timeout', '3'], env)
+  assert.equal(gone.code, 3)
 })
 
 test('order: rendezvous beats the DHT; with the point stopped the DHT wins and the trace says why', async (t) => {
