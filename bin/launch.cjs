@@ -14,6 +14,13 @@ module.exports = function launch (entry) {
     // Bytecode cache for the few hundred libp2p modules: CLI start-up drops by ~40%.
     const mod = require('node:module')
     if (typeof mod.enableCompileCache === 'function') mod.enableCompileCache()
+    // node:sqlite warns that it is experimental while the ES module graph is linked,
+    // before any of our modules runs, so the filter must be in place here.
+    process.removeAllListeners('warning')
+    process.on('warning', function (warning) {
+      if (warning.name === 'ExperimentalWarning' && /SQLite/.test(warning.message)) return
+      process.stderr.write('(node:' + process.pid + ') ' + warning.name + ': ' + warning.message + '\n')
+    })
     return import(require('node:url').pathToFileURL(path.join(root, entry)).href)
   }
   const candidates = [

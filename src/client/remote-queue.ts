@@ -4,7 +4,7 @@
  * for a known peer id, then the discovery chain — and its connection and MCP sessions
  * are reused until they stop working.
  */
-import { randomUUID } from 'node:crypto'
+import { uuidV7 } from '../protocol/ids.js'
 import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Libp2p } from '@libp2p/interface'
@@ -119,7 +119,7 @@ export class RemoteQueue {
   /** Submits a task; an idempotency key is generated once and reused on every retry (B8). */
   async submit (task: { task_type: string, model_name?: string, payload?: JsonObject, priority?: number, idempotency_key?: string, max_attempts?: number }, options?: RequestOptions): Promise<{ task_id: string, replayed: boolean }> {
     const payload: JsonObject = { ...(task.payload ?? {}) }
-    const key = task.idempotency_key ?? (typeof payload.idempotency_key === 'string' ? payload.idempotency_key : `auto-${randomUUID()}`)
+    const key = task.idempotency_key ?? (typeof payload.idempotency_key === 'string' ? payload.idempotency_key : `auto-${uuidV7()}`)
     payload.idempotency_key = key
     if (task.priority !== undefined) payload.priority = task.priority
     if (task.max_attempts !== undefined) payload.max_attempts = task.max_attempts

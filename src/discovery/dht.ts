@@ -58,6 +58,9 @@ export function dhtParts (init: DhtPartsInit): NodeParts {
         // self-walk (libp2p gates every query on it) nor pay for its dials. It seeds its
         // table itself before asking, so an empty table never reaches a query.
         ...(init.mode === 'client' ? { allowQueryWithZeroPeers: true, querySelfInterval: CLIENT_NEVER_MS } : {}),
+        // libp2p's default of 10 parallel paths opens ~15 connections at once; in a
+        // client those handshakes then compete with the dial to the provider it found.
+        ...(init.mode === 'client' ? { alpha: 3, disjointPaths: 1 } : {}),
         // Private and loopback addresses are exactly what LAN and test swarms use.
         peerInfoMapper: passthroughMapper,
         validators: {

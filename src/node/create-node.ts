@@ -14,11 +14,13 @@ import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { isDialableAddress } from './addresses.js'
 
-/** A libp2p service factory, as `createLibp2p({ services })` takes them. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type ServiceFactory = (components: any) => unknown
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type TransportFactory = (components: any) => Transport
+/**
+ * A libp2p service or transport factory, as `createLibp2p` takes them. Each factory
+ * declares the components it needs; `never` accepts them all, and libp2p supplies the
+ * full set (the one cast below is where that promise is made).
+ */
+export type ServiceFactory = (components: never) => unknown
+export type TransportFactory = (components: never) => Transport
 
 /** What one capability (DHT, mDNS, rendezvous, relay, AutoNAT, …) adds to a node. */
 export interface NodeParts {
@@ -57,6 +59,7 @@ export async function createTaskQueueNode (opts: NodeOptions = {}): Promise<Task
     listen.push(...(part.listen ?? []))
     if (part.announceFilter !== undefined) filters.push(part.announceFilter)
   }
+  type Libp2pInit = NonNullable<Parameters<typeof createLibp2p>[0]>
   return await createLibp2p({
     privateKey: opts.privateKey,
     addresses: {
@@ -64,7 +67,7 @@ export async function createTaskQueueNode (opts: NodeOptions = {}): Promise<Task
       appendAnnounce: opts.appendAnnounce ?? [],
       announceFilter: (addrs) => filters.reduce((acc, f) => f(acc), addrs)
     },
-    transports,
+    transports: transports as unknown as Libp2pInit['transports'],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionManager: {
@@ -75,6 +78,6 @@ export async function createTaskQueueNode (opts: NodeOptions = {}): Promise<Task
       inboundConnectionThreshold: 200,
       maxIncomingPendingConnections: 128
     },
-    services
+    services: services as unknown as Libp2pInit['services']
   }) as TaskQueueNode
 }
