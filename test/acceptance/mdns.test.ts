@@ -130,6 +130,16 @@ describe('mdns discovery on a namespace LAN', () => {
     assert.equal(status.code, 0, status.stdout + status.stderr)
     assert.equal(status.json?.ok, true)
     assert.equal(status.json?.peer_id, svc.peerId)
+
+    // Restarted on a new port (same identity): mDNS finds the new address, not the old one.
+    const oldPort = win.multiaddr.match(/\/tcp\/(\d+)\//)[1] as string
+    await svc.stop()
+    svc = await startDaemon('serve', [], sb.env, 20_000, svcHost.ns)
+    const again = await runRpc(['discover'], mdnsOnlyEnv(box()), 60_000, cliHost.ns)
+    assert.equal(again.code, 0, `${again.stdout}${again.stderr}`)
+    const moved = mdnsAttempts(again.json as Obj).find((a) => a.ok === true) as Obj
+    assert.equal(moved.peer_id, svc.peerId)
+    assert.doesNotMatch(moved.multiaddr, new RegExp(`/tcp/${oldPort}/`))
   })
 
   it('mdns_unavailable when UDP 5353 cannot be bound', async (t) => {
