@@ -42,7 +42,7 @@ export function validateCacheKey (key: string): string {
 /** Batch size of the LRU eviction scan. */
 const EVICT_BATCH = 64
 /** Longest a cache hit's recency stays unwritten (other processes see it after this). */
-const TOUCH_FLUSH_MS = 250
+const TOUCH_FLUSH_MS = 1000
 /** A flush is forced at this many distinct pending keys, bounding memory and the flush transaction. */
 const MAX_PENDING_TOUCHES = 4096
 

@@ -115,10 +115,11 @@ export function prepareQueueStatements (db: DatabaseSync) {
   const p = (sql: string): StatementSync => db.prepare(sql)
   return {
     ...prepareTx(db),
+    // Numbered, not named, parameters: node:sqlite binds a 12-name object ~5 µs slower
+    // than 12 positional values, on every submit. Argument order: see QueueStore.submit.
     insert: p(`INSERT INTO tasks (task_id, task_type, type_norm, model_name, payload, status, created_at,
       updated_at, priority, attempt, max_attempts, next_attempt_at, idempotency_key, req_session, sticky_worker)
-      VALUES (:task_id, :task_type, :type_norm, :model_name, :payload, 'queued', :created_at, :created_at,
-      :priority, 0, :max_attempts, :next_attempt_at, :idempotency_key, :req_session, :sticky_worker)`),
+      VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6, ?7, 0, ?8, ?9, ?10, ?11, ?12)`),
     byIdempotency: p('SELECT task_id, task_type, model_name, payload FROM tasks WHERE idempotency_key = ?'),
     newestCreated: p('SELECT created_at FROM tasks ORDER BY seq DESC LIMIT 1'),
     // Loose index scan: one seek per distinct queued type, not one step per task.

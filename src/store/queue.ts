@@ -110,20 +110,11 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
       }
       const taskId = newTaskId()
       const createdAt = this.nextCreatedAt(now)
-      this.s.insert.run({
-        task_id: taskId,
-        task_type: input.task_type,
-        type_norm: normalizeTaskType(input.task_type),
-        model_name: input.model_name,
-        payload: payloadText,
-        created_at: createdAt,
-        priority: clampInt(input.priority, 1, 10, 5),
-        max_attempts: clampInt(input.max_attempts, 0, 1000, 3),
-        next_attempt_at: Number.isFinite(input.next_attempt_at) ? Math.max(0, input.next_attempt_at) : 0,
-        idempotency_key: key,
-        req_session: session,
-        sticky_worker: sticky
-      })
+      this.s.insert.run(
+        taskId, input.task_type, normalizeTaskType(input.task_type), input.model_name, payloadText, createdAt,
+        clampInt(input.priority, 1, 10, 5), clampInt(input.max_attempts, 0, 1000, 3),
+        Number.isFinite(input.next_attempt_at) ? Math.max(0, input.next_attempt_at) : 0, key, session, sticky
+      )
       changes.push({ task_id: taskId, status: 'queued', task_type: input.task_type })
       return { task_id: taskId, replayed: false }
     })

@@ -34,6 +34,8 @@ export function beats (sa: bigint, a: string, sb: bigint, b: string): boolean {
 
 /** The owner of `taskId` among `candidates`; null when there are none. */
 export function pickOwner (taskId: string, candidates: readonly string[]): string | null {
+  // A sole candidate wins whatever its score: no hash needed (the usual single-worker case).
+  if (candidates.length <= 1) return candidates[0] ?? null
   let best: string | null = null
   let bestScore = 0n
   for (const c of candidates) {

@@ -81,8 +81,10 @@ export class CompleteBatcher {
       this.pending.push({ item, size, resolve, reject })
       if (!this.scheduled) {
         this.scheduled = true
-        // End of this turn: every task that finished in it shares the frame.
-        setImmediate(this.flush)
+        // Once this turn's microtasks are done: every task that finished in it shares
+        // the frame, and it leaves in the same TCP write as the worker's next
+        // long-poll claim (issued in the same turn), so the service wakes once for both.
+        process.nextTick(this.flush)
       }
     })
   }

@@ -77,6 +77,63 @@ describe('wire protocol against a real service', () => {
     await s.close()
   })
 
+  it('pipelined queue writes on one stream behave exactly as if handled one at a time', async () => {
+    // Writes after each other on one stream join one group commit; the reads and the
+    // claim behind them must still see every earlier write, and replies stay in order.
+    const rpc = (id: number, args: Obj): Obj => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'task_queue.rpc', arguments: args } })
+    const s = await client.open()
+    await s.sendJson({ jsonrpc: '2.0', id: 0, method: 'initialize', params: {} })
+    await s.sendJson(rpc(1, { op: 'submit', task_type: 'pipe-order', payload: { n: 1, idempotency_key: 'pipe-1' } }))
+    await s.sendJson(rpc(2, { op: 'submit', task_type: 'pipe-order', payload: { n: 2, idempotency_key: 'pipe-2' } }))
+    await s.sendJson(rpc(3, { op: 'submit', task_type: 'pipe-order', payload: { n: 1, idempotency_key: 'pipe-1' } }))
+    await s.sendJson(rpc(4, { op: 'list', task_types: ['pipe-order'], exact_types: true }))
+    await s.sendJson(rpc(5, { op: 'claim_many', worker_id: 'pipe-w', supported_task_types: ['pipe-order'], max_tasks: 5 }))
+    const init = await s.readJson() as Obj
+    assert.ok(init.result.features.includes('complete_many'), 'initialize advertises complete_many')
+    const replies: Obj[] = []
+    for (let i = 1; i <= 5; i++) replies.push(await s.readJson() as Obj)
+    assert.deepEqual(replies.map((r) => r.id), [1, 2, 3, 4, 5])
+    const [a, b, again, list, claim] = replies.map((r) => r.result.content)
+    assert.equal(again.replayed, true)
+    assert.equal(again.task_id, a.task_id)
+    assert.deepEqual(list.tasks.map((t: Obj) => t.task_id), [a.task_id, b.task_id])
+    assert.deepEqual(claim.tasks.map((t: Obj) => t.task_id), [a.task_id, b.task_id])
+
+    // ★ complete_many: one outcome per item, in order, each guarded like complete.
+    await s.sendJson(rpc(6, {
+      op: 'complete_many',
+      worker_id: 'pipe-w',
+      items: [
+        { task_id: a.task_id, result: { n: 10 } },
+        { task_id: b.task_id, status: 'failed', error: 'boom' },
+        { task_id: 'f'.repeat(32) },
+        { status: 'completed' },
+        { task_id: a.task_id, worker_id: 'someone-else' }
+      ]
+    }))
+    await s.sendJson(rpc(7, { op: 'get', task_id: a.task_id }))
+    await s.sendJson(rpc(8, { op: 'complete_many', worker_id: 'pipe-w', items: [{ task_id: a.task_id }] }))
+    await s.sendJson(rpc(9, { op: 'complete_many', items: 'nope' }))
+    const many = (await s.readJson() as Obj).result.content
+    assert.equal(many.ok, true)
+    assert.deepEqual(many.results.map((r: Obj) => r.ok ? 'ok' : r.error), ['ok', 'ok', 'task_not_found', 'missing_task_id', 'not_owner'])
+    assert.equal(many.results[0].task_id, a.task_id)
+    const got = (await s.readJson() as Obj).result.content
+    assert.equal(got.task.status, 'completed')
+    assert.deepEqual(got.task.result, { n: 10 })
+    const replay = (await s.readJson() as Obj).result.content
+    assert.deepEqual(replay.results, [{ ok: true, task_id: a.task_id, replayed: true }])
+    const bad = (await s.readJson() as Obj).result.content
+    assert.equal(bad.ok, false)
+    assert.equal(bad.error, 'invalid_params')
+    const failed = await client.originalCall({ op: 'get', task_id: b.task_id }) as Obj
+    assert.equal(failed.task.status, 'failed')
+    assert.equal(failed.task.error, 'boom')
+    const status = await client.originalCall({ op: 'status' }) as Obj
+    assert.ok(status.server.features.includes('complete_many'))
+    await s.close()
+  })
+
   it('rejects an oversized frame before reading it, then keeps serving', async () => {
     const s = await client.open()
     const header = new Uint8Array(4)

@@ -100,6 +100,33 @@ test('background checkpointer keeps data intact and checkpoints the WAL', async 
   } finally { rmSync(dir, { recursive: true, force: true }) }
 })
 
+test('sustained writes hand checkpoints to a thread, which ends once writers are quiet', async () => {
+  const dir = tmpDir()
+  try {
+    const path = join(dir, 'q.sqlite3')
+    const db = openDatabase(path, { walAutocheckpointPages: 100_000 })
+    const cp = new Checkpointer(path, { intervalMs: 10, idleMs: 30, maxDelayMs: 60, threadIdleMs: 80 })
+    const q = new QueueStore({ db, leaseS: 300, peerTimeoutS: 300, stealAfterS: 30, deterministic: false })
+    const until = async (cond: () => boolean): Promise<boolean> => {
+      for (const end = Date.now() + 10_000; Date.now() < end;) {
+        if (cond()) return true
+        await new Promise(resolve => setTimeout(resolve, 2))
+      }
+      return cond()
+    }
+    let i = 0
+    // Writers that never pause long enough for an inline checkpoint.
+    const busy = await until(() => { q.submit(sub({ payload: { i: i++ } })); return cp.threadRunning })
+    assert.equal(busy, true, 'the thread took over under sustained writes')
+    assert.equal(await until(() => !cp.threadRunning), true, 'the thread ended after writers went quiet')
+    await cp.stop()
+    const r = db.prepare('PRAGMA wal_checkpoint(PASSIVE)').get()
+    assert.equal(Number(r?.log), Number(r?.checkpointed))
+    assert.equal(q.counts().queued, i)
+    db.close()
+  } finally { rmSync(dir, { recursive: true, force: true }) }
+})
+
 test('openDatabase refuses a non-SQLite file and creates parent directories', () => {
   const dir = tmpDir()
   try {

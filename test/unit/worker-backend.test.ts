@@ -100,3 +100,77 @@ test('completeWithRetry retries transport failures and stops on a refusal', asyn
   await assert.rejects(completeWithRetry(down, { taskId: 't', workerId: 'w', status: 'failed' }, { maxMs: 300 }), /down/)
   assert.ok(Date.now() - t0 < 1500)
 })
+
+/** A RemoteQueue stand-in that also has `status`/`request`, recording complete traffic. */
+function batchingQueue (features: string[], onRequest: (op: string, fields: Record<string, unknown>) => Record<string, unknown>): RemoteQueueLike & { singles: string[], requests: Array<{ op: string, fields: Record<string, unknown> }> } {
+  const singles: string[] = []
+  const requests: Array<{ op: string, fields: Record<string, unknown> }> = []
+  return {
+    ...fakeQueue(async () => []),
+    singles,
+    requests,
+    complete: async (req) => { singles.push(req.task_id); return { task_id: req.task_id, replayed: false } },
+    status: async () => ({ ok: true, server: { features } }),
+    request: async (op, fields) => { requests.push({ op, fields }); return onRequest(op, fields) }
+  }
+}
+
+/** Lets the backend's feature probe (started by a claim) answer. */
+async function probe (b: RemoteBackend): Promise<void> {
+  await b.claim({ ...base, waitS: 0 })
+  await new Promise((resolve) => setImmediate(resolve))
+}
+
+test('completes finishing together go out as one complete_many, each with its own outcome', async () => {
+  const q = batchingQueue(['complete_many'], (op, fields) => {
+    assert.equal(op, 'complete_many')
+    const items = fields.items as Array<Record<string, unknown>>
+    return {
+      ok: true,
+      results: items.map((it) => it.task_id === 'gone'
+        ? { ok: false, task_id: it.task_id, error: 'task_not_found', retryable: false }
+        : it.task_id === 'busy'
+          ? { ok: false, task_id: it.task_id, error: 'busy', retryable: true }
+          : { ok: true, task_id: it.task_id, replayed: it.task_id === 'again' })
+    }
+  })
+  const b = new RemoteBackend(q)
+  await probe(b)
+  const results = await Promise.allSettled(['t1', 'again', 'gone', 'busy'].map(async (id) =>
+    await b.complete({ taskId: id, workerId: 'w', status: 'completed', result: { id } })))
+  assert.equal(q.requests.length, 1, 'one frame for the four completes')
+  assert.deepEqual((q.requests[0].fields.items as Array<Record<string, unknown>>).map((i) => i.task_id), ['t1', 'again', 'gone', 'busy'])
+  assert.deepEqual(results[0], { status: 'fulfilled', value: { replayed: false } })
+  assert.deepEqual(results[1], { status: 'fulfilled', value: { replayed: true } })
+  assert.ok(results[2].status === 'rejected' && isLeaseLost(results[2].reason))
+  assert.ok(results[3].status === 'rejected' && (results[3].reason as BackendError).transient)
+  assert.deepEqual(q.singles, [])
+})
+
+test('without the complete_many feature, or on unknown_op, completes go one by one', async () => {
+  const old = batchingQueue([], () => { throw new Error('complete_many must not be sent') })
+  const b1 = new RemoteBackend(old)
+  await probe(b1)
+  await b1.complete({ taskId: 'a', workerId: 'w', status: 'completed' })
+  assert.deepEqual(old.singles, ['a'])
+
+  // Advertised, but the service behind the link was replaced by one that does not know it.
+  const swapped = batchingQueue(['complete_many'], (op, fields) => op === 'complete_many'
+    ? { ok: false, error: 'unknown_op' }
+    : { ok: true, task_id: fields.task_id })
+  const b2 = new RemoteBackend(swapped)
+  await probe(b2)
+  const out = await Promise.all(['x', 'y'].map(async (id) => await b2.complete({ taskId: id, workerId: 'w', status: 'completed' })))
+  assert.deepEqual(out, [{ replayed: false }, { replayed: false }])
+  assert.deepEqual(swapped.requests.map((r) => r.op), ['complete_many', 'complete', 'complete'])
+  await b2.complete({ taskId: 'z', workerId: 'w', status: 'completed' })
+  assert.deepEqual(swapped.singles, ['z'], 'batching stays off afterwards')
+})
+
+test('a batch that could not be delivered fails every item with a transient error (retried per task)', async () => {
+  const q = batchingQueue(['complete_many'], () => { throw new DialError('connection lost', { sent: true }) })
+  const b = new RemoteBackend(q)
+  await probe(b)
+  const results = await Promise.allSettled(['a', 'b'].map(async (id) => await b.complete({ taskId: id, workerId: 'w', status: 'completed' })))
+  for (const r of results) assert.ok(r.status === 'rejected' && (r.reason as BackendError).transient)
+})
