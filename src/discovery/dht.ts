@@ -156,7 +156,8 @@ export class DhtProvider {
   private readonly onIdentify = (): void => {
     if (this.running) return
     const size = getDht(this.init.node)?.routingTable?.size ?? 0
-    if (!this.state.provided) this.schedule(200)
+    // Only a table that grew since the last attempt can change a failed provide's outcome.
+    if (!this.state.provided) { if (size > this.sizeAtProvide) this.schedule(200) }
     else if (this.sizeAtProvide < 20 && size >= Math.max(2, this.sizeAtProvide * 2)) this.schedule(500)
   }
 
