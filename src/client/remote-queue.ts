@@ -11,6 +11,7 @@ import type { Libp2p } from '@libp2p/interface'
 import { loadSettings } from '../config/index.js'
 import type { Env, Settings } from '../config/index.js'
 import { createTaskQueueNode } from '../node/create-node.js'
+import { withPeerId, withoutPeerId } from '../node/addresses.js'
 import { AddressBook } from '../discovery/address-book.js'
 import { announceCandidates, announceFileDiscoverer, cacheHomeDir } from '../discovery/announce-file.js'
 import { bootstrapDiscoverer } from '../discovery/bootstrap.js'
@@ -298,12 +299,17 @@ export class RemoteQueue {
     if (this.node !== null) return this.node
     this.nodeStarting ??= createTaskQueueNode({
       dialTimeoutMs: this.settings.rpcDialTimeoutS * 1000,
-      parts: [...discoveryParts(this.settings, 'client'), natParts(this.settings, 'client')]
+      // With an explicit address and no fallback the chain never runs: no DHT or mDNS to start.
+      parts: [...(this.explicitOnly() ? [] : discoveryParts(this.settings, 'client')), natParts(this.settings, 'client')]
     }).then((node) => {
       this.node = node
       return node
     })
     return await this.nodeStarting
+  }
+
+  private explicitOnly (): boolean {
+    return (this.opts.multiaddr ?? '') !== '' && !this.settings.explicitDiscoveryFallback
   }
 
   private newLink (node: Libp2p, addrs: string[]): PeerLink {
@@ -326,7 +332,7 @@ export class RemoteQueue {
     const explicit = this.opts.multiaddr ?? null
     if (explicit !== null && explicit !== '') {
       const want = this.opts.peerId ?? null
-      const addr = want !== null && !explicit.includes('/p2p/') ? `${explicit}/p2p/${want}` : explicit
+      const addr = want !== null ? withPeerId(explicit, want) : explicit
       if (!this.settings.explicitDiscoveryFallback) {
         this.link = this.newLink(node, [addr])
         return this.link
@@ -406,7 +412,6 @@ export class RemoteQueue {
     const discoverers = this.discoverers()
     const explicit = this.opts.multiaddr ?? null
     if (includeExplicit && explicit !== null && explicit !== '') {
-      const explicitOnly = !this.settings.explicitDiscoveryFallback
       discoverers.unshift({
         method: 'explicit',
         skipReason: () => null,
@@ -415,7 +420,7 @@ export class RemoteQueue {
           return r.ok ? r : null
         }
       })
-      if (explicitOnly) discoverers.splice(1)
+      if (this.explicitOnly()) discoverers.splice(1)
     }
     const st = this.settings.discoveryStepTimeouts
     const { trace, winner } = await runDiscoveryChain({
@@ -467,7 +472,7 @@ export class RemoteQueue {
       if (this.token !== null) env.token = this.token
       const response = await link.call(env, { timeoutMs: this.settings.rpcDialTimeoutS * 1000 })
       const peerId = link.remotePeerId ?? ''
-      const dialled = link.connectedAddr !== null ? `${link.connectedAddr.replace(/\/p2p\/[^/]+$/, '')}/p2p/${peerId}` : addrs[0]
+      const dialled = link.connectedAddr !== null ? `${withoutPeerId(link.connectedAddr)}/p2p/${peerId}` : addrs[0]
       if (response.ok !== true) {
         link.close()
         return { ok: false, error: typeof response.error === 'string' ? response.error : 'status_failed', peerId, multiaddr: dialled, response }

@@ -5,6 +5,7 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { isPlainObject } from '../protocol/json.js'
+import { withPeerId } from '../node/addresses.js'
 
 interface Entry {
   addrs: string[]
@@ -47,7 +48,7 @@ export class AddressBook {
    * read in no time, so its winners are not worth remembering).
    */
   rememberWinner (namespace: string, peerId: string, addrs: string[]): void {
-    this.remember(`${WINNER_PREFIX}${namespace}`, addrs.map((a) => /\/p2p\/[^/]+$/.test(a) ? a : `${a}/p2p/${peerId}`))
+    this.remember(`${WINNER_PREFIX}${namespace}`, addrs.map((a) => withPeerId(a, peerId)))
   }
 
   lastWinner (namespace: string, maxAgeS: number): string[] | null {

@@ -6,6 +6,7 @@ import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, st
 import { dirname, join, resolve } from 'node:path'
 import os from 'node:os'
 import { isPlainObject } from '../protocol/json.js'
+import { peerIdOf } from '../node/addresses.js'
 import type { Discoverer, DiscoveryScope, ProbeSuccess } from './types.js'
 
 export interface AnnounceInfo {
@@ -45,9 +46,9 @@ export function readAnnounceFile (path: string): AnnounceInfo {
   const peerId = typeof data.peer_id === 'string' ? data.peer_id.trim() : ''
   const addr = typeof data.multiaddr === 'string' ? data.multiaddr.trim() : ''
   if (peerId === '' || addr === '') throw new AnnounceFileError(path, 'invalid', 'lacks peer_id or multiaddr')
-  const suffix = addr.match(/\/p2p\/([^/]+)$/)
-  if (suffix === null) throw new AnnounceFileError(path, 'invalid', 'multiaddr does not end in /p2p/<peer id>')
-  if (suffix[1] !== peerId) throw new AnnounceFileError(path, 'invalid', 'multiaddr names a peer other than peer_id')
+  const named = peerIdOf(addr)
+  if (named === '') throw new AnnounceFileError(path, 'invalid', 'multiaddr does not end in /p2p/<peer id>')
+  if (named !== peerId) throw new AnnounceFileError(path, 'invalid', 'multiaddr names a peer other than peer_id')
   const extra = Array.isArray(data.multiaddrs) ? data.multiaddrs.filter((a): a is string => typeof a === 'string' && a.trim() !== '') : []
   return { peer_id: peerId, multiaddr: addr, multiaddrs: extra }
 }

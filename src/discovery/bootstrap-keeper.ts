@@ -6,6 +6,7 @@
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Libp2p, PeerId } from '@libp2p/interface'
 import type { Logger } from '../logger.js'
+import { peerIdOf } from '../node/addresses.js'
 
 export interface BootstrapKeeperInit {
   node: Libp2p
@@ -34,7 +35,7 @@ export class BootstrapKeeper {
 
   constructor (init: BootstrapKeeperInit) {
     this.init = init
-    this.states = init.peers.map((addr) => ({ addr, peer_id: addr.match(/\/p2p\/([^/]+)$/)?.[1] ?? '', connected: false, attempts: 0, last_error: '' }))
+    this.states = init.peers.map((addr) => ({ addr, peer_id: peerIdOf(addr), connected: false, attempts: 0, last_error: '' }))
     this.backoff = init.peers.map(() => init.minBackoffMs ?? 1000)
   }
 

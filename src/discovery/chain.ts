@@ -5,6 +5,7 @@
  */
 import type { AttemptRecord, Discoverer, FoundPeer, DiscoveryMethod, DiscoveryScope, DiscoveryTrace, ProbeResult, ProbeSuccess } from './types.js'
 import type { PeerLink } from '../client/peer-link.js'
+import { peerIdOf, withPeerId } from '../node/addresses.js'
 
 export type ProbeOutcome =
   | { ok: true, link: PeerLink, peerId: string, multiaddr: string, response: Record<string, unknown> }
@@ -34,16 +35,6 @@ export interface ChainResult {
 
 const elapsedSince = (t: number): number => Math.max(0, Math.round(performance.now() - t))
 
-function withPeerId (addr: string, peerId: string | undefined): string {
-  // A relayed address (`…/p2p/<relay>/p2p-circuit`) still needs the target's id at the end.
-  if (peerId === undefined || peerId === '' || /\/p2p\/[^/]+$/.test(addr)) return addr
-  return `${addr}/p2p/${peerId}`
-}
-
-function peerIdOf (addr: string): string {
-  const m = addr.match(/\/p2p\/([^/]+)$/)
-  return m === null ? '' : m[1]
-}
 
 export async function runDiscoveryChain (opts: ChainOptions): Promise<ChainResult> {
   const started = performance.now()
@@ -86,7 +77,7 @@ export async function runDiscoveryChain (opts: ChainOptions): Promise<ChainResul
       probe: async (addrs, source, expectedPeerId): Promise<ProbeResult> => {
         const t = performance.now()
         const want = opts.peerIdFilter ?? expectedPeerId
-        const targets = addrs.map((a) => withPeerId(a, want))
+        const targets = addrs.map((a) => withPeerId(a, want ?? ''))
         const named = peerIdOf(targets[0] ?? '')
         const rec = (r: Partial<AttemptRecord>): AttemptRecord => {
           const out: AttemptRecord = { ...base, peer_id: named, multiaddr: targets[0] ?? '', error: '', ...r, elapsed_ms: elapsedSince(t) }

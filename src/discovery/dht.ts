@@ -6,6 +6,7 @@
 import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import type { KadDHT, QueryEvent } from '@libp2p/kad-dht'
 import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
 import type { Libp2p, PeerId } from '@libp2p/interface'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
@@ -230,7 +231,6 @@ const MAX_SEEDS = 8
 /** Dials seeds until one speaks our DHT protocol and sits in the routing table. */
 async function seedRoutingTable (node: Libp2p, dht: NonNullable<ReturnType<typeof getDht>>, seeds: readonly string[], signal: AbortSignal): Promise<boolean> {
   if ((dht.routingTable?.size ?? 0) > 0) return true
-  const { multiaddr } = await import('@multiformats/multiaddr')
   const added = new Promise<boolean>((resolve) => {
     const check = (): void => {
       if ((dht.routingTable?.size ?? 0) > 0) { cleanup(); resolve(true) }

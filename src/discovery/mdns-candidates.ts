@@ -7,6 +7,7 @@
  */
 import { BlockList, isIP } from 'node:net'
 import type { Multiaddr } from '@multiformats/multiaddr'
+import { withoutPeerId } from '../node/addresses.js'
 
 export type AddressClass = 'unspecified' | 'link-local' | 'loopback' | 'usable'
 
@@ -47,9 +48,6 @@ export function addrRank (addr: string): number {
   return tcp[1] === 'ip4' ? 0 : tcp[1] === 'ip6' ? 1 : 2
 }
 
-function stripPeerId (addr: string): string {
-  return addr.replace(/\/p2p\/[^/]+$/, '')
-}
 
 export interface FilteredAddrs {
   /** Dialable addresses without `/p2p/`, best first. */
@@ -63,7 +61,7 @@ export function filterMdnsAddrs (addrs: ReadonlyArray<Multiaddr | string>, allow
   const usable: string[] = []
   const dropped: FilteredAddrs['dropped'] = []
   for (const a of addrs) {
-    const addr = stripPeerId(a.toString())
+    const addr = withoutPeerId(a.toString())
     const cls = classifyAddr(addr)
     if (cls === 'usable' || (cls === 'loopback' && allowLoopback)) {
       if (!usable.includes(addr)) usable.push(addr)

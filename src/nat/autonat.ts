@@ -13,8 +13,8 @@
  * needs 4 successes (or 8 failures) from distinct /8 networks before it concludes, which
  * a small deployment with one relay never reaches. It also exposes no reachability.
  */
-import type { Connection, IdentifyResult, Libp2pEvents, PeerId, Stream, TypedEventTarget } from '@libp2p/interface'
-import type { AddressManager, ConnectionManager, Registrar, TransportManager } from '@libp2p/interface-internal'
+import type { Connection, IdentifyResult, Stream } from '@libp2p/interface'
+import type { NatComponents } from './components.js'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { AUTONAT_PROTOCOL, AutoNatStatus, PbStream, decodeAutoNat, encodeAutoNat, withSignal } from './pb.js'
@@ -23,14 +23,7 @@ import { ipPortOf, isCircuitAddr, isPrivateIp, isPublicTcpAddr, tcpAddr } from '
 export type Reachability = 'unknown' | 'public' | 'private'
 export const REACHABILITY_CODE: Record<Reachability, number> = { unknown: 0, public: 1, private: 2 }
 
-export interface AutoNatComponents {
-  peerId: PeerId
-  registrar: Registrar
-  connectionManager: ConnectionManager
-  addressManager: AddressManager
-  transportManager: TransportManager
-  events: TypedEventTarget<Libp2pEvents>
-}
+export type AutoNatComponents = NatComponents
 
 export interface AutoNatInit {
   /** Ask peers to dial us back (false for pure responders). */

@@ -22,21 +22,15 @@
  * net.connect and `initiator` to the upgrader.
  */
 import { createServer } from 'node:net'
-import type { Connection, IdentifyResult, Libp2pEvents, PeerId, Stream, TypedEventTarget } from '@libp2p/interface'
-import type { AddressManager, ConnectionManager, Registrar, TransportManager } from '@libp2p/interface-internal'
+import type { Connection, IdentifyResult, PeerId, Stream } from '@libp2p/interface'
+import type { TransportManager } from '@libp2p/interface-internal'
+import type { NatComponents } from './components.js'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { DCUTR_PROTOCOL, HolePunchType, PbStream, decodeHolePunch, encodeHolePunch, withSignal } from './pb.js'
 import { ipPortOf, isCircuitAddr, isPrivateIp, isPublicTcpAddr, tcpAddr } from './addrs.js'
 
-export interface HolePunchComponents {
-  peerId: PeerId
-  registrar: Registrar
-  connectionManager: ConnectionManager
-  addressManager: AddressManager
-  transportManager: TransportManager
-  events: TypedEventTarget<Libp2pEvents>
-}
+export type HolePunchComponents = NatComponents
 
 export interface HolePunchInit {
   /** Time for the whole exchange plus the punch. */

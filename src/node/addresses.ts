@@ -64,9 +64,25 @@ export function preferredAnnounceIp (listenHost: string, publicIp: string | null
   return defaultRouteAddress() ?? hostnameAddress() ?? '127.0.0.1'
 }
 
+const TRAILING_PEER_ID = /\/p2p\/([^/]+)$/
+
+/** The peer id an address ends in ('' if none). A relay's id inside a circuit address does not count. */
+export function peerIdOf (addr: Multiaddr | string): string {
+  return addr.toString().match(TRAILING_PEER_ID)?.[1] ?? ''
+}
+
+/** The address without its trailing `/p2p/<id>`. */
+export function withoutPeerId (addr: Multiaddr | string): string {
+  return addr.toString().replace(TRAILING_PEER_ID, '')
+}
+
+/**
+ * The address ending in `/p2p/<peerId>`, unless it already names a peer. Only the end
+ * counts: `…/p2p/<relay>/p2p-circuit` still needs the target's id.
+ */
 export function withPeerId (addr: Multiaddr | string, peerId: string): string {
   const s = addr.toString()
-  return s.includes('/p2p/') ? s : `${s}/p2p/${peerId}`
+  return peerId === '' || TRAILING_PEER_ID.test(s) ? s : `${s}/p2p/${peerId}`
 }
 
 /** Drops unspecified and link-local addresses, which no peer can dial. */
