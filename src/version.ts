@@ -1,9 +1,13 @@
 import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { PACKAGE_NAME, packageRoot } from './package-root.js'
 
-/** The package version, read once from package.json (two levels above dist/src/). */
+/** The package version, read once from our package.json. */
 function readVersion (): string {
+  const root = packageRoot(import.meta.url)
+  if (root === undefined) return '0.0.0'
   try {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown }
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version?: unknown }
     return typeof pkg.version === 'string' ? pkg.version : '0.0.0'
   } catch {
     return '0.0.0'
@@ -11,4 +15,4 @@ function readVersion (): string {
 }
 
 export const VERSION = readVersion()
-export const IMPL_NAME = 'taskqueue-p2p'
+export const IMPL_NAME = PACKAGE_NAME

@@ -4,8 +4,9 @@
  * been handed to the OS — `process.exit` right after a write to a pipe can lose it.
  */
 import { realpathSync } from 'node:fs'
-import { dirname, join, resolve } from 'node:path'
+import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { packageRoot } from '../package-root.js'
 import { sortKeysDeep } from '../protocol/json.js'
 
 /** Compact on one line, or 2-space indented with keys sorted recursively. Non-ASCII stays raw. */
@@ -66,8 +67,8 @@ export async function exitWhenFlushed (code: number): Promise<never> {
 
 /**
  * True when this module is the program being run: either directly
- * (`node dist/src/cli/x.js`) or through the `bin/<binFile>` launcher, which imports it.
- * Tests that import the module are neither.
+ * (`node dist/src/cli/x.js`, `node dist/bundle/x.js`) or through the `bin/<binFile>`
+ * launcher, which imports it. Tests that import the module are neither.
  */
 export function isEntryPoint (moduleUrl: string, binFile: string): boolean {
   const script = process.argv[1]
@@ -78,9 +79,8 @@ export function isEntryPoint (moduleUrl: string, binFile: string): boolean {
   } catch {
     return false
   }
-  const self = fileURLToPath(moduleUrl)
-  // dist/src/cli/<module>.js → the package root is three levels up.
-  const root = resolve(dirname(self), '..', '..', '..')
-  const candidates = [self, join(root, 'bin', binFile)].map((p) => { try { return realpathSync(p) } catch { return p } })
+  const root = packageRoot(moduleUrl)
+  const paths = [fileURLToPath(moduleUrl), ...(root === undefined ? [] : [join(root, 'bin', binFile)])]
+  const candidates = paths.map((p) => { try { return realpathSync(p) } catch { return p } })
   return candidates.includes(real)
 }
