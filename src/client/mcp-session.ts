@@ -59,6 +59,18 @@ export class McpSession {
 
   /** Wraps an opened stream and performs `initialize`. */
   static async open (stream: Stream, opts: McpSessionOptions, timeoutMs: number): Promise<McpSession> {
+    const { session, ready } = McpSession.start(stream, opts, timeoutMs)
+    await ready
+    return session
+  }
+
+  /**
+   * Like `open`, but returns at once with `initialize` in flight: calls made in the same
+   * turn leave in the same frame, behind it, which saves the new stream a round trip.
+   * The service handles a stream's frames in order, so they run after `initialize`.
+   * `ready` settles with initialize's outcome; the caller must observe it.
+   */
+  static start (stream: Stream, opts: McpSessionOptions, timeoutMs: number): { session: McpSession, ready: Promise<void> } {
     const session = new McpSession(stream, opts)
     session.readLoop()
     const params: Record<string, unknown> = {
@@ -66,19 +78,23 @@ export class McpSession {
       profiles: ['mcp++/p2p-transport']
     }
     if (opts.token !== null) params.token = opts.token
-    const result = await session.request('initialize', params, timeoutMs)
+    const ready = session.request('initialize', params, timeoutMs).then((result) => { session.applyInitialize(result) })
+    return { session, ready }
+  }
+
+  private applyInitialize (result: unknown): void {
     if (!isPlainObject(result)) throw new ProtocolError('initialize returned no object')
     const limits = result.limits
     if (isPlainObject(limits)) {
       const n = (v: unknown, d: number): number => typeof v === 'number' && v > 0 ? v : d
-      session.limits = {
+      this.limits = {
         maxFrames: n(limits.max_frames, 128),
         rateCapacity: n(limits.rate_capacity, 128),
         rateRefillPerSec: n(limits.rate_refill_per_sec, 128)
       }
-      session.bucket = session.limits.rateCapacity - 1
+      // Every frame sent so far (initialize and any pipelined calls) came out of the bucket.
+      this.bucket = this.limits.rateCapacity - this.framesSent
     }
-    return session
   }
 
   get pending (): number {

@@ -10,9 +10,12 @@ import { LEGACY_PROTOCOL, MCP_PROTOCOL, ORIGINAL_CLIENT_MAX_FRAME } from '../pro
 import { FrameTooLargeError, StreamReader, encodeLine, writeBytes } from '../protocol/framing.js'
 import { JsonParseError, encodeJson, isPlainObject, parseWireJson } from '../protocol/json.js'
 import { deferWindowUpdates, tuneConnection } from '../protocol/transport-tuning.js'
+import { IdentifyDeferral } from '../node/identify-scheduler.js'
+import { peerIdOf } from '../node/addresses.js'
 import { DeadlineError, DialError, ProtocolError, ProtocolNotSupportedError } from './errors.js'
 import { McpSession } from './mcp-session.js'
 import type { McpSessionOptions } from './mcp-session.js'
+import { openOptimisticStream } from './optimistic-select.js'
 
 export type WireProtocol = 'mcp' | 'legacy'
 
@@ -45,11 +48,14 @@ export class PeerLink {
   private readonly idleExclusive: McpSession[] = []
   private opening = 0
   private closed = false
+  /** Our first calls need nothing from identify: they go first (identify-scheduler.ts). */
+  private readonly identify: IdentifyDeferral
 
   constructor (node: Libp2p, addrs: Multiaddr[], opts: PeerLinkOptions) {
     this.node = node
     this.addrs = addrs
     this.opts = opts
+    this.identify = new IdentifyDeferral(node, peerIdOf(addrs[0]?.toString() ?? ''))
   }
 
   get remotePeerId (): string | null {
@@ -74,17 +80,22 @@ export class PeerLink {
     }
     const order = this.protocol !== null ? [this.protocol] : this.opts.protocols
     let lastError: Error | undefined
-    for (const protocol of order) {
-      try {
-        const reply = protocol === 'mcp'
-          ? await this.callMcp(envelope, options.exclusive === true || options.signal !== undefined, left, options.signal)
-          : await this.callLegacy(envelope, left)
-        this.protocol = protocol
-        return reply
-      } catch (err) {
-        if (!(err instanceof ProtocolNotSupportedError)) throw err
-        lastError = err
+    this.identify.callStarted()
+    try {
+      for (const protocol of order) {
+        try {
+          const reply = protocol === 'mcp'
+            ? await this.callMcp(envelope, options.exclusive === true || options.signal !== undefined, left, options.signal)
+            : await this.callLegacy(envelope, left)
+          this.protocol = protocol
+          return reply
+        } catch (err) {
+          if (!(err instanceof ProtocolNotSupportedError)) throw err
+          lastError = err
+        }
       }
+    } finally {
+      this.identify.callEnded()
     }
     throw lastError ?? new ProtocolNotSupportedError('no protocol configured')
   }
@@ -98,6 +109,7 @@ export class PeerLink {
    */
   close (): void {
     this.closed = true
+    this.identify.end()
     for (const s of [...this.shared.splice(0), ...this.idleExclusive.splice(0)]) s.close()
     this.connection = null
   }
@@ -113,6 +125,7 @@ export class PeerLink {
     if (this.closed) throw new DialError('peer link closed')
     if (this.connection !== null && this.connection.status === 'open') return this.connection
     if (this.connecting !== null) return await this.connecting
+    this.identify.hold()
     this.connecting = (async () => {
       try {
         const conn = await this.node.dial(this.addrs, { signal: AbortSignal.timeout(timeoutMs) })
@@ -145,6 +158,37 @@ export class PeerLink {
     }
   }
 
+  /**
+   * A new MCP session with `envelope` as its first call. The stream is negotiated
+   * optimistically and the call pipelined behind `initialize`, so the request leaves
+   * with the stream's opening bytes and its reply costs one round trip instead of three
+   * (negotiation, initialize, call). Resolves once the peer has accepted the protocol
+   * and initialize succeeded; `reply` is the first call's outcome.
+   */
+  private async openSession (envelope: Record<string, unknown>, left: () => number): Promise<{ session: McpSession, reply: Promise<Record<string, unknown>> }> {
+    const conn = await this.connect(left())
+    let optimistic
+    try {
+      optimistic = await openOptimisticStream(conn, MCP_PROTOCOL)
+    } catch (err) {
+      throw new DialError(`opening a stream failed: ${(err as Error).message}`, { cause: err })
+    }
+    if (optimistic === null) {
+      const session = await this.newSession(left)
+      return { session, reply: session.call(envelope, left()) }
+    }
+    deferWindowUpdates(optimistic.stream)
+    const { session, ready } = McpSession.start(optimistic.stream, this.opts, left())
+    const reply = session.call(envelope, left())
+    // Each is observed below or by the caller; a rejection meanwhile is not unhandled.
+    reply.catch(() => {})
+    const [negotiated, initialized] = await Promise.allSettled([optimistic.negotiated, ready])
+    if (negotiated.status === 'fulfilled' && initialized.status === 'fulfilled') return { session, reply }
+    session.close()
+    throw openingError(negotiated, initialized)
+  }
+
+  /** A session on a fully negotiated stream (connections whose muxer we do not recognise). */
   private async newSession (left: () => number): Promise<McpSession> {
     const stream = await this.openStream(MCP_PROTOCOL, left())
     try {
@@ -173,12 +217,15 @@ export class PeerLink {
     this.pruneSessions()
     if (exclusive) {
       if (signal?.aborted === true) throw new DialError('call aborted')
-      const session = this.idleExclusive.pop() ?? await this.newSession(left)
+      const idle = this.idleExclusive.pop()
+      const { session, reply } = idle !== undefined ? { session: idle, reply: idle.call(envelope, left()) } : await this.openSession(envelope, left)
       // Closing the stream is the only way to tell the service to stop a blocking op.
       const abort = (): void => session.close()
       signal?.addEventListener('abort', abort, { once: true })
+      // It may have fired while the session was opening.
+      if (signal?.aborted ?? false) abort()
       try {
-        return await session.call(envelope, left())
+        return await reply
       } finally {
         signal?.removeEventListener('abort', abort)
         if (session.hasCapacity && !this.closed) this.idleExclusive.push(session)
@@ -189,12 +236,14 @@ export class PeerLink {
     const max = this.opts.maxSharedSessions ?? 4
     if (session === undefined || (session.pending > 0 && this.shared.length + this.opening < max)) {
       this.opening++
+      let opened
       try {
-        session = await this.newSession(left)
-        this.shared.push(session)
+        opened = await this.openSession(envelope, left)
       } finally {
         this.opening--
       }
+      this.shared.push(opened.session)
+      return await opened.reply
     }
     return await session.call(envelope, left())
   }
@@ -229,4 +278,15 @@ export class PeerLink {
       if (stream.status === 'open') stream.close().catch(() => {})
     }
   }
+}
+
+/** Why an optimistically opened session failed, as the error its first call reports. */
+function openingError (negotiated: PromiseSettledResult<void>, initialized: PromiseSettledResult<void>): Error {
+  const refusal = negotiated.status === 'rejected' ? negotiated.reason as Error : null
+  if (refusal?.name === 'UnsupportedProtocolError') return new ProtocolNotSupportedError(`peer does not speak ${MCP_PROTOCOL}`)
+  // A failed initialize (timeout, error reply, lost stream) says more than the
+  // negotiation that its abort cut short.
+  if (initialized.status === 'rejected') return initialized.reason as Error
+  // The request left with the proposal: it may have been handled.
+  return new DialError(`opening a stream failed: ${refusal?.message ?? 'unknown'}`, { cause: refusal, sent: true })
 }

@@ -13,6 +13,8 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { isDialableAddress } from './addresses.js'
+import { IDENTIFY_SCHEDULER, IdentifyScheduler } from './identify-scheduler.js'
+import { libp2pLogger } from './silent-logger.js'
 
 /**
  * A libp2p service or transport factory, as `createLibp2p` takes them. Each factory
@@ -49,7 +51,14 @@ export type TaskQueueNode = Libp2p<ServiceMap>
 
 export async function createTaskQueueNode (opts: NodeOptions = {}): Promise<TaskQueueNode> {
   const parts = opts.parts ?? []
-  const services: Record<string, ServiceFactory> = { identify: identify(), ping: ping() }
+  // Identify still runs on every new connection, through the scheduler (which lets a
+  // client's first call go first, see identify-scheduler.ts).
+  const scheduler = new IdentifyScheduler()
+  const services: Record<string, ServiceFactory> = {
+    identify: scheduler.wrapIdentify(identify({ runOnConnectionOpen: false })),
+    [IDENTIFY_SCHEDULER]: scheduler.service(),
+    ping: ping()
+  }
   const transports: TransportFactory[] = [tcp()]
   const listen = [...(opts.listen ?? [])]
   const filters: Array<(addrs: Multiaddr[]) => Multiaddr[]> = [(addrs) => addrs.filter(isDialableAddress)]
@@ -62,6 +71,7 @@ export async function createTaskQueueNode (opts: NodeOptions = {}): Promise<Task
   type Libp2pInit = NonNullable<Parameters<typeof createLibp2p>[0]>
   return await createLibp2p({
     privateKey: opts.privateKey,
+    logger: libp2pLogger(),
     addresses: {
       listen,
       appendAnnounce: opts.appendAnnounce ?? [],
