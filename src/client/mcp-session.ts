@@ -22,7 +22,10 @@ interface Pending {
   id: number
   resolve: (value: unknown) => void
   reject: (err: Error) => void
-  timer: NodeJS.Timeout
+  /** performance.now() by which the reply must have arrived. */
+  deadline: number
+  method: string
+  timeoutMs: number
 }
 
 export interface ServerLimits {
@@ -46,15 +49,26 @@ export class McpSession {
   private bucket = 128
   private bucketAt = performance.now()
   private failure: Error | null = null
+  /**
+   * One timer for every pending call's deadline (a timer per call cost a setTimeout
+   * and a clearTimeout per request), armed for the earliest one. It holds the
+   * process open only while calls are pending, like a timer per call did.
+   */
+  private deadlineTimer: NodeJS.Timeout | undefined
+  private deadlineAt = Infinity
   /** performance.now() of the last activity, so pools can retire idle sessions first. */
   lastUsed = performance.now()
 
   private constructor (stream: Stream, opts: McpSessionOptions) {
     this.stream = stream
     this.reader = new StreamReader(stream)
-    this.writer = new FrameWriter(stream)
+    // A refused send fails every pending call (and the session): they may have been in it.
+    this.writer = new FrameWriter(stream, (err) => { this.fail(new DialError('sending failed', { cause: err, sent: false })) })
     this.opts = opts
-    stream.addEventListener('close', () => this.fail(new DialError('stream closed', { sent: true })), { once: true })
+    stream.addEventListener('close', () => {
+      // An error is built only when it will be reported (its stack trace is not free).
+      if (this.failure === null || this.queue.length > 0) this.fail(new DialError('stream closed', { sent: true }))
+    }, { once: true })
   }
 
   /** Wraps an opened stream and performs `initialize`. */
@@ -121,8 +135,19 @@ export class McpSession {
     return result.content
   }
 
-  /** A raw JSON-RPC request. */
-  async request (method: string, params: Record<string, unknown>, timeoutMs: number): Promise<unknown> {
+  /**
+   * A raw JSON-RPC request. Not async: the reply's promise is returned as is, one
+   * step fewer between the reply frame and the caller.
+   */
+  request (method: string, params: Record<string, unknown>, timeoutMs: number): Promise<unknown> {
+    try {
+      return this.send(method, params, timeoutMs)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+  }
+
+  private send (method: string, params: Record<string, unknown>, timeoutMs: number): Promise<unknown> {
     if (this.failure !== null) throw this.failure
     const id = this.nextId++
     const body = JSON.stringify({ jsonrpc: '2.0', id, method, params })
@@ -132,23 +157,44 @@ export class McpSession {
     }
     this.spendFrame()
     this.lastUsed = performance.now()
+    const deadline = this.lastUsed + timeoutMs
     const reply = new Promise<unknown>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.fail(new DeadlineError(`no reply to ${method} within ${timeoutMs} ms`))
-      }, timeoutMs)
-      this.queue.push({ id, resolve, reject, timer })
+      this.queue.push({ id, resolve, reject, deadline, method, timeoutMs })
     })
-    try {
-      // Calls made in the same turn share one Yamux frame (FrameWriter).
-      await this.writer.writeJson(body, bodyBytes)
-    } catch (err) {
-      this.fail(new DialError('sending failed', { cause: err, sent: false }))
+    this.armDeadline(deadline)
+    // Calls made in the same turn share one Yamux frame (FrameWriter). A failed send
+    // fails this call through its pending entry (the writer's onError).
+    void this.writer.writeJson(body, bodyBytes)
+    return reply
+  }
+
+  private armDeadline (deadline: number): void {
+    if (this.deadlineTimer !== undefined && deadline >= this.deadlineAt) {
+      this.deadlineTimer.ref()
+      return
     }
-    return await reply
+    clearTimeout(this.deadlineTimer)
+    this.deadlineAt = deadline
+    this.deadlineTimer = setTimeout(this.onDeadline, Math.max(0, deadline - performance.now()))
+  }
+
+  private readonly onDeadline = (): void => {
+    this.deadlineTimer = undefined
+    this.deadlineAt = Infinity
+    const now = performance.now()
+    let next = Infinity
+    for (const p of this.queue) {
+      if (p.deadline <= now) {
+        this.fail(new DeadlineError(`no reply to ${p.method} within ${p.timeoutMs} ms`))
+        return
+      }
+      next = Math.min(next, p.deadline)
+    }
+    if (next !== Infinity) this.armDeadline(next)
   }
 
   close (): void {
-    this.fail(new DialError('session closed', { sent: false }))
+    if (this.failure === null || this.queue.length > 0) this.fail(new DialError('session closed', { sent: false }))
     if (this.stream.status === 'open') this.stream.close().catch(() => this.stream.abort(new Error('close failed')))
   }
 
@@ -161,17 +207,17 @@ export class McpSession {
 
   private fail (err: Error): void {
     if (this.failure === null) this.failure = err
-    for (const p of this.queue.splice(0)) {
-      clearTimeout(p.timer)
-      p.reject(err)
-    }
+    clearTimeout(this.deadlineTimer)
+    this.deadlineTimer = undefined
+    for (const p of this.queue.splice(0)) p.reject(err)
     if (this.stream.status === 'open') this.stream.abort(err)
   }
 
   private readLoop (): void {
     const run = async (): Promise<void> => {
       for (;;) {
-        const body = await this.reader.readFrame(this.opts.maxInboundFrameBytes)
+        // Replies that arrived together are taken without a promise each.
+        const body = this.reader.takeFrame(this.opts.maxInboundFrameBytes) ?? await this.reader.readFrame(this.opts.maxInboundFrameBytes)
         if (body === null) {
           this.fail(new DialError('stream closed by the service', { sent: true }))
           return
@@ -179,7 +225,9 @@ export class McpSession {
         const msg = parseWireJson(body)
         const pending = this.queue.shift()
         if (pending === undefined) throw new ProtocolError('reply without a request')
-        clearTimeout(pending.timer)
+        // The deadline timer stays armed (re-arming per call costs more); it only
+        // stops holding the process open.
+        if (this.queue.length === 0) this.deadlineTimer?.unref()
         this.lastUsed = performance.now()
         if (!isPlainObject(msg)) {
           pending.reject(new ProtocolError('reply is not a JSON object'))

@@ -122,21 +122,37 @@ export class StreamReader {
   }
 
   /**
+   * The next frame body if the buffer already holds all of it, else undefined
+   * (nothing consumed). Throws FrameTooLargeError as readFrame does. Lets a reader of
+   * pipelined frames take them without a promise per frame.
+   */
+  takeFrame (maxBytes: number): Uint8Array | undefined {
+    const buffered = this.buffer.byteLength
+    if (buffered < 4) return undefined
+    const size = this.buffer.getUint32(0, false)
+    if (size > maxBytes) throw new FrameTooLargeError(size, maxBytes)
+    if (buffered < 4 + size) return undefined
+    const body = this.buffer.subarray(4, 4 + size)
+    this.buffer.consume(4 + size)
+    return body
+  }
+
+  /**
    * One MCP++ frame body. Returns null on a clean end of stream before a header;
    * throws FrameTooLargeError before reading an oversized body, TruncatedFrameError
    * when the stream ends inside a frame.
    */
   async readFrame (maxBytes: number): Promise<Uint8Array | null> {
-    const header = await this.readExactly(4)
-    if (header === null) {
-      if (this.buffer.byteLength > 0) throw new TruncatedFrameError('stream ended inside a frame header')
-      return null
+    // One wait per arrival of data, however many pieces the frame comes in.
+    for (;;) {
+      const frame = this.takeFrame(maxBytes)
+      if (frame !== undefined) return frame
+      if (!await this.pull()) {
+        const left = this.buffer.byteLength
+        if (left === 0) return null
+        throw new TruncatedFrameError(left < 4 ? 'stream ended inside a frame header' : 'stream ended inside a frame')
+      }
     }
-    const size = new DataView(header.buffer, header.byteOffset, 4).getUint32(0, false)
-    if (size > maxBytes) throw new FrameTooLargeError(size, maxBytes)
-    const body = await this.readExactly(size)
-    if (body === null) throw new TruncatedFrameError()
-    return body
   }
 
   /**
@@ -201,10 +217,12 @@ interface Batch {
   reject: (err: unknown) => void
 }
 
-function newBatch (): Batch {
+function newBatch (onError: ((err: unknown) => void) | undefined): Batch {
   let resolve: () => void = () => {}
   let reject: (err: unknown) => void = () => {}
   const promise = new Promise<void>((res, rej) => { resolve = res; reject = rej })
+  // Callers may ignore the promise (see onError), so a failure is never left unhandled.
+  promise.catch(onError ?? (() => {}))
   return { promise, resolve, reject }
 }
 
@@ -214,25 +232,29 @@ export class FrameWriter {
   private sizes: number[] = []
   private total = 0
   private batch: Batch | null = null
+  private readonly onError: ((err: unknown) => void) | undefined
 
-  constructor (stream: Stream) {
+  /** `onError` hears of every batch the stream refused, once per batch. */
+  constructor (stream: Stream, onError?: (err: unknown) => void) {
     this.stream = stream
+    this.onError = onError
   }
 
   /**
    * Queues one frame whose body is `json` (already serialized) of `byteLength` UTF-8
    * bytes. Resolves once the batch was handed to the stream (after a drain when
-   * the stream's buffer was full); rejects when the stream refused it.
+   * the stream's buffer was full); rejects when the stream refused it. Not async:
+   * the batch's promise is returned as is, and may be ignored when `onError` is set.
    */
-  async writeJson (json: string, byteLength: number = Buffer.byteLength(json)): Promise<void> {
+  writeJson (json: string, byteLength: number = Buffer.byteLength(json)): Promise<void> {
     this.texts.push(json)
     this.sizes.push(byteLength)
     this.total += 4 + byteLength
     if (this.batch === null) {
-      this.batch = newBatch()
+      this.batch = newBatch(this.onError)
       process.nextTick(this.flush)
     }
-    await this.batch.promise
+    return this.batch.promise
   }
 
   private readonly flush = (): void => {

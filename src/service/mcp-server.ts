@@ -23,7 +23,7 @@ const RPC_TOOL_DESCRIPTION = 'Invoke a TaskQueue RPC operation over MCP++.'
 type RpcId = string | number | null
 
 class RpcFailure extends Error {
-  constructor (readonly code: number, message: string, readonly closeStream: boolean) {
+  constructor (readonly code: number, message: string) {
     super(message)
   }
 }
@@ -127,40 +127,58 @@ function isPipelinedCall (method: string, params: unknown): boolean {
  * queued into the stream's FrameWriter as soon as it and every earlier reply are
  * ready, so the replies of one group commit leave in one Yamux frame. Each link
  * catches its own failure (no rejected promise is left unawaited); `drain` waits for
- * everything pushed so far and reports the first write failure.
+ * everything pushed so far to be handed to the stream and reports the first write
+ * failure.
  */
 class OrderedReplies {
-  private readonly writer: FrameWriter
+  readonly writer: FrameWriter
+  /** Settles once every reply pushed so far is queued into the writer. */
   private queued: Promise<void> = Promise.resolve()
-  private last: Promise<void> = Promise.resolve()
+  /** Replies pushed and not yet queued into the writer. */
+  private waiting = 0
+  private lastWrite: Promise<void> = Promise.resolve()
   private failure: unknown = null
 
-  constructor (writer: FrameWriter) {
-    this.writer = writer
+  constructor (stream: Stream) {
+    this.writer = new FrameWriter(stream, (err) => { this.failure ??= err })
   }
 
+  /** Queues a reply whose op may still run; it is written after every earlier one. */
   push (reply: Promise<Record<string, unknown>>): void {
     const prevQueued = this.queued
-    let markQueued: () => void = () => {}
-    this.queued = new Promise<void>((resolve) => { markQueued = resolve })
-    this.last = (async () => {
+    this.waiting++
+    this.queued = (async () => {
       try {
         const message = await reply
         await prevQueued
-        if (this.failure !== null) return
-        const written = this.writer.writeJson(JSON.stringify(message))
-        markQueued()
-        await written
+        this.write(message)
       } catch (err) {
         this.failure ??= err
       } finally {
-        markQueued()
+        this.waiting--
       }
     })()
   }
 
+  /**
+   * Queues a reply now, behind everything already queued. Called directly (rather
+   * than through push) once settled() has resolved, a strictly serial request costs
+   * no promise chain of its own.
+   */
+  write (message: Record<string, unknown>): void {
+    if (this.failure !== null) return
+    this.lastWrite = this.writer.writeJson(JSON.stringify(message))
+  }
+
+  /** Resolves once every reply pushed so far is queued into the writer (ops done). */
+  async settled (): Promise<void> {
+    if (this.waiting > 0) await this.queued
+  }
+
+  /** Every reply so far handed to the stream; throws the first write failure. */
   async drain (): Promise<void> {
-    await this.last
+    await this.settled()
+    await this.lastWrite.catch(() => {})
     if (this.failure !== null) throw this.failure
   }
 }
@@ -182,8 +200,8 @@ export function createMcpHandler (ctx: ServiceContext, dispatch: Dispatch, log: 
     const closed = new AbortController()
     stream.addEventListener('close', () => closed.abort(), { once: true })
     const caller: CallerInfo = { remotePeerId: connection.remotePeer.toString(), signal: closed.signal }
-    const writer = new FrameWriter(stream)
-    const replies = new OrderedReplies(writer)
+    const replies = new OrderedReplies(stream)
+    const writer = replies.writer
     let initialized = false
     let initToken: unknown
     let frames = 0
@@ -193,82 +211,98 @@ export function createMcpHandler (ctx: ServiceContext, dispatch: Dispatch, log: 
       await writeError(writer, id, code, message)
     }
 
-    for (;;) {
-      const idle = setTimeout(() => stream.abort(new Error('idle timeout')), limits.idleTimeoutMs)
-      let body: Uint8Array | null
+    // Idle close (§2.2) with one timer per stream rather than one per frame: it checks
+    // when the stream last saw a frame or finished an op, and re-arms for the rest.
+    let lastActive = performance.now()
+    let busy = 0
+    const checkIdle = (): void => {
+      const quiet = performance.now() - lastActive
+      if (busy === 0 && quiet >= limits.idleTimeoutMs) stream.abort(new Error('idle timeout'))
+      else idleTimer = setTimeout(checkIdle, Math.max(1, limits.idleTimeoutMs - (busy === 0 ? quiet : 0)))
+    }
+    let idleTimer = setTimeout(checkIdle, limits.idleTimeoutMs)
+    const respond = async (method: string, params: unknown, id: RpcId): Promise<Record<string, unknown>> => {
+      busy++
       try {
-        body = await reader.readFrame(limits.maxFrameBytes)
+        return { jsonrpc: '2.0', id, result: await handleMethod(method, params) }
       } catch (err) {
-        clearTimeout(idle)
-        if (err instanceof FrameTooLargeError) {
-          stats.frame_errors++
-          await failFrame(null, -32003, 'frame_too_large')
-        }
-        return
+        if (err instanceof RpcFailure) return { jsonrpc: '2.0', id, error: { code: err.code, message: err.message } }
+        stats.internal_errors++
+        log.error({ err }, 'mcp request failed')
+        return { jsonrpc: '2.0', id, error: { code: -32603, message: 'internal_error' } }
+      } finally {
+        busy--
+        lastActive = performance.now()
       }
-      clearTimeout(idle)
-      if (body === null) {
-        await replies.drain()
-        return
-      }
+    }
 
-      let msg: unknown
-      try {
-        msg = parseWireJson(body)
-      } catch (err) {
-        if (!(err instanceof JsonParseError)) throw err
-        stats.frame_errors++
-        await failFrame(null, -32003, 'invalid_json')
-        return
-      }
-      if (!isPlainObject(msg)) {
-        stats.frame_errors++
-        await failFrame(null, -32003, 'invalid_message')
-        return
-      }
-      const isNotification = !('id' in msg)
-      const id = (msg.id ?? null) as RpcId
-      frames++
-      if (frames > limits.maxFrames || !bucket.take()) {
-        stats.rate_limited++
-        if (!isNotification) await failFrame(id, -32010, 'rate_limited')
-        else await replies.drain()
-        return
-      }
-      const method = typeof msg.method === 'string' ? msg.method : ''
-      if (msg.jsonrpc !== '2.0') {
-        if (isNotification) continue
-        await failFrame(id, -32600, 'invalid_jsonrpc')
-        return
-      }
-      if (!initialized && method !== 'initialize') {
-        if (isNotification) continue
-        await failFrame(id, -32000, 'init_required')
-        return
-      }
-      if (isNotification) continue
-      const params = msg.params
-      // Queue writes join the group commit in call order, so the next frame may be read
-      // while they commit (replies still go out in order). Anything else starts only
-      // after every earlier op has finished: the stream behaves as if strictly serial.
-      const pipelined = isPipelinedCall(method, params)
-      if (!pipelined) await replies.drain()
-      let closeAfter = false
-      replies.push(handleMethod(method, params).then(
-        (result) => ({ jsonrpc: '2.0', id, result }),
-        (err: unknown) => {
-          if (err instanceof RpcFailure) {
-            closeAfter = err.closeStream
-            return { jsonrpc: '2.0', id, error: { code: err.code, message: err.message } }
+    try {
+      for (;;) {
+        let body: Uint8Array | null
+        try {
+          // Pipelined frames that arrived together are taken without a promise each.
+          body = reader.takeFrame(limits.maxFrameBytes) ?? await reader.readFrame(limits.maxFrameBytes)
+        } catch (err) {
+          if (err instanceof FrameTooLargeError) {
+            stats.frame_errors++
+            await failFrame(null, -32003, 'frame_too_large')
           }
-          stats.internal_errors++
-          log.error({ err }, 'mcp request failed')
-          return { jsonrpc: '2.0', id, error: { code: -32603, message: 'internal_error' } }
-        }))
-      if (!pipelined) {
-        await replies.drain()
-        if (closeAfter) return
+          return
+        }
+        lastActive = performance.now()
+        if (body === null) {
+          await replies.drain()
+          return
+        }
+
+        let msg: unknown
+        try {
+          msg = parseWireJson(body)
+        } catch (err) {
+          if (!(err instanceof JsonParseError)) throw err
+          stats.frame_errors++
+          await failFrame(null, -32003, 'invalid_json')
+          return
+        }
+        if (!isPlainObject(msg)) {
+          stats.frame_errors++
+          await failFrame(null, -32003, 'invalid_message')
+          return
+        }
+        const isNotification = !('id' in msg)
+        const id = (msg.id ?? null) as RpcId
+        frames++
+        if (frames > limits.maxFrames || !bucket.take()) {
+          stats.rate_limited++
+          if (!isNotification) await failFrame(id, -32010, 'rate_limited')
+          else await replies.drain()
+          return
+        }
+        const method = typeof msg.method === 'string' ? msg.method : ''
+        if (msg.jsonrpc !== '2.0') {
+          if (isNotification) continue
+          await failFrame(id, -32600, 'invalid_jsonrpc')
+          return
+        }
+        if (!initialized && method !== 'initialize') {
+          if (isNotification) continue
+          await failFrame(id, -32000, 'init_required')
+          return
+        }
+        if (isNotification) continue
+        const params = msg.params
+        // Queue writes join the group commit in call order, so the next frame may be read
+        // while they commit (replies still go out in order). Anything else starts only
+        // after every earlier op has finished: the stream behaves as if strictly serial.
+        if (isPipelinedCall(method, params)) {
+          replies.push(respond(method, params, id))
+        } else {
+          await replies.settled()
+          replies.write(await respond(method, params, id))
+        }
       }
+    } finally {
+      clearTimeout(idleTimer)
     }
 
     async function handleMethod (method: string, params: unknown): Promise<Record<string, unknown>> {
@@ -285,30 +319,36 @@ export function createMcpHandler (ctx: ServiceContext, dispatch: Dispatch, log: 
           return toolsList(ctx)
         case 'tools/call':
         case 'tools.call': {
-          if (!isPlainObject(params)) throw new RpcFailure(-32602, 'invalid_params', false)
+          if (!isPlainObject(params)) throw new RpcFailure(-32602, 'invalid_params')
           const name = typeof params.name === 'string' ? params.name : ''
           if (name === TASK_QUEUE_RPC_TOOL) {
-            const env = { ...unwrapEnvelope(params.arguments) }
-            delete env._remote_peer_id
+            // The caller is the connection's peer (§2.4): an `_remote_peer_id` the original
+            // trusted is dropped. The envelope is the parsed frame's own object, so it is
+            // copied only then (a `delete` on it would also slow every later read of it).
+            let env = unwrapEnvelope(params.arguments)
+            if ('_remote_peer_id' in env) {
+              const { _remote_peer_id: _ignored, ...rest } = env
+              env = rest
+            }
             return { content: await dispatch(env, caller) }
           }
           return { content: await directToolCall(name, params.arguments) }
         }
         default:
-          throw new RpcFailure(-32601, 'method_not_found', false)
+          throw new RpcFailure(-32601, 'method_not_found')
       }
     }
 
     async function directToolCall (name: string, args: unknown): Promise<unknown> {
       if (!ctx.options.enableTools || !tokenOk(initToken)) {
         stats.unauthorized++
-        throw new RpcFailure(-32001, 'unauthorized', false)
+        throw new RpcFailure(-32001, 'unauthorized')
       }
-      if (!ctx.tools.has(name)) throw new RpcFailure(-32002, 'unknown_tool', false)
-      if (args !== undefined && args !== null && !isPlainObject(args)) throw new RpcFailure(-32002, 'invalid_params', false)
+      if (!ctx.tools.has(name)) throw new RpcFailure(-32002, 'unknown_tool')
+      if (args !== undefined && args !== null && !isPlainObject(args)) throw new RpcFailure(-32002, 'invalid_params')
       const outcome = await invokeTool(ctx, name, (args ?? {}) as JsonObject, caller, toolTimeoutS(undefined, ctx.options.waitMaxS))
       if (outcome.ok) return outcome.result
-      throw new RpcFailure(-32002, outcome.error === 'invalid_params' ? 'invalid_params' : 'tool_error', false)
+      throw new RpcFailure(-32002, outcome.error === 'invalid_params' ? 'invalid_params' : 'tool_error')
     }
   }
 

@@ -48,8 +48,8 @@ export class TaskEvents {
   }
 
   /** Resolves when `taskId` reaches a terminal status, the timeout passes, or the signal fires. */
-  async untilTerminal (taskId: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
-    await this.park(timeoutMs, signal, (wake) => {
+  untilTerminal (taskId: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    return this.park(timeoutMs, signal, (wake) => {
       let set = this.byTask.get(taskId)
       if (set === undefined) {
         set = new Set()
@@ -66,13 +66,15 @@ export class TaskEvents {
   /**
    * Resolves when work may have become claimable: a task was queued, a delayed task
    * reached its next_attempt_at, or `recheckMs` passed (deterministic-scheduler steals).
+   * `onPark` receives a function that ends this wait at once (a work handoff).
    */
-  async untilWork (timeoutMs: number, signal?: AbortSignal, recheckMs = 1000): Promise<void> {
+  untilWork (timeoutMs: number, signal?: AbortSignal, opts: { recheckMs?: number, onPark?: (wake: () => void) => void } = {}): Promise<void> {
     const nextAt = this.store.nextEligibleAt()
-    let ms = Math.min(timeoutMs, recheckMs)
+    let ms = Math.min(timeoutMs, opts.recheckMs ?? 1000)
     if (nextAt !== null) ms = Math.min(ms, Math.max(0, nextAt * 1000 - Date.now()) + 5)
-    await this.park(ms, signal, (wake) => {
+    return this.park(ms, signal, (wake) => {
       this.workWaiters.add(wake)
+      opts.onPark?.(wake)
       return () => this.workWaiters.delete(wake)
     })
   }
@@ -86,11 +88,19 @@ export class TaskEvents {
     for (const set of [...this.byTask.values()]) for (const wake of [...set]) wake()
   }
 
-  private async park (timeoutMs: number, signal: AbortSignal | undefined, subscribe: (wake: Wake) => () => void): Promise<void> {
-    if (this.isClosed || signal?.aborted === true || timeoutMs <= 0) return
-    await new Promise<void>((resolve) => {
+  /**
+   * Plain functions, not async ones, down to here: the waiter's `await` is then the
+   * only step between a wake-up and its code running, so a woken claimer's reply is
+   * queued before the replies of the ops that woke it.
+   */
+  private park (timeoutMs: number, signal: AbortSignal | undefined, subscribe: (wake: Wake) => () => void): Promise<void> {
+    if (this.isClosed || signal?.aborted === true || timeoutMs <= 0) return Promise.resolve()
+    return new Promise<void>((resolve) => {
       let unsubscribe: () => void = () => {}
+      let settled = false
       const done = (): void => {
+        if (settled) return
+        settled = true
         clearTimeout(timer)
         signal?.removeEventListener('abort', done)
         unsubscribe()

@@ -3,9 +3,9 @@
  * restarts and can be shared by processes using the same file. Totals are kept by
  * triggers (db.ts) because count(*)/sum() would scan the table on every `set`.
  */
-import type { DatabaseSync } from 'node:sqlite'
+import type { DatabaseSync, SQLOutputValue } from 'node:sqlite'
 import { TaskQueueError } from '../protocol/errors.js'
-import { immediate, migrate, prepareTx } from './db.js'
+import { immediate, migrate, prepareTx, returnArrays } from './db.js'
 import { num, parseJson, type Row } from './queue-util.js'
 import type { CacheEntry, JsonValue } from './types.js'
 
@@ -33,7 +33,8 @@ export interface CacheStats {
 /** Callers pass the key already trimmed (the envelope coercion trims strings). */
 export function validateCacheKey (key: string): string {
   if (typeof key !== 'string' || key === '') throw new TaskQueueError('missing_key', 'key is required')
-  if (Buffer.byteLength(key, 'utf8') > MAX_CACHE_KEY_BYTES) {
+  // A UTF-16 unit is at most 3 UTF-8 bytes: short keys need no byte count.
+  if (key.length * 3 > MAX_CACHE_KEY_BYTES && Buffer.byteLength(key, 'utf8') > MAX_CACHE_KEY_BYTES) {
     throw new TaskQueueError('key_too_long', `key exceeds ${MAX_CACHE_KEY_BYTES} UTF-8 bytes`)
   }
   return key
@@ -72,15 +73,16 @@ export class CacheStore {
     validateCacheKey(key)
     const now = this.now()
     // A plain read: a hit needs no write transaction (see touchLater).
-    const row = this.s.get.get(key)
+    const row = this.s.lookup.get(key) as [SQLOutputValue, SQLOutputValue] | undefined
     if (row === undefined) return miss(key)
-    if (expired(row, now)) {
+    const expiresAt = row[1] == null ? null : num(row[1])
+    if (expiresAt !== null && expiresAt <= now) {
       // Re-checked under the write lock: another process may have just rewritten it.
       immediate(this.s, () => this.s.deleteExpiredKey.run(key, now))
       return miss(key)
     }
     this.touchLater(key)
-    return { key, hit: true, value: parseJson(row.value), expires_at: expiresAt(row) }
+    return { key, hit: true, value: parseJson(row[0]), expires_at: expiresAt }
   }
 
   /**
@@ -219,6 +221,8 @@ function prepareCacheStatements (db: DatabaseSync) {
   return {
     ...prepareTx(db),
     get: db.prepare('SELECT value, expires_at FROM cache WHERE key = ?'),
+    // The same as rows of [value, expires_at]: cache.get's read, without building an object per row.
+    lookup: returnArrays(db.prepare('SELECT value, expires_at FROM cache WHERE key = ?')),
     touch: db.prepare(`UPDATE cache SET lru = ${nextLru} WHERE key = ?`),
     upsert: db.prepare(`INSERT INTO cache (key, value, size, expires_at, lru) VALUES (?, ?, ?, ?, ${nextLru})
       ON CONFLICT (key) DO UPDATE SET value = excluded.value, size = excluded.size,

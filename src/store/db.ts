@@ -5,7 +5,7 @@
  */
 import { mkdirSync, openSync, readSync, closeSync, statSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
-import { DatabaseSync, type StatementSync } from 'node:sqlite'
+import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite'
 import { TaskQueueError } from '../protocol/errors.js'
 
 const SQLITE_MAGIC = 'SQLite format 3\u0000'
@@ -177,6 +177,15 @@ const MIGRATIONS: ReadonlyArray<string> = [
   CREATE TRIGGER IF NOT EXISTS trg_cache_upd AFTER UPDATE OF size ON cache BEGIN
     UPDATE cache_stats SET bytes = bytes - OLD.size + NEW.size WHERE id = 1;
   END;
+  `,
+  // 1 → 2: the finished-tasks index without an IN list. SQLite evaluates a partial
+  // index's condition for the old and new row of every write to the table, and an
+  // IN list of three constants is evaluated by building a temporary b-tree each
+  // time: measured 8.2 µs per UPDATE of a task row, 1.7 µs with this form. Same rows
+  // (the five statuses are fixed), so queue-sql.ts listSql repeats this condition.
+  `
+  DROP INDEX IF EXISTS idx_tasks_done;
+  CREATE INDEX idx_tasks_done ON tasks (status) WHERE status <> 'queued' AND status <> 'running';
   `
 ]
 
@@ -258,4 +267,26 @@ export function immediate<T> (tx: TxStatements, fn: () => T): T {
     if (isBusyError(err)) throw new TaskQueueError('busy', 'database is locked by another connection')
     throw err
   }
+}
+
+/**
+ * Rows as arrays in column order: node:sqlite builds an object per row property by
+ * property, which measured 17 µs against 9 µs for a three-row walk. (22.16+; an older
+ * Node 22 gets the same arrays from the objects.)
+ */
+export function returnArrays (st: StatementSync): StatementSync {
+  if (typeof st.setReturnArrays === 'function') {
+    st.setReturnArrays(true)
+    return st
+  }
+  const get = (...a: SQLInputValue[]): unknown => { const r = st.get(...a); return r === undefined ? undefined : Object.values(r) }
+  const all = (...a: SQLInputValue[]): unknown => st.all(...a).map((r) => Object.values(r))
+  return new Proxy(st, {
+    get (target, prop) {
+      if (prop === 'get') return get
+      if (prop === 'all') return all
+      const v: unknown = Reflect.get(target, prop)
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v
+    }
+  })
 }

@@ -3,8 +3,10 @@
  * (priority DESC, seq ASC): seq is insertion order and created_at is kept strictly
  * increasing with it, so this is exactly the spec's (priority, created_at, task_id).
  */
-import type { DatabaseSync, StatementSync } from 'node:sqlite'
-import { prepareTx } from './db.js'
+import type { DatabaseSync, SQLInputValue, SQLOutputValue, StatementSync } from 'node:sqlite'
+import { prepareTx, returnArrays } from './db.js'
+import { TASK_COLS } from './queue-util.js'
+import type { ClaimedTask, JsonObject } from './types.js'
 
 /** What the claim walk reads per candidate: everything but the payload text. */
 export interface WalkRow {
@@ -24,31 +26,67 @@ export interface WalkRow {
 }
 
 // octet_length() reads the stored length without loading (possibly overflowed) text.
+// The order is that of WalkRow's fields (walkRow below).
 const WALK_COLS = `seq, task_id, task_type, type_norm, model_name, priority, created_at, next_attempt_at,
   attempt, max_attempts, req_session, sticky_worker, octet_length(payload) AS payload_bytes`
-const ELIGIBLE = `status = 'queued' AND next_attempt_at <= :now
+/**
+ * Numbered parameters (named ones cost node:sqlite ~1 µs each to bind): ?1 now,
+ * ?2 worker, ?3 session, ?4 the priority to continue from, ?5 the type (or JSON
+ * list of types), ?6 the seq to continue after. See walkArgs.
+ */
+const ELIGIBLE = `status = 'queued' AND next_attempt_at <= ?1
   AND (max_attempts = 0 OR attempt < max_attempts)
-  AND (sticky_worker = '' OR sticky_worker = :worker)
-  AND (req_session = '' OR req_session = :session)`
+  AND (sticky_worker = '' OR sticky_worker = ?2)
+  AND (req_session = '' OR req_session = ?3)`
 
 /** The claim walk's index per shape (see QueueStore.keysetWalk for the batching). */
 const WALK_FROM = {
   all: ['tasks INDEXED BY idx_tasks_claim', ''],
-  type: ['tasks INDEXED BY idx_tasks_claim_type', 'type_norm = :type AND '],
-  in: ['tasks INDEXED BY idx_tasks_claim', 'type_norm IN (SELECT value FROM json_each(:types)) AND ']
+  type: ['tasks INDEXED BY idx_tasks_claim_type', 'type_norm = ?5 AND '],
+  in: ['tasks INDEXED BY idx_tasks_claim', 'type_norm IN (SELECT value FROM json_each(?5)) AND ']
 } as const
 export type WalkShape = keyof typeof WALK_FROM
+export type WalkPart = 'same' | 'lower'
 
 /** Batch sizes of the walk. LIMIT is a literal: bound, it cost ~8 µs more per query. */
 export const WALK_BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024] as const
 
-export function walkSql (shape: WalkShape, part: 'same' | 'lower', limit: number): string {
+export function walkSql (shape: WalkShape, part: WalkPart, limit: number): string {
   const [from, filter] = WALK_FROM[shape]
   return part === 'same'
-    ? `SELECT ${WALK_COLS} FROM ${from} WHERE ${filter}${ELIGIBLE} AND priority = :p AND seq > :s
+    ? `SELECT ${WALK_COLS} FROM ${from} WHERE ${filter}${ELIGIBLE} AND priority = ?4 AND seq > ?6
       ORDER BY seq LIMIT ${limit}`
-    : `SELECT ${WALK_COLS} FROM ${from} WHERE ${filter}${ELIGIBLE} AND priority < :p
+    : `SELECT ${WALK_COLS} FROM ${from} WHERE ${filter}${ELIGIBLE} AND priority < ?4
       ORDER BY priority DESC, seq LIMIT ${limit}`
+}
+
+/**
+ * The arguments of a walk statement. node:sqlite refuses more arguments than the
+ * statement's highest parameter number, so each part gets exactly that many.
+ */
+export function walkArgs (shape: WalkShape, part: WalkPart, now: number, worker: string, session: string,
+  typeArg: string | null, p: number, s: number): SQLInputValue[] {
+  if (part === 'same') return [now, worker, session, p, typeArg, s]
+  return shape === 'all' ? [now, worker, session, p] : [now, worker, session, p, typeArg]
+}
+
+/** A walk row from the array node:sqlite returns (WALK_COLS order). */
+export function walkRow (r: SQLOutputValue[]): WalkRow {
+  return {
+    seq: Number(r[0]),
+    task_id: r[1] as string,
+    task_type: r[2] as string,
+    type_norm: r[3] as string,
+    model_name: r[4] as string,
+    priority: Number(r[5]),
+    created_at: Number(r[6]),
+    next_attempt_at: Number(r[7]),
+    attempt: Number(r[8]),
+    max_attempts: Number(r[9]),
+    req_session: r[10] as string,
+    sticky_worker: r[11] as string,
+    payload_bytes: Number(r[12])
+  }
 }
 
 export function claimsBefore (a: WalkRow, b: WalkRow): boolean {
@@ -56,13 +94,16 @@ export function claimsBefore (a: WalkRow, b: WalkRow): boolean {
   return a.seq < b.seq
 }
 
-/** Exact serialized size of the claimed task, without reading the payload text. */
-export function claimedSize (row: WalkRow, worker: string, leaseUntil: number): number {
-  const shell = JSON.stringify({
+/**
+ * The claim reply's task for a walked row. Under the write lock nothing changes the
+ * row between the walk and the claim's UPDATE, so the walk's fields are current.
+ */
+export function claimedTask (row: WalkRow, worker: string, leaseUntil: number, payload: JsonObject | 0): ClaimedTask {
+  return {
     task_id: row.task_id,
     task_type: row.task_type,
     model_name: row.model_name,
-    payload: 0,
+    payload: payload as JsonObject,
     created_at: row.created_at,
     status: 'running',
     assigned_worker: worker,
@@ -70,8 +111,58 @@ export function claimedSize (row: WalkRow, worker: string, leaseUntil: number): 
     attempt: row.attempt + 1,
     max_attempts: row.max_attempts,
     priority: row.priority
-  })
-  return Buffer.byteLength(shell) - 1 + row.payload_bytes
+  }
+}
+
+/** Exact serialized size of the claimed task, without reading the payload text. */
+export function claimedSize (row: WalkRow, worker: string, leaseUntil: number): number {
+  // A one-character payload stands in for the stored text, whose length is known.
+  return Buffer.byteLength(JSON.stringify(claimedTask(row, worker, leaseUntil, 0))) - 1 + row.payload_bytes
+}
+
+/**
+ * JSON members, punctuation and numbers of a claimed task other than its strings
+ * and payload: ~150 bytes of keys and punctuation, five numbers of at most 24
+ * characters, `"running"`.
+ */
+const CLAIMED_FIXED_MAX = 400
+
+/** A bound on claimedSize that needs no serialization: JSON escapes a UTF-16 unit into at most 6 bytes. */
+function claimedSizeBound (row: WalkRow, worker: string): number {
+  return CLAIMED_FIXED_MAX + 6 * (row.task_id.length + row.task_type.length + row.model_name.length + worker.length) + row.payload_bytes
+}
+
+/**
+ * The byte budget of a claim reply's task array. Sizing every task exactly means
+ * serializing it; a cheap upper bound decides alone while the bounds of all tasks
+ * taken so far fit, which is every claim whose payloads are far from the budget.
+ * Only past that point are exact sizes computed, so the tasks that fit are exactly
+ * those an exact count admits.
+ */
+export class ReplySize {
+  /** Sum of bounds while `exact` is null; the exact byte count once computed. */
+  private bound = 2 // "[]"
+  private exact: number | null = null
+
+  constructor (private readonly worker: string, private readonly leaseUntil: number, private readonly maxBytes: number) {}
+
+  /** Counts `row`, to be taken after `picked`, unless it would pass the budget; the first task always counts. */
+  take (row: WalkRow, picked: readonly WalkRow[]): boolean {
+    const comma = picked.length > 0 ? 1 : 0
+    if (this.exact === null) {
+      const b = claimedSizeBound(row, this.worker) + comma
+      if (this.bound + b <= this.maxBytes || picked.length === 0) {
+        this.bound += b
+        return true
+      }
+      this.exact = 2
+      for (let i = 0; i < picked.length; i++) this.exact += claimedSize(picked[i], this.worker, this.leaseUntil) + (i > 0 ? 1 : 0)
+    }
+    const size = claimedSize(row, this.worker, this.leaseUntil) + comma
+    if (this.exact + size > this.maxBytes && picked.length > 0) return false
+    this.exact += size
+    return true
+  }
 }
 
 /** Beyond this many distinct queued types the claim walk stops intersecting with them. */
@@ -95,9 +186,9 @@ export function listSql (kind: ListKind, desc: boolean, byCursor: boolean, byTyp
     where.push('status = \'running\'')
   } else if (kind === 'done') {
     from = 'tasks INDEXED BY idx_tasks_done'
-    // The IN term repeats the partial index's condition: SQLite cannot prove that a
-    // bound :status implies it, and would otherwise refuse the INDEXED BY plan.
-    where.push('status IN (\'completed\', \'failed\', \'cancelled\') AND status = :status')
+    // The first terms repeat the partial index's condition (db.ts): SQLite cannot
+    // prove that a bound :status implies it, and would otherwise refuse the INDEXED BY plan.
+    where.push('status <> \'queued\' AND status <> \'running\' AND status = :status')
   }
   // A deleted cursor row's seq can be reused by a newer task only at the end of the
   // table; created_at tells that newer row apart so an ascending walk still sees it.
@@ -117,11 +208,15 @@ export function prepareQueueStatements (db: DatabaseSync) {
     ...prepareTx(db),
     // Numbered, not named, parameters: node:sqlite binds a 12-name object ~5 µs slower
     // than 12 positional values, on every submit. Argument order: see QueueStore.submit.
+    // An existing idempotency key inserts nothing (changes = 0); the caller looks it up.
+    // (created_at comes from newestCreated, a statement of its own: computed here by a
+    // subquery, the INSERT … SELECT form cost ~6 µs more, SQLite materializes it.)
     insert: p(`INSERT INTO tasks (task_id, task_type, type_norm, model_name, payload, status, created_at,
       updated_at, priority, attempt, max_attempts, next_attempt_at, idempotency_key, req_session, sticky_worker)
-      VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6, ?7, 0, ?8, ?9, ?10, ?11, ?12)`),
-    byIdempotency: p('SELECT task_id, task_type, model_name, payload FROM tasks WHERE idempotency_key = ?'),
+      VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6, ?7, 0, ?8, ?9, ?10, ?11, ?12)
+      ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING`),
     newestCreated: p('SELECT created_at FROM tasks ORDER BY seq DESC LIMIT 1'),
+    byIdempotency: p('SELECT task_id, task_type, model_name, payload FROM tasks WHERE idempotency_key = ?'),
     // Loose index scan: one seek per distinct queued type, not one step per task.
     // (A literal LIMIT: a bound one made SQLite 8x slower here.)
     queuedTypes: p(`WITH RECURSIVE t(v) AS (
@@ -131,13 +226,22 @@ export function prepareQueueStatements (db: DatabaseSync) {
                 WHERE status = 'queued' AND type_norm > t.v)
         FROM t WHERE t.v IS NOT NULL LIMIT ${QUEUED_TYPES_CAP + 1}
       ) SELECT v FROM t WHERE v IS NOT NULL`),
-    // One statement for the whole batch; the status guard makes a lost race skip the row.
-    claim: p(`UPDATE tasks SET status = 'running', assigned_worker = :worker, attempt = attempt + 1,
-      heartbeat_at = :now, lease_until = :lease_until, updated_at = :now
-      WHERE seq IN (SELECT value FROM json_each(:seqs)) AND status = 'queued'
-      RETURNING seq, payload, attempt`),
+    // One statement for the whole batch (a JSON list of seqs); the status guard makes a
+    // lost race skip the row. No RETURNING: it builds a temporary table per execution,
+    // and the claim reads the payloads beforehand (payloadsOf) so nothing follows the write.
+    claim: p(`UPDATE tasks SET status = 'running', assigned_worker = ?1, attempt = attempt + 1,
+      heartbeat_at = ?2, lease_until = ?3, updated_at = ?2
+      WHERE seq IN (SELECT value FROM json_each(?4)) AND status = 'queued'`),
+    claimOne: p(`UPDATE tasks SET status = 'running', assigned_worker = ?1, attempt = attempt + 1,
+      heartbeat_at = ?2, lease_until = ?3, updated_at = ?2 WHERE seq = ?4 AND status = 'queued'`),
+    payloadOf: p('SELECT payload FROM tasks WHERE seq = ?'),
+    payloadsOf: p('SELECT seq, payload FROM tasks WHERE seq IN (SELECT value FROM json_each(?))'),
+    hasQueuedType: p(`SELECT 1 AS x FROM tasks INDEXED BY idx_tasks_claim_type
+      WHERE status = 'queued' AND type_norm = ? LIMIT 1`),
     expiredLeases: p(`SELECT seq, task_id, task_type, attempt, max_attempts, error, assigned_worker FROM tasks
       INDEXED BY idx_tasks_lease WHERE status = 'running' AND lease_until <= ?`),
+    hasExpiredLease: p(`SELECT 1 AS x FROM tasks INDEXED BY idx_tasks_lease
+      WHERE status = 'running' AND lease_until <= ? LIMIT 1`),
     requeueExpired: p(`UPDATE tasks SET status = 'queued', assigned_worker = NULL, lease_until = NULL,
       next_attempt_at = ?, updated_at = ? WHERE seq = ?`),
     fail: p('UPDATE tasks SET status = \'failed\', lease_until = NULL, error = ?, updated_at = ? WHERE seq = ?'),
@@ -146,12 +250,20 @@ export function prepareQueueStatements (db: DatabaseSync) {
     guard: p('SELECT seq, status, assigned_worker, task_type, result, error FROM tasks WHERE task_id = ?'),
     complete: p(`UPDATE tasks SET status = ?, result = ?, error = ?, lease_until = NULL, updated_at = ?
       WHERE seq = ?`),
+    // QueueStore.complete's usual case (same effect as its guarded path there). No
+    // RETURNING: it builds a temporary table per execution; typeOf is cheaper.
+    completeRunning: p(`UPDATE tasks SET status = ?1, result = ?2, error = CASE WHEN ?3 = '' THEN error ELSE ?3 END,
+      lease_until = NULL, updated_at = ?4
+      WHERE task_id = ?5 AND status = 'running' AND result IS NULL
+        AND (?6 = '' OR assigned_worker IS NULL OR assigned_worker = ?6)`),
+    typeOf: p('SELECT task_type FROM tasks WHERE task_id = ?'),
     release: p(`UPDATE tasks SET status = 'queued', assigned_worker = NULL, lease_until = NULL,
       next_attempt_at = ?, attempt = max(attempt - 1, 0), result = ?, updated_at = ? WHERE seq = ?`),
     heartbeat: p('UPDATE tasks SET lease_until = ?, heartbeat_at = ?, result = ?, updated_at = ? WHERE seq = ?'),
     cancel: p(`UPDATE tasks SET status = 'cancelled', assigned_worker = NULL, lease_until = NULL,
       result = ?, updated_at = ? WHERE seq = ? AND status = 'queued'`),
-    get: p('SELECT * FROM tasks WHERE task_id = ?'),
+    get: returnArrays(p(`SELECT ${TASK_COLS} FROM tasks WHERE task_id = ?`)),
+    statusOf: p('SELECT status FROM tasks WHERE task_id = ?'),
     delete: p('DELETE FROM tasks WHERE task_id = ?'),
     countsQueued: p(`SELECT task_type, count(*) AS n FROM tasks INDEXED BY idx_tasks_claim
       WHERE status = 'queued' GROUP BY task_type`),

@@ -58,6 +58,34 @@ export function rowToTask (r: Row): Task {
   }
 }
 
+/** The columns of a full task, in the order taskFromArray reads them. */
+export const TASK_COLS = `task_id, task_type, model_name, payload, status, assigned_worker, created_at, updated_at,
+  result, error, priority, attempt, max_attempts, next_attempt_at, lease_until, heartbeat_at, idempotency_key`
+
+/** rowToTask for a row of TASK_COLS returned as an array (see db.ts returnArrays). */
+export function taskFromArray (r: SQLOutputValue[]): Task {
+  const payload = parseJson(r[3])
+  return {
+    task_id: str(r[0]),
+    task_type: str(r[1]),
+    model_name: str(r[2]),
+    payload: isObject(payload) ? payload : {},
+    status: str(r[4]) as TaskStatus,
+    assigned_worker: nstr(r[5]),
+    created_at: num(r[6]),
+    updated_at: num(r[7]),
+    result: parseJson(r[8]),
+    error: nstr(r[9]),
+    priority: num(r[10]),
+    attempt: num(r[11]),
+    max_attempts: num(r[12]),
+    next_attempt_at: num(r[13]),
+    lease_until: nnum(r[14]),
+    heartbeat_at: nnum(r[15]),
+    idempotency_key: nstr(r[16])
+  }
+}
+
 /** JSON with object keys sorted at every level: equal work gives equal text. */
 export function canonicalJson (v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`

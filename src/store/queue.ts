@@ -8,21 +8,19 @@
  * for less time than an async driver would spend on round trips.
  */
 import { EventEmitter } from 'node:events'
-import type { DatabaseSync, SQLInputValue, StatementSync } from 'node:sqlite'
+import type { DatabaseSync, SQLOutputValue } from 'node:sqlite'
 import { TaskQueueError } from '../protocol/errors.js'
 import { migrate } from './db.js'
 import { Transactor, type GroupOutcome } from './group-commit.js'
-import { expandTaskTypes, normalizeTaskType } from './aliases.js'
+import { normalizeTaskType } from './aliases.js'
 import { PeerRegistry, type PeerTouch } from './peers.js'
 import { OwnerCache } from './ownership.js'
-import {
-  DEFAULT_MAX_REPLY_BYTES, QUEUED_TYPES_CAP, type QueueStatements, type WalkRow, type WalkShape, WALK_BATCHES, claimedSize, claimsBefore, walkSql,
-  prepareQueueStatements
-} from './queue-sql.js'
+import { ClaimWalk } from './claim-walk.js'
+import { DEFAULT_MAX_REPLY_BYTES, type QueueStatements, ReplySize, type WalkRow, claimedTask, prepareQueueStatements } from './queue-sql.js'
 import { TaskLister } from './queue-list.js'
 import {
-  type Row, appendError, canonicalJson, clampInt, extractAffinity, isObject, mergeSorted, nstr, num,
-  newTaskId, parseJson, resultObject, rowToTask, str, withProgress
+  type Row, appendError, canonicalJson, clampInt, extractAffinity, isObject, nstr, num,
+  newTaskId, parseJson, resultObject, str, taskFromArray, withProgress
 } from './queue-util.js'
 import type {
   ClaimInput, ClaimedTask, CompleteInput, CompleteResult, JsonObject, ListInput, ListResult,
@@ -35,8 +33,6 @@ export const LEASE_EXPIRED_ERROR = 'claim lease expired after maximum attempts'
 export const ATTEMPTS_EXHAUSTED_ERROR = 'maximum attempts exhausted'
 /** §7.4: the scheduler considers at least this many eligible tasks per claim. */
 export const MIN_SCHEDULER_WALK = 1000
-/** Up to this many type spellings are merged from the per-type index; more use one filtered scan. */
-const MAX_MERGED_TYPES = 24
 
 export interface QueueStoreOptions {
   db: DatabaseSync
@@ -68,7 +64,7 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
   readonly now: () => number
   private readonly s: QueueStatements
   private readonly lister: TaskLister
-  private readonly walkStmts = new Map<string, StatementSync>()
+  private readonly walker: ClaimWalk
   private readonly owners: OwnerCache
   private readonly txr: Transactor
 
@@ -84,6 +80,7 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
     this.registry = opts.registry ?? new PeerRegistry({ timeoutS: opts.peerTimeoutS, maxSize: opts.maxPeers, now: this.now })
     migrate(this.db)
     this.s = prepareQueueStatements(this.db)
+    this.walker = new ClaimWalk(this.db, this.s)
     this.txr = new Transactor(this.db, (c) => this.emit('change', c))
     this.lister = new TaskLister(this.db)
     this.owners = new OwnerCache(this.stealAfterS)
@@ -98,26 +95,25 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
     const payloadText = JSON.stringify(payload)
     const now = this.now()
     return this.tx(changes => {
-      if (key !== null) {
-        const prev = this.s.byIdempotency.get(key)
-        if (prev !== undefined) {
-          const same = str(prev.task_type) === input.task_type && str(prev.model_name) === input.model_name &&
-            canonicalJson(parseJson(prev.payload)) === canonicalJson(payload)
-          if (same) return { task_id: str(prev.task_id), replayed: true }
-          throw new TaskQueueError('idempotency_conflict',
-            `idempotency_key already names task ${str(prev.task_id)} with different work`)
-        }
-      }
       const taskId = newTaskId()
-      const createdAt = this.nextCreatedAt(now)
-      this.s.insert.run(
-        taskId, input.task_type, normalizeTaskType(input.task_type), input.model_name, payloadText, createdAt,
+      // A key that already exists makes the insert do nothing: no lookup first.
+      const inserted = this.s.insert.run(
+        taskId, input.task_type, normalizeTaskType(input.task_type), input.model_name, payloadText, this.nextCreatedAt(now),
         clampInt(input.priority, 1, 10, 5), clampInt(input.max_attempts, 0, 1000, 3),
         Number.isFinite(input.next_attempt_at) ? Math.max(0, input.next_attempt_at) : 0, key, session, sticky
       )
+      if (Number(inserted.changes) === 0 && key !== null) {
+        const prev = this.s.byIdempotency.get(key)
+        if (prev === undefined) throw new Error(`submit with idempotency_key ${key} inserted nothing`)
+        const same = str(prev.task_type) === input.task_type && str(prev.model_name) === input.model_name &&
+          canonicalJson(parseJson(prev.payload)) === canonicalJson(payload)
+        if (same) return { task_id: str(prev.task_id), replayed: true }
+        throw new TaskQueueError('idempotency_conflict',
+          `idempotency_key already names task ${str(prev.task_id)} with different work`)
+      }
       changes.push({ task_id: taskId, status: 'queued', task_type: input.task_type })
       return { task_id: taskId, replayed: false }
-    })
+    }, true)
   }
 
   /**
@@ -155,135 +151,53 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
     const walkLimit = Math.max(this.schedulerWalk, maxTasks * 16)
     // An idle long-poll claimer re-claims on every wake-up: with nothing it could
     // take and no lease to expire, two index reads answer without a write transaction.
-    if (!this.mayHaveWork(input.task_types, now)) return []
+    // Inside a group transaction the write lock is held anyway, and the walk's own
+    // check of the queued types is the early exit.
+    if (!this.txr.inGroup && !this.walker.mayHaveWork(input.task_types, now)) return []
 
+    this.expireDue(now)
+    // Expiring the requester's own lapsed lease forgets it; it is plainly alive.
+    if (this.registry.get(self) === undefined) this.registry.touch(profile)
+    // One write statement, after every read and parse: a savepoint-free op in a group.
     return this.tx(changes => {
-      this.expireLeases(now, changes)
-      // Expiring the requester's own lapsed lease forgets it; it is plainly alive.
-      if (this.registry.get(self) === undefined) this.registry.touch(profile)
       const owner = this.deterministic ? this.owners.forClaim(self, this.registry.live(now), now) : null
       const mine = owner?.mine ?? null
       // Rows the walk is expected to need: every eligible one is taken unless the
       // scheduler gives most of them to the other candidates (or same_task_type skips).
       const batch = Math.min(1024, maxTasks * (owner?.peers ?? 1) * (input.same_task_type ? 4 : 1))
       const picked: WalkRow[] = []
-      let bytes = 2 // "[]"
+      const size = new ReplySize(worker, leaseUntil, maxBytes)
       let firstType: string | null = null
       let walked = 0
-      for (const row of this.walk(input.task_types, worker, input.session, now, batch)) {
+      for (const row of this.walker.walk(input.task_types, worker, input.session, now, batch)) {
         if (++walked > walkLimit) break
         if (input.same_task_type && firstType !== null && row.task_type !== firstType) continue
         if (mine !== null && !mine(row)) continue
-        const size = claimedSize(row, worker, leaseUntil) + (picked.length > 0 ? 1 : 0)
         // The first task always goes out: refusing it would leave it unclaimable forever.
-        if (picked.length > 0 && bytes + size > maxBytes) break
+        if (!size.take(row, picked)) break
         picked.push(row)
-        bytes += size
         firstType ??= row.task_type
         if (picked.length >= maxTasks) break
       }
       if (picked.length === 0) return []
-      const updated = new Map<number, Row>()
-      for (const r of this.s.claim.all({ worker, now, lease_until: leaseUntil, seqs: JSON.stringify(picked.map(p => p.seq)) })) {
-        updated.set(num(r.seq), r)
-      }
-      const out: ClaimedTask[] = []
-      for (const row of picked) {
-        const r = updated.get(row.seq)
-        if (r === undefined) continue // lost race; impossible under the write lock, kept as a guard
-        out.push({
-          task_id: row.task_id,
-          task_type: row.task_type,
-          model_name: row.model_name,
-          payload: (parseJson(r.payload) ?? {}) as JsonObject,
-          created_at: row.created_at,
-          status: 'running',
-          assigned_worker: worker,
-          lease_until: leaseUntil,
-          attempt: num(r.attempt),
-          max_attempts: row.max_attempts,
-          priority: row.priority
-        })
-        changes.push({ task_id: row.task_id, status: 'running', task_type: row.task_type })
-      }
+      // One row (the usual long-poll handoff) needs no JSON list, whose temporary
+      // table costs more than the statement itself.
+      const seqs = picked.length === 1 ? null : JSON.stringify(picked.map(p => p.seq))
+      const payloads = new Map<number, SQLOutputValue>()
+      if (seqs === null) payloads.set(picked[0].seq, this.s.payloadOf.get(picked[0].seq)?.payload ?? null)
+      else for (const r of this.s.payloadsOf.all(seqs)) payloads.set(num(r.seq), r.payload)
+      const out = picked.map(row => claimedTask(row, worker, leaseUntil, (parseJson(payloads.get(row.seq)) ?? {}) as JsonObject))
+      if (seqs === null) this.s.claimOne.run(worker, now, leaseUntil, picked[0].seq)
+      else this.s.claim.run(worker, now, leaseUntil, seqs)
+      for (const row of picked) changes.push({ task_id: row.task_id, status: 'running', task_type: row.task_type })
       return out
-    })
+    }, true)
   }
 
-  /** The requester's eligible tasks in claim order, lazily (the caller stops early). */
-  private * walk (types: readonly string[] | null, worker: string, session: string, now: number, batch: number): Generator<WalkRow> {
-    let wanted = types === null ? [] : expandTaskTypes(types)
-    if (wanted.length > 0) {
-      // Most spellings in an expanded list have nothing queued; skipping them saves a
-      // seek each, and an idle claimer (long-poll) costs one statement.
-      const queued = this.queuedTypes()
-      if (queued !== null) {
-        wanted = wanted.filter(t => queued.has(t))
-        if (wanted.length === 0) return
-      }
-    }
-    const params = { now, worker, session }
-    if (wanted.length === 0) {
-      yield * this.keysetWalk('all', params, batch)
-    } else if (wanted.length > MAX_MERGED_TYPES) {
-      yield * this.keysetWalk('in', { ...params, types: JSON.stringify(wanted) }, batch)
-    } else {
-      // k-way merge of per-type index ranges: each is already in claim order, so no
-      // sort and no reading of other types' rows however many of those are queued.
-      yield * mergeSorted(wanted.map(type => this.keysetWalk('type', { ...params, type }, batch)), claimsBefore)
-    }
-  }
-
-  /**
-   * Reads a walk in keyset batches with `.all()` (node:sqlite's per-row `iterate()`
-   * costs about three times more per row). A batch resumes after the last row seen,
-   * (priority p, seq s): first the rest of priority p, then lower priorities; both
-   * are index ranges, so no row is read twice. Batches start at the size the caller
-   * expects to need and double, up to 1024 rows, while a walk goes on.
-   */
-  private * keysetWalk (shape: WalkShape, params: Record<string, SQLInputValue>, first: number): Generator<WalkRow> {
-    let p = Number.MAX_SAFE_INTEGER
-    let s = 0
-    let i = WALK_BATCHES.findIndex(b => b >= first)
-    if (i < 0) i = WALK_BATCHES.length - 1
-    for (;;) {
-      const n = WALK_BATCHES[i]
-      let rows = p === Number.MAX_SAFE_INTEGER ? [] : this.walkStmt(shape, 'same', n).all({ ...params, p, s })
-      if (rows.length < n) rows = rows.concat(this.walkStmt(shape, 'lower', n).all({ ...params, p }).slice(0, n - rows.length))
-      for (const r of rows) yield r as unknown as WalkRow
-      if (rows.length < n) return
-      const last = rows[rows.length - 1]
-      p = num(last.priority)
-      s = num(last.seq)
-      i = Math.min(i + 1, WALK_BATCHES.length - 1)
-    }
-  }
-
-  private walkStmt (shape: WalkShape, part: 'same' | 'lower', limit: number): StatementSync {
-    const key = `${shape}:${part}:${limit}`
-    let st = this.walkStmts.get(key)
-    if (st === undefined) {
-      st = this.db.prepare(walkSql(shape, part, limit))
-      this.walkStmts.set(key, st)
-    }
-    return st
-  }
-
-  /** False only when a claim for `types` surely finds nothing and has no expired lease to apply. */
-  private mayHaveWork (types: readonly string[] | null, now: number): boolean {
-    const lease = this.nextLeaseExpiryAt()
-    if (lease !== null && lease <= now) return true
-    const queued = this.queuedTypes()
-    if (queued === null) return true
-    if (types === null || types.length === 0) return queued.size > 0
-    return expandTaskTypes(types).some(t => queued.has(t))
-  }
-
-  /** Distinct types of queued tasks, or null when there are too many to be worth it. */
-  private queuedTypes (): Set<string> | null {
-    const rows = this.s.queuedTypes.all()
-    if (rows.length > QUEUED_TYPES_CAP) return null
-    return new Set(rows.map(r => str(r.v)))
+  /** Applies lease expiry (§7.2) when a lease is due: usually one index read and no write. */
+  private expireDue (now: number): void {
+    if (this.s.hasExpiredLease.get(now) === undefined) return
+    this.tx(changes => { this.expireLeases(now, changes) })
   }
 
   // ---- leases and sweeping ------------------------------------------------------
@@ -332,6 +246,15 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
     const now = this.now()
     const id = input.task_id
     return this.tx(changes => {
+      // The usual case without a read first: a running task owned by the caller (or
+      // by nobody) with no stored result to merge into. Anything else takes the guarded
+      // path below, which re-reads the row; either way at most one row is written.
+      const done = id !== '' && Number(this.s.completeRunning.run(input.status,
+        input.result === null ? null : JSON.stringify(input.result), input.error, now, id, input.worker_id).changes) === 1
+      if (done) {
+        changes.push({ task_id: id, status: input.status, task_type: str(this.s.typeOf.get(id)?.task_type) })
+        return { task_id: id, replayed: false }
+      }
       const row = this.guardRow(id)
       const owner = nstr(row.assigned_worker)
       if (input.worker_id !== '' && owner !== null && owner !== input.worker_id) {
@@ -353,7 +276,7 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
       this.s.complete.run(input.status, result === null ? null : JSON.stringify(result), error, now, num(row.seq))
       changes.push({ task_id: id, status: input.status, task_type: str(row.task_type) })
       return { task_id: id, replayed: false }
-    })
+    }, true)
   }
 
   release (input: ReleaseInput): { task_id: string } {
@@ -372,7 +295,7 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
       this.s.release.run(now + delay, JSON.stringify(result), now, num(row.seq))
       changes.push({ task_id: id, status: 'queued', task_type: str(row.task_type) })
       return { task_id: id }
-    })
+    }, true)
   }
 
   heartbeatTask (input: TaskHeartbeatInput): TaskHeartbeatResult {
@@ -386,7 +309,7 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
         : nstr(row.result)
       this.s.heartbeat.run(leaseUntil, now, result, now, num(row.seq))
       return { task_id: id, lease_until: leaseUntil, heartbeat_at: now }
-    })
+    }, true)
   }
 
   cancel (taskId: string, reason: string = ''): { cancelled: boolean } {
@@ -396,7 +319,7 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
       if (row === undefined || str(row.status) !== 'queued') return { cancelled: false }
       this.cancelIn(taskId, row, reason, now, changes)
       return { cancelled: true }
-    })
+    }, true)
   }
 
   private cancelIn (id: string, row: Row, reason: string, now: number, changes: TaskChange[]): void {
@@ -427,12 +350,17 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
 
   get (taskId: string): Task | null {
     if (taskId === '') return null
-    const r = this.s.get.get(taskId)
-    return r === undefined ? null : rowToTask(r)
+    const r = this.s.get.get(taskId) as SQLOutputValue[] | undefined
+    return r === undefined ? null : taskFromArray(r)
+  }
+
+  /** Just the status ('' for an unknown task): a cheap look before waiting on a task. */
+  status (taskId: string): string {
+    return taskId === '' ? '' : str(this.s.statusOf.get(taskId)?.status)
   }
 
   delete (taskId: string): boolean {
-    return this.tx(() => Number(this.s.delete.run(taskId).changes) > 0)
+    return this.tx(() => Number(this.s.delete.run(taskId).changes) > 0, true)
   }
 
   list (input: ListInput): ListResult {
@@ -476,8 +404,8 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
   // ---- transactions ---------------------------------------------------------------
 
   /** One write transaction; change events go out only after it committed. */
-  private tx<T>(fn: (changes: TaskChange[]) => T): T {
-    return this.txr.run(fn)
+  private tx<T>(fn: (changes: TaskChange[]) => T, singleWrite = false): T {
+    return this.txr.run(fn, singleWrite)
   }
 
   /**
@@ -485,7 +413,7 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
    * write transaction, each rolled back alone if it throws. Outcomes, and change
    * events, only after the COMMIT (group-commit.ts).
    */
-  group<T>(ops: ReadonlyArray<() => T>): Array<GroupOutcome<T>> {
-    return this.txr.group(ops)
+  group<T>(ops: ReadonlyArray<() => T>, more?: (changes: readonly TaskChange[]) => ReadonlyArray<() => T>): Array<GroupOutcome<T>> {
+    return this.txr.group(ops, more)
   }
 }

@@ -11,6 +11,7 @@ import {
   type BackendCompleteOptions, type QueueBackend
 } from './backend.js'
 import { claimTaskTypes, dispatchTable, type HandlerMap, type TaskContext, type TaskHandler } from './handlers.js'
+import { errorMessage, intOption, numOption, toJsonValue, yieldToIo } from './worker-util.js'
 
 export interface WorkerOptions {
   backend: QueueBackend
@@ -258,6 +259,10 @@ export class Worker {
       }
       for (const t of tasks) this.launch(t)
       if (this.once) return
+      // Let handlers that finish at once send their completes before the next claim
+      // goes out: on an idle queue the complete is what the submitter waits for, and
+      // the claim, right behind it, still parks before the next task is submitted.
+      if (tasks.length > 0) await yieldToIo()
       if (tasks.length === 0 && waitS > 0 && Date.now() - started < SPIN_GUARD_MS) {
         // A backend that ignores waitS must not turn this loop into a busy spin.
         await sleep(Math.max(SPIN_GUARD_MS, this.pollIntervalS * 1000), this.claimAbort.signal)
@@ -469,34 +474,4 @@ export class Worker {
     const e = this.lastClaimError
     return { reachable: e === null || !e.unreachable, claimed: this.counters.claimed, error: e === null ? null : e.message }
   }
-}
-
-function errorMessage (err: unknown): string {
-  if (err instanceof Error) return err.message !== '' ? err.message : err.name
-  if (typeof err === 'string' && err !== '') return err
-  try {
-    const s = JSON.stringify(err)
-    return s === undefined || s === '' ? String(err) : s
-  } catch {
-    return String(err)
-  }
-}
-
-/** Plain JSON copy of a handler result; undefined (and functions) become null. */
-function toJsonValue (value: unknown): JsonValue {
-  if (value === undefined) return null
-  const text = JSON.stringify(value)
-  return text === undefined ? null : JSON.parse(text) as JsonValue
-}
-
-function intOption (name: string, v: number | undefined, dflt: number, min: number, max: number): number {
-  if (v === undefined) return dflt
-  if (!Number.isInteger(v) || v < min || v > max) throw new RangeError(`${name} must be an integer in ${min}..${max}`)
-  return v
-}
-
-function numOption (name: string, v: number | undefined, dflt: number, min: number, max: number): number {
-  if (v === undefined) return dflt
-  if (typeof v !== 'number' || Number.isNaN(v) || v < min || v > max) throw new RangeError(`${name} must be a number in ${min}..${max}`)
-  return v
 }

@@ -7,7 +7,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { Stream } from '@libp2p/interface'
 import { Uint8ArrayList } from 'uint8arraylist'
-import { FrameWriter, StreamReader, encodeFrame } from '../../src/protocol/framing.js'
+import { FrameTooLargeError, FrameWriter, StreamReader, TruncatedFrameError, encodeFrame } from '../../src/protocol/framing.js'
 
 const enc = new TextEncoder()
 const dec = new TextDecoder()
@@ -104,4 +104,26 @@ test('StreamReader over a stream that is no longer readable ends at once', async
   s.readStatus = 'closed'
   const r = new StreamReader(asStream(s) as unknown as AsyncIterable<Uint8Array>)
   assert.equal(await r.readFrame(1024), null)
+})
+
+test('StreamReader.takeFrame takes only whole frames, checks the limit on the header, and readFrame reports truncation', async () => {
+  const s = new FakeStream()
+  const r = new StreamReader(asStream(s) as unknown as AsyncIterable<Uint8Array>)
+  const f1 = encodeFrame(enc.encode('{"n":1}'))
+  const f2 = encodeFrame(enc.encode('{"n":2}'))
+  assert.equal(r.takeFrame(1024), undefined, 'empty buffer')
+  s.message(Buffer.concat([f1, f2.subarray(0, 6)]))
+  assert.equal(dec.decode(r.takeFrame(1024)!), '{"n":1}')
+  assert.equal(r.takeFrame(1024), undefined, 'a partial frame stays buffered')
+  assert.equal(r.buffered, 6)
+  s.message(f2.subarray(6))
+  assert.equal(dec.decode(r.takeFrame(1024)!), '{"n":2}')
+  s.message(encodeFrame(enc.encode('x'.repeat(100))).subarray(0, 4))
+  assert.throws(() => r.takeFrame(50), FrameTooLargeError, 'refused on the header, before the body arrives')
+  const s2 = new FakeStream()
+  const r2 = new StreamReader(asStream(s2) as unknown as AsyncIterable<Uint8Array>)
+  const pending = r2.readFrame(1024)
+  s2.message(f1.subarray(0, 5))
+  s2.dispatchEvent(new Event('remoteCloseWrite'))
+  await assert.rejects(pending, TruncatedFrameError)
 })

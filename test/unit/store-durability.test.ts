@@ -5,8 +5,9 @@ import { spawnSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
 import {
-  openDatabase, QueueStore
+  openDatabase, QueueStore, SCHEMA_VERSION
 } from '../../src/store/index.js'
 import type { TaskQueueError } from '../../src/protocol/errors.js'
 import { claimIn, fixture, sub, tmpDir } from '../helpers/store-fixture.js'
@@ -28,7 +29,7 @@ test('durability: data survives closing and reopening the file', () => {
     assert.deepEqual(q.get(id)?.payload, { keep: 'me' })
     assert.equal(q.submit(sub({ payload: { keep: 'me' }, idempotency_key: 'dur' })).replayed, true)
     assert.equal(q.claim(claimIn('w'))[0].task_id, queued)
-    assert.equal(Number(db.prepare('PRAGMA user_version').get()?.user_version), 1)
+    assert.equal(Number(db.prepare('PRAGMA user_version').get()?.user_version), SCHEMA_VERSION)
     assert.equal(String(db.prepare('PRAGMA journal_mode').get()?.journal_mode), 'wal')
   } finally {
     db.close()
@@ -61,6 +62,36 @@ test('durability: commits survive kill -9 of the writing process', () => {
       assert.equal(q.counts().running, 10)
     } finally { db.close() }
   } finally { rmSync(dir, { recursive: true, force: true }) }
+})
+
+test('migration 1 → 2: a schema-1 file keeps its tasks and lists finished ones through the new index', () => {
+  const f = fixture()
+  const done = f.q.submit(sub({ payload: { n: 1 } })).task_id
+  f.q.claim(claimIn('w'))
+  f.q.complete({ task_id: done, status: 'failed', result: null, error: 'boom', worker_id: 'w' })
+  const queued = f.q.submit(sub({ payload: { n: 2 } })).task_id
+  f.db.close()
+  // Put the file back to schema 1 as a previous release left it.
+  const raw = new DatabaseSync(f.path)
+  raw.exec(`DROP INDEX idx_tasks_done;
+    CREATE INDEX idx_tasks_done ON tasks (status) WHERE status IN ('completed', 'failed', 'cancelled');
+    PRAGMA user_version = 1`)
+  raw.close()
+  const db = openDatabase(f.path)
+  try {
+    assert.equal(Number(db.prepare('PRAGMA user_version').get()?.user_version), SCHEMA_VERSION)
+    const sql = String(db.prepare("SELECT sql FROM sqlite_schema WHERE name = 'idx_tasks_done'").get()?.sql)
+    assert.doesNotMatch(sql, / IN /, 'the partial index condition has no IN list')
+    const q = new QueueStore({ db, leaseS: 300, peerTimeoutS: 300, stealAfterS: 30, deterministic: false })
+    assert.deepEqual(q.list({ status: 'failed', limit: 10, task_types: null, cursor: null, order: 'asc', max_bytes: 1 << 20 }).tasks.map((t) => t.task_id), [done])
+    assert.deepEqual(q.list({ status: 'queued', limit: 10, task_types: null, cursor: null, order: 'asc', max_bytes: 1 << 20 }).tasks.map((t) => t.task_id), [queued])
+    const plan = db.prepare(`EXPLAIN QUERY PLAN SELECT * FROM tasks INDEXED BY idx_tasks_done
+      WHERE status <> 'queued' AND status <> 'running' AND status = 'completed'`).all().map((r) => String(r.detail)).join(' ')
+    assert.match(plan, /idx_tasks_done/)
+  } finally {
+    db.close()
+    rmSync(f.dir, { recursive: true, force: true })
+  }
 })
 
 test('lock contention beyond busy_timeout is the retryable busy code', () => {

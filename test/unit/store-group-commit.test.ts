@@ -62,7 +62,7 @@ test('WriteBatcher: writes of one turn share a commit and each caller gets its o
     assert.equal(ra.status, 'fulfilled')
     assert.equal(rc.status, 'fulfilled')
     assert.ok(rb.status === 'rejected' && (rb.reason as TaskQueueError).code === 'task_not_found')
-    assert.deepEqual(w.counters, { ops: 3, commits: 1 })
+    assert.deepEqual(w.counters, { ops: 3, commits: 1, handoffs: 0 })
   } finally { f.close() }
 })
 

@@ -9,7 +9,7 @@ import { isPlainObject } from '../../protocol/json.js'
 import { REPLY_BYTE_BUDGET } from '../../protocol/ids.js'
 import { expandTaskTypes } from '../../store/aliases.js'
 import { SCHEDULER_CLOCK } from '../../store/scheduler.js'
-import type { ClaimInput, ClaimedTask, CompleteInput, CompleteResult, JsonObject, SubmitInput, Task } from '../../store/types.js'
+import type { ClaimInput, ClaimedTask, CompleteInput, CompleteResult, JsonObject, SubmitInput, TaskStatus } from '../../store/types.js'
 import { TERMINAL_STATUSES } from '../../store/types.js'
 import type { CallerInfo, Reply, ServiceContext } from '../context.js'
 
@@ -66,21 +66,40 @@ function claimInput (env: Envelope, ctx: ServiceContext, caller: CallerInfo, max
 /**
  * Claims, and with `wait_s` > 0 blocks until an eligible task appears (★ long-poll):
  * idle workers learn of new work the moment it is submitted instead of sleeping.
+ * Claims join the group commit like every other write. A claimer with nothing to
+ * take parks in the write batcher, where the transaction that queues matching work
+ * claims it for them before committing (one commit for submit and claim); other
+ * reasons work may have become claimable wake it to claim again (task-events.ts).
  */
 async function claimWithWait (env: Envelope, ctx: ServiceContext, caller: CallerInfo, maxTasks: number): Promise<ClaimedTask[]> {
   const input = claimInput(env, ctx, caller, maxTasks)
   const waitS = num(env.wait_s, 0, 0, ctx.options.waitMaxS)
   const deadline = Date.now() + waitS * 1000
+  const claimNow = (): ClaimedTask[] => ctx.store.claim(input)
+  const types = input.task_types === null ? null : new Set(input.task_types)
   for (;;) {
-    const tasks = ctx.store.claim(input)
+    let handed: ClaimedTask[] = []
+    let wake: () => void = () => {}
+    const claimer = { claim: claimNow, types, deliver: (t: ClaimedTask[]) => { handed = t; wake() } }
+    const remaining = deadline - Date.now()
+    const wait = remaining > 0 && !caller.signal.aborted && !ctx.events.closed
+    let tasks = await ctx.writes.claim(claimer, wait)
+    if (tasks.length === 0 && wait) {
+      try {
+        // Work handed over after the claim (same flush) is here already.
+        if (handed.length === 0) await ctx.events.untilWork(deadline - Date.now(), caller.signal, { onPark: (w) => { wake = w } })
+      } finally {
+        ctx.writes.unpark(claimer)
+      }
+      tasks = handed
+      if (tasks.length === 0) continue
+    }
     if (tasks.length > 0 && caller.signal.aborted) {
       // The claimer hung up: the reply cannot arrive, so the tasks go straight back.
       for (const t of tasks) ctx.store.release({ task_id: t.task_id, worker_id: t.assigned_worker, reason: 'claimer_gone', delay_s: 0 })
       return []
     }
-    const remaining = deadline - Date.now()
-    if (tasks.length > 0 || remaining <= 0 || caller.signal.aborted || ctx.events.closed) return tasks
-    await ctx.events.untilWork(remaining, caller.signal)
+    return tasks
   }
 }
 
@@ -121,33 +140,44 @@ export const MAX_COMPLETE_MANY = 1024
 /**
  * ★ `complete_many`: `items` is an array of `complete` envelopes (each coerced and
  * guarded exactly like `complete`; an item without `worker_id` takes the top-level
- * one). All items join the same group commit; each gets its own outcome, in order:
+ * one). All items run as one op of the group commit (a complete writes at most one
+ * row and checks everything before it, so a refused item has changed nothing and
+ * needs no savepoint of its own); each gets its own outcome, in order:
  * `{ok:true, task_id, replayed?}` or `{ok:false, task_id, error, detail?, retryable}`.
- * One frame per batch instead of per task is what lets a busy worker keep up.
+ * One frame and one op per batch instead of per task is what lets a busy worker keep up.
  */
 export async function completeMany (env: Envelope, ctx: ServiceContext): Promise<Reply> {
   const items = env.items
   if (!Array.isArray(items)) throw new TaskQueueError('invalid_params', 'items must be an array of complete requests')
   if (items.length > MAX_COMPLETE_MANY) throw new TaskQueueError('invalid_params', `at most ${MAX_COMPLETE_MANY} items per complete_many`)
   const defaultWorker = str(env.worker_id)
-  const settled = await Promise.allSettled(items.map(async (item: unknown): Promise<Reply> => {
-    if (!isPlainObject(item)) throw new TaskQueueError('invalid_params', 'each item must be an object')
-    const input = completeInput(item, defaultWorker)
-    return completeReply(await ctx.writes.write(() => ctx.store.complete(input)))
-  }))
-  const results = settled.map((r, i): Reply => {
-    if (r.status === 'fulfilled') return r.value
-    const taskId = isPlainObject(items[i]) ? str(items[i].task_id) : ''
-    const err: unknown = r.reason
-    if (err instanceof TaskQueueError) {
-      const out: Reply = { ok: false, task_id: taskId, error: err.code, retryable: err.retryable }
-      if (err.detail !== undefined) out.detail = err.detail
-      return out
+  const outcome = (item: unknown): Reply => {
+    try {
+      if (!isPlainObject(item)) throw new TaskQueueError('invalid_params', 'each item must be an object')
+      return completeReply(ctx.store.complete(completeInput(item, defaultWorker)))
+    } catch (err) {
+      return itemFailure(ctx, item, err)
     }
-    ctx.stats.mcp.internal_errors++
-    return { ok: false, task_id: taskId, error: 'internal_error', detail: err instanceof Error ? err.message : String(err), retryable: false }
-  })
+  }
+  let results: Reply[]
+  try {
+    results = await ctx.writes.write(() => items.map(outcome))
+  } catch (err) {
+    // The transaction itself failed (busy, I/O): nothing was applied, every item says so.
+    results = items.map((item) => itemFailure(ctx, item, err))
+  }
   return { ok: true, results }
+}
+
+function itemFailure (ctx: ServiceContext, item: unknown, err: unknown): Reply {
+  const taskId = isPlainObject(item) ? str(item.task_id) : ''
+  if (err instanceof TaskQueueError) {
+    const out: Reply = { ok: false, task_id: taskId, error: err.code, retryable: err.retryable }
+    if (err.detail !== undefined) out.detail = err.detail
+    return out
+  }
+  ctx.stats.mcp.internal_errors++
+  return { ok: false, task_id: taskId, error: 'internal_error', detail: err instanceof Error ? err.message : String(err), retryable: false }
 }
 
 export async function release (env: Envelope, ctx: ServiceContext): Promise<Reply> {
@@ -248,10 +278,6 @@ export function get (env: Envelope, ctx: ServiceContext): Reply {
   return { ok: true, task: taskId === '' ? null : ctx.store.get(taskId) }
 }
 
-function isTerminal (task: Task): boolean {
-  return TERMINAL_STATUSES.has(task.status)
-}
-
 /** Event-driven wait (B9): parks on the task's change events, never re-reads on a timer. */
 export async function wait (env: Envelope, ctx: ServiceContext, caller: CallerInfo): Promise<Reply> {
   const taskId = str(env.task_id)
@@ -260,10 +286,11 @@ export async function wait (env: Envelope, ctx: ServiceContext, caller: CallerIn
   const deadline = Date.now() + timeoutS * 1000
   if (taskId === '') return { ok: true, task: null, timed_out: false }
   for (;;) {
-    const task = ctx.store.get(taskId)
-    if (task === null || isTerminal(task)) return { ok: true, task, timed_out: false }
+    // The status alone decides; the full task is read only for the reply.
+    const status = ctx.store.status(taskId)
+    if (status === '' || TERMINAL_STATUSES.has(status as TaskStatus)) return { ok: true, task: ctx.store.get(taskId), timed_out: false }
     const remaining = deadline - Date.now()
-    if (remaining <= 0 || caller.signal.aborted || ctx.events.closed) return { ok: true, task, timed_out: true }
+    if (remaining <= 0 || caller.signal.aborted || ctx.events.closed) return { ok: true, task: ctx.store.get(taskId), timed_out: true }
     await ctx.events.untilTerminal(taskId, remaining, caller.signal)
   }
 }
