@@ -8,6 +8,7 @@ import { runRpc, sandbox, startDaemon } from '../test/helpers/procs.js'
 import type { Daemon, Sandbox } from '../test/helpers/procs.js'
 import { benchNat } from './nat.js'
 import { benchDiscovery } from './discovery.js'
+import { benchTransportFloor } from './floor.js'
 
 const TASKS = Number(process.env.BENCH_TASKS ?? 20_000)
 const SUBMITTERS = Number(process.env.BENCH_SUBMITTERS ?? 16)
@@ -147,6 +148,8 @@ const SECTIONS: Array<[string, () => Promise<void>]> = [
   ['rss', benchIdleRss],
   ['cli', benchCliStatus],
   ['cache', benchCacheGet],
+  // Context for the cache figure: raw TCP and bare js-libp2p round trips (floor.ts).
+  ['floor', benchTransportFloor],
   ['throughput', benchThroughputAndRoundTrip],
   // Issue 3: discovery to first status, per mechanism.
   ['discovery', benchDiscovery],

@@ -37,6 +37,8 @@ export interface ParkedClaim {
   types: ReadonlySet<string> | null
   /** Receives the tasks once the transaction that claimed them has committed. */
   deliver: (tasks: ClaimedTask[]) => void
+  /** False when a claim would surely find nothing (QueueStore.mayClaim: reads, no transaction). */
+  mayClaim: () => boolean
 }
 
 /** A batch is cut here so one transaction (and the replies waiting on it) stays short. */
@@ -87,6 +89,14 @@ export class WriteBatcher {
    * expiring) is not offered: the claimer's own wake-up covers that.
    */
   async claim (claimer: ParkedClaim, park: boolean): Promise<ClaimedTask[]> {
+    // Nothing to take: park at once, without a write transaction (an idle worker's
+    // claim after each complete). Every commit of this process runs synchronously in
+    // flush, so none can fall between this read and the parking; the next one offers
+    // its work here as usual.
+    if (park && !claimer.mayClaim()) {
+      this.parked.add(claimer)
+      return []
+    }
     return await this.write(() => {
       const tasks = claimer.claim()
       if (tasks.length === 0 && park) this.parked.add(claimer)

@@ -263,7 +263,6 @@ export function prepareQueueStatements (db: DatabaseSync) {
     cancel: p(`UPDATE tasks SET status = 'cancelled', assigned_worker = NULL, lease_until = NULL,
       result = ?, updated_at = ? WHERE seq = ? AND status = 'queued'`),
     get: returnArrays(p(`SELECT ${TASK_COLS} FROM tasks WHERE task_id = ?`)),
-    statusOf: p('SELECT status FROM tasks WHERE task_id = ?'),
     delete: p('DELETE FROM tasks WHERE task_id = ?'),
     countsQueued: p(`SELECT task_type, count(*) AS n FROM tasks INDEXED BY idx_tasks_claim
       WHERE status = 'queued' GROUP BY task_type`),

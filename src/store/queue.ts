@@ -130,12 +130,11 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
 
   // ---- claim --------------------------------------------------------------------
 
-  claim (input: ClaimInput): ClaimedTask[] {
-    const now = this.now()
+  /** The claimer's scheduler profile; claiming (or asking to) is a sign of life. */
+  private claimerProfile (input: ClaimInput, now: number): PeerTouch {
     const worker = input.worker_id
-    const self = input.peer_key !== '' ? input.peer_key : worker
-    const profile = {
-      peer_id: self,
+    return {
+      peer_id: input.peer_key !== '' ? input.peer_key : worker,
       worker_id: worker,
       supported_task_types: input.task_types ?? [],
       session_id: input.session,
@@ -143,6 +142,25 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
       transport_peer_id: input.transport_peer_id,
       peer_hint: input.peer_hint
     }
+  }
+
+  /**
+   * False only when a claim for `input` surely finds nothing now (no eligible type
+   * queued, no lease due to expire): two index reads and no transaction, so a
+   * long-poll claimer with nothing to take can park without a write transaction.
+   * Records the claimer as live, as a claim does.
+   */
+  mayClaim (input: ClaimInput): boolean {
+    const now = this.now()
+    this.registry.touch(this.claimerProfile(input, now))
+    return this.walker.mayHaveWork(input.task_types, now)
+  }
+
+  claim (input: ClaimInput): ClaimedTask[] {
+    const now = this.now()
+    const worker = input.worker_id
+    const profile = this.claimerProfile(input, now)
+    const self = profile.peer_id
     this.registry.touch(profile)
     const maxTasks = clampInt(input.max_tasks, 1, 100_000, 1)
     const leaseS = input.lease_s > 0 ? input.lease_s : this.leaseS
@@ -352,11 +370,6 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
     if (taskId === '') return null
     const r = this.s.get.get(taskId) as SQLOutputValue[] | undefined
     return r === undefined ? null : taskFromArray(r)
-  }
-
-  /** Just the status ('' for an unknown task): a cheap look before waiting on a task. */
-  status (taskId: string): string {
-    return taskId === '' ? '' : str(this.s.statusOf.get(taskId)?.status)
   }
 
   delete (taskId: string): boolean {

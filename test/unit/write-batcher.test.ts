@@ -25,7 +25,7 @@ function committedStatus (path: string, taskId: string): string | undefined {
 function claimer (q: ReturnType<typeof fixture>['q'], worker: string, types: string[] | null): ParkedClaim & { got: ClaimedTask[][] } {
   const got: ClaimedTask[][] = []
   const input = claimIn(worker, { task_types: types, max_tasks: 8 })
-  return { got, types: types === null ? null : new Set(types), claim: () => q.claim(input), deliver: (t) => { got.push(t) } }
+  return { got, types: types === null ? null : new Set(types), claim: () => q.claim(input), deliver: (t) => { got.push(t) }, mayClaim: () => q.mayClaim(input) }
 }
 
 test('idle: a write commits before the poll phase ends, and resolves only once committed', async () => {
@@ -119,6 +119,32 @@ test('a claim without park that finds nothing is not parked', async () => {
     assert.deepEqual(await w.claim(c, false), [])
     await w.write(() => f.q.submit(sub()))
     assert.equal(c.got.length, 0)
+    assert.equal(w.parkedClaims, 0)
+  } finally { f.close() }
+})
+
+test('an idle claimer parks without a transaction; one with work waiting claims it in one', async () => {
+  const f = fixture()
+  try {
+    const w = new WriteBatcher(f.q)
+    const idle = claimer(f.q, 'w1', ['a'])
+    assert.deepEqual(await w.claim(idle, true), [])
+    assert.equal(w.counters.commits, 0, 'nothing to take: no write transaction')
+    assert.equal(w.parkedClaims, 1)
+    assert.notEqual(f.q.registry.get('w1'), undefined, 'asking to claim is a sign of life')
+    w.unpark(idle)
+    // Work of another type does not count; work of its type does.
+    await w.write(() => f.q.submit(sub({ task_type: 'b' })))
+    const again = claimer(f.q, 'w1', ['a'])
+    assert.deepEqual(await w.claim(again, true), [])
+    assert.equal(w.counters.commits, 1, 'only the submit committed')
+    w.unpark(again)
+    const queued = await w.write(() => f.q.submit(sub({ task_type: 'a' })))
+    const busy = claimer(f.q, 'w2', ['a'])
+    const commits = w.counters.commits
+    const got = await w.claim(busy, true)
+    assert.equal(got[0]?.task_id, queued.task_id)
+    assert.equal(w.counters.commits, commits + 1)
     assert.equal(w.parkedClaims, 0)
   } finally { f.close() }
 })
