@@ -6,7 +6,7 @@
 import type { DatabaseSync, SQLOutputValue } from 'node:sqlite'
 import { TaskQueueError } from '../protocol/errors.js'
 import { immediate, migrate, prepareTx, returnArrays } from './db.js'
-import { num, parseJson, type Row } from './queue-util.js'
+import { num, parseJson } from './queue-util.js'
 import type { CacheEntry, JsonValue } from './types.js'
 
 export const MAX_CACHE_KEY_BYTES = 1024
@@ -73,9 +73,9 @@ export class CacheStore {
     validateCacheKey(key)
     const now = this.now()
     // A plain read: a hit needs no write transaction (see touchLater).
-    const row = this.s.lookup.get(key) as [SQLOutputValue, SQLOutputValue] | undefined
+    const row = this.lookup(key)
     if (row === undefined) return miss(key)
-    const expiresAt = row[1] == null ? null : num(row[1])
+    const expiresAt = expiryOf(row)
     if (expiresAt !== null && expiresAt <= now) {
       // Re-checked under the write lock: another process may have just rewritten it.
       immediate(this.s, () => this.s.deleteExpiredKey.run(key, now))
@@ -129,10 +129,15 @@ export class CacheStore {
     else immediate(this.s, run)
   }
 
+  /** The stored [value, expires_at] of `key`, if any (read as an array: no object per row). */
+  private lookup (key: string): EntryRow | undefined {
+    return this.s.lookup.get(key) as EntryRow | undefined
+  }
+
   /** Does not count as a use for LRU purposes (a probe is not a read of the value). */
   has (key: string): boolean {
     validateCacheKey(key)
-    const row = this.s.get.get(key)
+    const row = this.lookup(key)
     return row !== undefined && !expired(row, this.now())
   }
 
@@ -161,7 +166,7 @@ export class CacheStore {
     const now = this.now()
     this.pendingTouches.delete(key)
     return immediate(this.s, () => {
-      const row = this.s.get.get(key)
+      const row = this.lookup(key)
       if (row === undefined) return false
       this.s.delete.run(key)
       return !expired(row, now)
@@ -206,12 +211,15 @@ function miss (key: string): CacheEntry {
   return { key, hit: false, value: null, expires_at: null }
 }
 
-function expiresAt (row: Row): number | null {
-  return row.expires_at == null ? null : num(row.expires_at)
+/** A cache row as CacheStore.lookup reads it. */
+type EntryRow = [value: SQLOutputValue, expiresAt: SQLOutputValue]
+
+function expiryOf (row: EntryRow): number | null {
+  return row[1] == null ? null : num(row[1])
 }
 
-function expired (row: Row, now: number): boolean {
-  const e = expiresAt(row)
+function expired (row: EntryRow, now: number): boolean {
+  const e = expiryOf(row)
   return e !== null && e <= now
 }
 
@@ -220,8 +228,6 @@ function prepareCacheStatements (db: DatabaseSync) {
   const nextLru = '(SELECT coalesce(max(lru), 0) + 1 FROM cache)'
   return {
     ...prepareTx(db),
-    get: db.prepare('SELECT value, expires_at FROM cache WHERE key = ?'),
-    // The same as rows of [value, expires_at]: cache.get's read, without building an object per row.
     lookup: returnArrays(db.prepare('SELECT value, expires_at FROM cache WHERE key = ?')),
     touch: db.prepare(`UPDATE cache SET lru = ${nextLru} WHERE key = ?`),
     upsert: db.prepare(`INSERT INTO cache (key, value, size, expires_at, lru) VALUES (?, ?, ?, ?, ${nextLru})

@@ -35,34 +35,13 @@ export function isObject (v: unknown): v is JsonObject {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
 }
 
-export function rowToTask (r: Row): Task {
-  const payload = parseJson(r.payload)
-  return {
-    task_id: str(r.task_id),
-    task_type: str(r.task_type),
-    model_name: str(r.model_name),
-    payload: isObject(payload) ? payload : {},
-    status: str(r.status) as TaskStatus,
-    assigned_worker: nstr(r.assigned_worker),
-    created_at: num(r.created_at),
-    updated_at: num(r.updated_at),
-    result: parseJson(r.result),
-    error: nstr(r.error),
-    priority: num(r.priority),
-    attempt: num(r.attempt),
-    max_attempts: num(r.max_attempts),
-    next_attempt_at: num(r.next_attempt_at),
-    lease_until: nnum(r.lease_until),
-    heartbeat_at: nnum(r.heartbeat_at),
-    idempotency_key: nstr(r.idempotency_key)
-  }
-}
-
 /** The columns of a full task, in the order taskFromArray reads them. */
-export const TASK_COLS = `task_id, task_type, model_name, payload, status, assigned_worker, created_at, updated_at,
-  result, error, priority, attempt, max_attempts, next_attempt_at, lease_until, heartbeat_at, idempotency_key`
+const TASK_FIELDS = ['task_id', 'task_type', 'model_name', 'payload', 'status', 'assigned_worker', 'created_at',
+  'updated_at', 'result', 'error', 'priority', 'attempt', 'max_attempts', 'next_attempt_at', 'lease_until',
+  'heartbeat_at', 'idempotency_key'] as const
+export const TASK_COLS = TASK_FIELDS.join(', ')
 
-/** rowToTask for a row of TASK_COLS returned as an array (see db.ts returnArrays). */
+/** A full task from a row of TASK_COLS returned as an array (see db.ts returnArrays). */
 export function taskFromArray (r: SQLOutputValue[]): Task {
   const payload = parseJson(r[3])
   return {
@@ -84,6 +63,11 @@ export function taskFromArray (r: SQLOutputValue[]): Task {
     heartbeat_at: nnum(r[15]),
     idempotency_key: nstr(r[16])
   }
+}
+
+/** A full task from a row read as an object (list pages). */
+export function rowToTask (r: Row): Task {
+  return taskFromArray(TASK_FIELDS.map((f) => r[f]))
 }
 
 /** JSON with object keys sorted at every level: equal work gives equal text. */
