@@ -9,19 +9,13 @@ import type { Daemon, Sandbox } from '../test/helpers/procs.js'
 import { benchNat } from './nat.js'
 import { benchDiscovery } from './discovery.js'
 import { benchTransportFloor } from './floor.js'
+import { benchRoundTripTimeline } from './timeline.js'
+import { pct, report } from './report.js'
 
 const TASKS = Number(process.env.BENCH_TASKS ?? 20_000)
 const SUBMITTERS = Number(process.env.BENCH_SUBMITTERS ?? 16)
 /** Untimed round trips between the cold and the steady-state round-trip samples. */
 const RTT_WARMUP = Number(process.env.BENCH_RTT_WARMUP ?? 1000)
-
-function pct (sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]
-}
-
-function report (name: string, value: string, target: string): void {
-  process.stdout.write(`${name.padEnd(58)} ${value.padStart(14)}   (target ${target})\n`)
-}
 
 function rssMb (pid: number): number {
   const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)\s+kB/)
@@ -151,6 +145,8 @@ const SECTIONS: Array<[string, () => Promise<void>]> = [
   // Context for the cache figure: raw TCP and bare js-libp2p round trips (floor.ts).
   ['floor', benchTransportFloor],
   ['throughput', benchThroughputAndRoundTrip],
+  // Context for the round-trip figure: its median split into per-process steps and hops.
+  ['timeline', benchRoundTripTimeline],
   // Issue 3: discovery to first status, per mechanism.
   ['discovery', benchDiscovery],
   // Issue 4: relayed vs direct, 1 MiB through the relay, hole-punch rate (network namespaces).
