@@ -81,39 +81,51 @@ export function cutRoundTrip (lines: Lines, clientPort: number, t0: number, t2: 
 }
 
 export async function benchRoundTripTimeline (): Promise<void> {
+  if (!(ROUNDS > 0)) throw new Error('BENCH_TIMELINE_ROUNDS must be a positive number')
   const dir = mkdtempSync(join(tmpdir(), 'tq-timeline-'))
   const probe = fileURLToPath(new URL('./timeline-probe.js', import.meta.url))
   const box = sandbox({ TASKQUEUE_P2P_LOG_LEVEL: 'error', NODE_OPTIONS: `--import ${probe}`, TASKQUEUE_BENCH_TIMELINE_DIR: dir })
-  const svc = await startDaemon('serve', [], { ...box.env, TASKQUEUE_BENCH_TIMELINE_ROLE: 'service' })
-  const worker = await startDaemon('worker', ['--multiaddr', svc.multiaddr, '--concurrency', '32', '--batch', '32', '--task-types', 'echo', '--worker-id', 'bench-worker'], { ...box.env, TASKQUEUE_BENCH_TIMELINE_ROLE: 'worker' })
-  installProbe()
-  const rq = new RemoteQueue({ multiaddr: svc.multiaddr, env: box.env, addressBookPath: null })
   const marks: Array<[number, number]> = []
+  let lines: Lines
   try {
-    const roundTrip = async (i: number): Promise<[number, number]> => {
-      const t0 = nowUs()
-      const { task_id: id } = await rq.submit({ task_type: 'echo', payload: { i } })
-      const r = await rq.wait(id, 30)
-      if (r.task?.status !== 'completed') throw new Error(`task ${id} ended ${String(r.task?.status)}`)
-      return [t0, nowUs()]
-    }
-    for (let i = 0; i < WARMUP; i++) await roundTrip(i)
-    resetProbe()
-    for (let i = 0; i < ROUNDS; i++) marks.push(await roundTrip(i))
+    await recordRoundTrips(box.env, marks)
+    const load = (role: string): SocketEvent[] => (JSON.parse(readFileSync(join(dir, `${role}.json`), 'utf8')) as SocketEvent[]).filter((e) => e[0] >= marks[0][0])
+    lines = { client: probeEvents(), service: load('service'), worker: load('worker') }
   } finally {
-    uninstallProbe()
-    await rq.close()
-    await worker.stop()
-    await svc.stop()
+    rmSync(dir, { recursive: true, force: true })
+    box.cleanup()
   }
-  const client = probeEvents()
-  const clientPort = client.find((e) => e[1] === WRITE && e[3] !== 0)?.[2] ?? 0
-  const load = (role: string): SocketEvent[] => (JSON.parse(readFileSync(join(dir, `${role}.json`), 'utf8')) as SocketEvent[]).filter((e) => e[0] >= marks[0][0])
-  const lines: Lines = { client, service: load('service'), worker: load('worker') }
-  rmSync(dir, { recursive: true, force: true })
-  box.cleanup()
+  const clientPort = lines.client.find((e) => e[1] === WRITE && e[3] !== 0)?.[2] ?? 0
   const cut = marks.map(([t0, t2]) => cutRoundTrip(lines, clientPort, t0, t2)).filter((s): s is number[] => s !== null)
   if (cut.length < ROUNDS / 2) throw new Error(`only ${cut.length} of ${ROUNDS} round trips could be cut into steps`)
   report(`round trip in steps (${cut.length}/${ROUNDS} cut), whole, p50`, `${(median(marks.map(([a, b]) => b - a)) / 1000).toFixed(3)} ms`, 'reported')
   STEPS.forEach((name, i) => { report(`  ${name}`, `${(median(cut.map((s) => s[i])) / 1000).toFixed(3)} ms`, 'reported') })
+}
+
+/** Runs the round trips against a probed service and worker; the daemons write their events when they exit. */
+async function recordRoundTrips (env: Record<string, string>, marks: Array<[number, number]>): Promise<void> {
+  const svc = await startDaemon('serve', [], { ...env, TASKQUEUE_BENCH_TIMELINE_ROLE: 'service' })
+  try {
+    const worker = await startDaemon('worker', ['--multiaddr', svc.multiaddr, '--concurrency', '32', '--batch', '32', '--task-types', 'echo', '--worker-id', 'bench-worker'], { ...env, TASKQUEUE_BENCH_TIMELINE_ROLE: 'worker' })
+    installProbe()
+    const rq = new RemoteQueue({ multiaddr: svc.multiaddr, env, addressBookPath: null })
+    try {
+      const roundTrip = async (i: number): Promise<[number, number]> => {
+        const t0 = nowUs()
+        const { task_id: id } = await rq.submit({ task_type: 'echo', payload: { i } })
+        const r = await rq.wait(id, 30)
+        if (r.task?.status !== 'completed') throw new Error(`task ${id} ended ${String(r.task?.status)}`)
+        return [t0, nowUs()]
+      }
+      for (let i = 0; i < WARMUP; i++) await roundTrip(i)
+      resetProbe()
+      for (let i = 0; i < ROUNDS; i++) marks.push(await roundTrip(i))
+    } finally {
+      uninstallProbe()
+      await rq.close()
+      await worker.stop()
+    }
+  } finally {
+    await svc.stop()
+  }
 }
