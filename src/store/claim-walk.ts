@@ -105,12 +105,12 @@ export class ClaimWalk {
 
   /** False only when a claim for `types` surely finds nothing and has no expired lease to apply. */
   mayHaveWork (types: readonly string[] | null, now: number): boolean {
+    const wanted = types === null ? [] : expandTaskTypes(types)
+    // Two index seeks in one statement, where listing the queued types is a recursive query.
+    if (wanted.length === 1) return this.s.mayClaimType.get(now, wanted[0])?.x === 1
     // A lease due to expire is work too: the claim applies the expiry.
     const lease = this.s.nextLease.get()?.t
     if (typeof lease === 'number' && lease <= now) return true
-    const wanted = types === null ? [] : expandTaskTypes(types)
-    // One index seek, where listing the queued types is a recursive query.
-    if (wanted.length === 1) return this.s.hasQueuedType.get(wanted[0]) !== undefined
     const queued = this.queuedTypes()
     if (queued === null) return true
     if (wanted.length === 0) return queued.size > 0

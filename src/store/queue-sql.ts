@@ -236,8 +236,11 @@ export function prepareQueueStatements (db: DatabaseSync) {
       heartbeat_at = ?2, lease_until = ?3, updated_at = ?2 WHERE seq = ?4 AND status = 'queued'`),
     payloadOf: p('SELECT payload FROM tasks WHERE seq = ?'),
     payloadsOf: p('SELECT seq, payload FROM tasks WHERE seq IN (SELECT value FROM json_each(?))'),
-    hasQueuedType: p(`SELECT 1 AS x FROM tasks INDEXED BY idx_tasks_claim_type
-      WHERE status = 'queued' AND type_norm = ? LIMIT 1`),
+    // ClaimWalk.mayHaveWork for one type: an expired lease or a queued task of it, in
+    // one statement (each standalone read opens a WAL read transaction of its own).
+    mayClaimType: p(`SELECT EXISTS (SELECT 1 FROM tasks INDEXED BY idx_tasks_lease
+        WHERE status = 'running' AND lease_until <= ?1)
+      OR EXISTS (SELECT 1 FROM tasks INDEXED BY idx_tasks_claim_type WHERE status = 'queued' AND type_norm = ?2) AS x`),
     expiredLeases: p(`SELECT seq, task_id, task_type, attempt, max_attempts, error, assigned_worker FROM tasks
       INDEXED BY idx_tasks_lease WHERE status = 'running' AND lease_until <= ?`),
     hasExpiredLease: p(`SELECT 1 AS x FROM tasks INDEXED BY idx_tasks_lease

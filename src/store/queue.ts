@@ -67,6 +67,14 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
   private readonly walker: ClaimWalk
   private readonly owners: OwnerCache
   private readonly txr: Transactor
+  /**
+   * Set by a listener that waits on single tasks (service/task-events.ts): true for
+   * a task somebody waits on, whose complete then carries the committed row on its
+   * change event. The row is read inside the complete's own transaction, which is
+   * cheaper than the waiter's standalone read afterwards (a WAL read transaction of
+   * its own); tasks nobody waits on are not read at all.
+   */
+  watchesTask: ((taskId: string) => boolean) | null = null
 
   constructor (opts: QueueStoreOptions) {
     super()
@@ -97,10 +105,10 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
     return this.tx(changes => {
       const taskId = newTaskId()
       // A key that already exists makes the insert do nothing: no lookup first.
+      const nextAttemptAt = Number.isFinite(input.next_attempt_at) ? Math.max(0, input.next_attempt_at) : 0
       const inserted = this.s.insert.run(
         taskId, input.task_type, normalizeTaskType(input.task_type), input.model_name, payloadText, this.nextCreatedAt(now),
-        clampInt(input.priority, 1, 10, 5), clampInt(input.max_attempts, 0, 1000, 3),
-        Number.isFinite(input.next_attempt_at) ? Math.max(0, input.next_attempt_at) : 0, key, session, sticky
+        clampInt(input.priority, 1, 10, 5), clampInt(input.max_attempts, 0, 1000, 3), nextAttemptAt, key, session, sticky
       )
       if (Number(inserted.changes) === 0 && key !== null) {
         const prev = this.s.byIdempotency.get(key)
@@ -111,7 +119,7 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
         throw new TaskQueueError('idempotency_conflict',
           `idempotency_key already names task ${str(prev.task_id)} with different work`)
       }
-      changes.push({ task_id: taskId, status: 'queued', task_type: input.task_type })
+      changes.push({ task_id: taskId, status: 'queued', task_type: input.task_type, next_attempt_at: nextAttemptAt })
       return { task_id: taskId, replayed: false }
     }, true)
   }
@@ -270,7 +278,13 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
       const done = id !== '' && Number(this.s.completeRunning.run(input.status,
         input.result === null ? null : JSON.stringify(input.result), input.error, now, id, input.worker_id).changes) === 1
       if (done) {
-        changes.push({ task_id: id, status: input.status, task_type: str(this.s.typeOf.get(id)?.task_type) })
+        const row = this.watchesTask?.(id) === true ? this.s.get.get(id) as SQLOutputValue[] | undefined : undefined
+        if (row !== undefined) {
+          const task = taskFromArray(row)
+          changes.push({ task_id: id, status: input.status, task_type: task.task_type, task })
+        } else {
+          changes.push({ task_id: id, status: input.status, task_type: str(this.s.typeOf.get(id)?.task_type) })
+        }
         return { task_id: id, replayed: false }
       }
       const row = this.guardRow(id)

@@ -164,6 +164,16 @@ export interface TaskChange {
   task_id: string
   status: TaskStatus
   task_type: string
+  /**
+   * On a `queued` change: when the task becomes claimable (epoch s). Absent means
+   * unknown, and a listener that tracks delayed work must look again.
+   */
+  next_attempt_at?: number
+  /**
+   * On a terminal change: the task as committed, read inside the transaction, when
+   * `QueueStore.watchesTask` asked for it (a waiter then needs no read of its own).
+   */
+  task?: Task
 }
 
 export interface CacheEntry {

@@ -286,12 +286,14 @@ export async function wait (env: Envelope, ctx: ServiceContext, caller: CallerIn
   const deadline = Date.now() + timeoutS * 1000
   if (taskId === '') return { ok: true, task: null, timed_out: false }
   for (;;) {
-    // One read per look: the look after a wake-up usually finds the task finished, and
-    // a status read followed by a read of the task cost two statements there.
+    // One read per look (a status read and then the task would be two statements). A
+    // look after a wake-up happens only when the wake did not carry the task.
     const task = ctx.store.get(taskId)
     if (task === null || TERMINAL_STATUSES.has(task.status)) return { ok: true, task, timed_out: false }
     const remaining = deadline - Date.now()
     if (remaining <= 0 || caller.signal.aborted || ctx.events.closed) return { ok: true, task, timed_out: true }
-    await ctx.events.untilTerminal(taskId, remaining, caller.signal)
+    // A complete hands its waiters the committed row (QueueStore.watchesTask): no second read.
+    const finished = await ctx.events.untilTerminal(taskId, remaining, caller.signal)
+    if (finished !== null && TERMINAL_STATUSES.has(finished.status)) return { ok: true, task: finished, timed_out: false }
   }
 }
