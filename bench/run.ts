@@ -16,6 +16,8 @@ const TASKS = Number(process.env.BENCH_TASKS ?? 20_000)
 const SUBMITTERS = Number(process.env.BENCH_SUBMITTERS ?? 16)
 /** Untimed round trips between the cold and the steady-state round-trip samples. */
 const RTT_WARMUP = Number(process.env.BENCH_RTT_WARMUP ?? 1000)
+/** Steady-state round trips whose median is the figure. */
+const RTT_SAMPLES = Number(process.env.BENCH_RTT_SAMPLES ?? 1000)
 
 function rssMb (pid: number): number {
   const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)\s+kB/)
@@ -68,20 +70,9 @@ async function benchThroughputAndRoundTrip (): Promise<void> {
       // first round trips after start run through code V8 has not optimized yet (three
       // fresh processes); they are reported apart, and the target applies to the steady
       // state after RTT_WARMUP more, as the cache figure is measured after its warm-up.
-      const roundTrip = async (i: number): Promise<number> => {
-        const t = performance.now()
-        const { task_id: id } = await rq.submit({ task_type: 'echo', payload: { i } })
-        const r = await rq.wait(id, 30)
-        if (r.task?.status !== 'completed') throw new Error(`task ${id} ended ${String(r.task?.status)}`)
-        return performance.now() - t
-      }
-      const cold: number[] = []
-      for (let i = 0; i < 300; i++) cold.push(await roundTrip(i))
-      for (let i = 0; i < RTT_WARMUP; i++) await roundTrip(i)
-      const rtt: number[] = []
-      for (let i = 0; i < 300; i++) rtt.push(await roundTrip(i))
-      cold.sort((a, b) => a - b)
-      rtt.sort((a, b) => a - b)
+      const cold = await roundTrips(rq, 300)
+      await roundTrips(rq, RTT_WARMUP)
+      const rtt = await roundTrips(rq, RTT_SAMPLES)
       report('submit -> completed round trip, idle worker, p50', `${pct(rtt, 0.5).toFixed(3)} ms`, '<= 1 ms')
       report('  the same, first 300 after start (cold), p50', `${pct(cold, 0.5).toFixed(3)} ms`, 'reported')
 
@@ -115,6 +106,40 @@ async function benchThroughputAndRoundTrip (): Promise<void> {
   })
 }
 
+/**
+ * `n` submit -> wait round trips of a no-op task, one after another; sorted
+ * durations in ms. Each must end completed.
+ */
+async function roundTrips (rq: RemoteQueue, n: number): Promise<number[]> {
+  const out: number[] = []
+  for (let i = 0; i < n; i++) {
+    const t = performance.now()
+    const { task_id: id } = await rq.submit({ task_type: 'echo', payload: { i } })
+    const r = await rq.wait(id, 30)
+    if (r.task?.status !== 'completed') throw new Error(`task ${id} ended ${String(r.task?.status)}`)
+    out.push(performance.now() - t)
+  }
+  return out.sort((a, b) => a - b)
+}
+
+/**
+ * The README's one-box set-up (`serve --worker`): the same round trip with the worker
+ * inside the service process, so one process and two hops fewer. Reported beside the
+ * target figure, which is for a worker process of its own.
+ */
+async function benchEmbeddedRoundTrip (): Promise<void> {
+  await withService(['--worker', '--task-types', 'echo'], async (svc, box) => {
+    const rq = client(svc, box)
+    try {
+      await roundTrips(rq, RTT_WARMUP)
+      const rtt = await roundTrips(rq, RTT_SAMPLES)
+      report('submit -> completed, worker inside the service (serve --worker), p50', `${pct(rtt, 0.5).toFixed(3)} ms`, 'reported')
+    } finally {
+      await rq.close()
+    }
+  })
+}
+
 async function benchCliStatus (): Promise<void> {
   await withService([], async (svc, box) => {
     const times: number[] = []
@@ -144,7 +169,7 @@ const SECTIONS: Array<[string, () => Promise<void>]> = [
   ['cache', benchCacheGet],
   // Context for the cache figure: raw TCP and bare js-libp2p round trips (floor.ts).
   ['floor', benchTransportFloor],
-  ['throughput', benchThroughputAndRoundTrip],
+  ['throughput', async () => { await benchThroughputAndRoundTrip(); await benchEmbeddedRoundTrip() }],
   // Context for the round-trip figure: its median split into per-process steps and hops.
   ['timeline', benchRoundTripTimeline],
   // Issue 3: discovery to first status, per mechanism.
