@@ -39,7 +39,17 @@
  * a tenth of the service's CPU per request. We answer "not enough bytes yet" without
  * throwing; the decoder then waits for more data exactly as after the exception.
  *
- * `tuneConnection` applies 1 and 3 to a connection, `deferWindowUpdates` 2 to a stream.
+ * 4. `skipUnheardIdleEvents`: every js-libp2p message stream (the TCP connection, the
+ * Noise channel above it, each Yamux stream) builds a `CustomEvent` and dispatches it
+ * through an EventTarget ('idle') each time its send queue empties — once per frame at
+ * every layer — although nobody listens for it on our request path. We skip the event
+ * while it has no listener; anything that waits for 'idle' (a closing stream draining
+ * its writes) registers a listener first and gets it as before. Measured interleaved
+ * against the build without it: ~30 µs less service CPU per submit → completed round
+ * trip (eight frames through three layers).
+ *
+ * `tuneConnection` applies 1, 3 and 4 to a connection, `deferWindowUpdates` 2 and 4 to
+ * a stream.
  */
 import { Socket } from 'node:net'
 import type { Connection } from '@libp2p/interface'
@@ -53,10 +63,36 @@ function socketOf (connection: Connection): Socket | null {
   return socket instanceof Socket ? socket : null
 }
 
-/** Write batching and the quiet Noise decoder for one connection (both skip what they do not recognise). */
+/** Write batching, the quiet Noise decoder and unheard 'idle' events for one connection (each skips what it does not recognise). */
 export function tuneConnection (connection: Connection): void {
   batchSocketWrites(connection)
   quietNoiseLengthDecoder(connection)
+  const layers = connection as unknown as { maConn?: unknown, muxer?: { maConn?: unknown } }
+  skipUnheardIdleEvents(layers.maConn)
+  skipUnheardIdleEvents(layers.muxer?.maConn)
+}
+
+interface EventSource {
+  safeDispatchEvent: (type: string, detail?: unknown) => boolean
+  listenerCount: (type: string) => number
+}
+
+const idleSkipped = new WeakSet<object>()
+
+/** Skips a message stream's 'idle' event while nobody listens for it; false when `target` is not one we recognise. */
+export function skipUnheardIdleEvents (target: unknown): boolean {
+  if (target === null || typeof target !== 'object') return false
+  const t = target as Partial<EventSource>
+  if (typeof t.safeDispatchEvent !== 'function' || typeof t.listenerCount !== 'function') return false
+  if (idleSkipped.has(target)) return true
+  idleSkipped.add(target)
+  const dispatch = t.safeDispatchEvent
+  t.safeDispatchEvent = function (this: EventSource, type: string, detail?: unknown): boolean {
+    // What dispatchEvent returns for an event nobody cancels.
+    if (type === 'idle' && this.listenerCount('idle') === 0) return true
+    return dispatch.call(this, type, detail)
+  }
+  return true
 }
 
 type WriteFn = Socket['write']
@@ -101,6 +137,7 @@ const deferred = new WeakSet<object>()
 
 /** Sends window updates at half-window like go-yamux; false when the stream is not a js-yamux stream we recognise. */
 export function deferWindowUpdates (stream: object): boolean {
+  skipUnheardIdleEvents(stream)
   const s = stream as Partial<YamuxStreamInternals>
   if (typeof s.sendWindowUpdate !== 'function' || typeof s.recvWindow !== 'number' ||
     typeof s.recvWindowCapacity !== 'number' || typeof s.state !== 'number') return false
