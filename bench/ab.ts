@@ -17,6 +17,7 @@ import { pathToFileURL } from 'node:url'
 import type { RemoteQueue } from '../src/client/remote-queue.js'
 import type { Daemon, Sandbox } from '../test/helpers/procs.js'
 import { median } from './report.js'
+import { roundTrips } from './round-trip.js'
 
 type RemoteQueueModule = typeof import('../src/client/remote-queue.js')
 type ProcsModule = typeof import('../test/helpers/procs.js')
@@ -38,7 +39,7 @@ interface Side {
   p50s: number[]
   svcCpuMs: number
   workerCpuMs: number
-  roundTrips: number
+  timed: number
 }
 
 /** utime + stime of a process, in ms. */
@@ -60,19 +61,7 @@ async function start (label: string, root: string): Promise<Side> {
   const svc = await startDaemon('serve', [], box.env)
   const worker = await startDaemon('worker', ['--multiaddr', svc.multiaddr, '--concurrency', '32', '--batch', '32', '--task-types', 'echo', '--worker-id', `ab-${label}`], box.env)
   const rq = new Client({ multiaddr: svc.multiaddr, env: box.env, addressBookPath: null })
-  return { label, box, svc, worker, rq, p50s: [], svcCpuMs: 0, workerCpuMs: 0, roundTrips: 0 }
-}
-
-async function burst (side: Side, n: number): Promise<number[]> {
-  const out: number[] = []
-  for (let i = 0; i < n; i++) {
-    const t = performance.now()
-    const { task_id: id } = await side.rq.submit({ task_type: 'echo', payload: { i } })
-    const r = await side.rq.wait(id, 30)
-    if (r.task?.status !== 'completed') throw new Error(`${side.label}: task ${id} ended ${String(r.task?.status)}`)
-    out.push(performance.now() - t)
-  }
-  return out
+  return { label, box, svc, worker, rq, p50s: [], svcCpuMs: 0, workerCpuMs: 0, timed: 0 }
 }
 
 async function stop (side: Side): Promise<void> {
@@ -90,15 +79,15 @@ async function main (): Promise<void> {
   const sides: Side[] = []
   try {
     for (const [i, root] of roots.entries()) sides.push(await start(i === 0 ? 'A' : 'B', resolve(root)))
-    for (const side of sides) await burst(side, 1000)
+    for (const side of sides) await roundTrips(side.rq, 1000)
     for (let r = 0; r < ROUNDS; r++) {
       for (const side of r % 2 === 0 ? sides : [...sides].reverse()) {
         const svc0 = cpuMs(side.svc.proc.pid!)
         const worker0 = cpuMs(side.worker.proc.pid!)
-        side.p50s.push(median(await burst(side, BURST)))
+        side.p50s.push(median(await roundTrips(side.rq, BURST)))
         side.svcCpuMs += cpuMs(side.svc.proc.pid!) - svc0
         side.workerCpuMs += cpuMs(side.worker.proc.pid!) - worker0
-        side.roundTrips += BURST
+        side.timed += BURST
       }
     }
   } finally {
@@ -106,7 +95,7 @@ async function main (): Promise<void> {
   }
   for (const [i, s] of sides.entries()) {
     const mean = s.p50s.reduce((a, b) => a + b, 0) / s.p50s.length
-    const perRt = (ms: number): string => `${(ms * 1000 / s.roundTrips).toFixed(0)} µs`
+    const perRt = (ms: number): string => `${(ms * 1000 / s.timed).toFixed(0)} µs`
     process.stdout.write(`${s.label} ${roots[i]}: burst p50 median ${median(s.p50s).toFixed(3)} ms, mean ${mean.toFixed(3)} ms; CPU per round trip: service ${perRt(s.svcCpuMs)}, worker ${perRt(s.workerCpuMs)}\n`)
   }
   const [a, b] = sides

@@ -11,6 +11,7 @@ import { benchDiscovery } from './discovery.js'
 import { benchTransportFloor } from './floor.js'
 import { benchRoundTripTimeline } from './timeline.js'
 import { pct, report } from './report.js'
+import { roundTrips } from './round-trip.js'
 
 const TASKS = Number(process.env.BENCH_TASKS ?? 20_000)
 const SUBMITTERS = Number(process.env.BENCH_SUBMITTERS ?? 16)
@@ -104,22 +105,6 @@ async function benchThroughputAndRoundTrip (): Promise<void> {
       await worker.stop()
     }
   })
-}
-
-/**
- * `n` submit -> wait round trips of a no-op task, one after another; sorted
- * durations in ms. Each must end completed.
- */
-async function roundTrips (rq: RemoteQueue, n: number): Promise<number[]> {
-  const out: number[] = []
-  for (let i = 0; i < n; i++) {
-    const t = performance.now()
-    const { task_id: id } = await rq.submit({ task_type: 'echo', payload: { i } })
-    const r = await rq.wait(id, 30)
-    if (r.task?.status !== 'completed') throw new Error(`task ${id} ended ${String(r.task?.status)}`)
-    out.push(performance.now() - t)
-  }
-  return out.sort((a, b) => a - b)
 }
 
 /**

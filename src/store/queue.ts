@@ -278,9 +278,8 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
       const done = id !== '' && Number(this.s.completeRunning.run(input.status,
         input.result === null ? null : JSON.stringify(input.result), input.error, now, id, input.worker_id).changes) === 1
       if (done) {
-        const row = this.watchesTask?.(id) === true ? this.s.get.get(id) as SQLOutputValue[] | undefined : undefined
-        if (row !== undefined) {
-          const task = taskFromArray(row)
+        const task = this.watchesTask?.(id) === true ? this.get(id) : null
+        if (task !== null) {
           changes.push({ task_id: id, status: input.status, task_type: task.task_type, task })
         } else {
           changes.push({ task_id: id, status: input.status, task_type: str(this.s.typeOf.get(id)?.task_type) })
