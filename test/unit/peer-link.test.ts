@@ -17,41 +17,13 @@ import { PeerLink } from '../../src/client/peer-link.js'
 import type { WireProtocol } from '../../src/client/peer-link.js'
 import { ProtocolError, ProtocolNotSupportedError } from '../../src/client/errors.js'
 import { NegotiationError, openOptimisticStream } from '../../src/client/optimistic-select.js'
+import { okReply, scriptedMcpPeer } from '../helpers/scripted-mcp-peer.js'
 import { IDENTIFY_HOLD_MAX_MS } from '../../src/node/identify-scheduler.js'
 import { LEGACY_PROTOCOL, MCP_PROTOCOL } from '../../src/protocol/ids.js'
-import { FrameWriter, StreamReader, encodeLine } from '../../src/protocol/framing.js'
+import { StreamReader, encodeLine } from '../../src/protocol/framing.js'
 
 const LISTEN = ['/ip4/127.0.0.1/tcp/0']
 type Obj = Record<string, any>
-
-interface Seen { method: string, buffered: number }
-
-/** A scripted MCP peer: records each request (and what was already buffered behind it), answers via `reply`. */
-async function mcpPeer (t: TestContext, reply: (req: Obj) => Promise<Obj> | Obj = okReply): Promise<{ node: TaskQueueNode, seen: Seen[], streams: number }> {
-  const node = await createTaskQueueNode({ listen: LISTEN })
-  t.after(async () => { await node.stop() })
-  const state = { node, seen: [] as Seen[], streams: 0 }
-  await node.handle(MCP_PROTOCOL, (stream: Stream) => {
-    state.streams++
-    void (async () => {
-      const reader = new StreamReader(stream)
-      const writer = new FrameWriter(stream)
-      for (;;) {
-        const body = await reader.readFrame(1 << 20).catch(() => null)
-        if (body === null) return
-        const req = JSON.parse(Buffer.from(body).toString()) as Obj
-        state.seen.push({ method: req.method, buffered: reader.buffered })
-        await writer.writeJson(JSON.stringify({ jsonrpc: '2.0', id: req.id, ...await reply(req) }))
-      }
-    })()
-  }, { runOnLimitedConnection: true })
-  return state
-}
-
-function okReply (req: Obj): Obj {
-  if (req.method === 'initialize') return { result: { ok: true, limits: { max_frames: 128, rate_capacity: 128, rate_refill_per_sec: 128 } } }
-  return { result: { content: { ok: true, echo: req.params.arguments } } }
-}
 
 async function client (t: TestContext, peer: TaskQueueNode, protocols: WireProtocol[] = ['mcp']): Promise<{ node: TaskQueueNode, link: PeerLink }> {
   const node = await createTaskQueueNode()
@@ -64,7 +36,7 @@ async function client (t: TestContext, peer: TaskQueueNode, protocols: WireProto
 }
 
 test('the first call leaves behind initialize, without waiting for it, and the session is reused', async (t) => {
-  const peer = await mcpPeer(t)
+  const peer = await scriptedMcpPeer(t)
   const { link } = await client(t, peer.node)
   const first = await link.call({ op: 'status' }, { timeoutMs: 5000 })
   assert.deepEqual(first, { ok: true, echo: { op: 'status' } })
@@ -77,7 +49,7 @@ test('the first call leaves behind initialize, without waiting for it, and the s
 })
 
 test('a blocking first call gets its own pipelined session', async (t) => {
-  const peer = await mcpPeer(t)
+  const peer = await scriptedMcpPeer(t)
   const { link } = await client(t, peer.node)
   assert.deepEqual(await link.call({ op: 'wait', task_id: 'x' }, { timeoutMs: 5000, exclusive: true }), { ok: true, echo: { op: 'wait', task_id: 'x' } })
   assert.deepEqual(peer.seen.map((s) => s.method), ['initialize', 'tools/call'])
@@ -103,7 +75,7 @@ test('a peer that refuses the MCP protocol is tried with the next one; with none
 })
 
 test('a failed initialize is the error reported, not the pipelined call behind it', async (t) => {
-  const peer = await mcpPeer(t, (req) => req.method === 'initialize'
+  const peer = await scriptedMcpPeer(t, (req) => req.method === 'initialize'
     ? { error: { code: -32099, message: 'init refused' } }
     : { error: { code: -32000, message: 'init_required' } })
   const { link } = await client(t, peer.node)
@@ -116,7 +88,7 @@ test('a failed initialize is the error reported, not the pipelined call behind i
 
 test('identify of the peer waits while the first calls are in flight, then runs', async (t) => {
   let replied = 0
-  const peer = await mcpPeer(t, async (req) => {
+  const peer = await scriptedMcpPeer(t, async (req) => {
     if (req.method === 'tools/call') {
       await new Promise((resolve) => setTimeout(resolve, 150))
       replied = performance.now()
@@ -138,7 +110,7 @@ test('identify of the peer waits while the first calls are in flight, then runs'
 })
 
 test('a link that stays busy still has its peer identified, after at most IDENTIFY_HOLD_MAX_MS', async (t) => {
-  const peer = await mcpPeer(t, async (req) => {
+  const peer = await scriptedMcpPeer(t, async (req) => {
     if (req.method === 'tools/call') await new Promise((resolve) => setTimeout(resolve, IDENTIFY_HOLD_MAX_MS + 1000))
     return okReply(req)
   })

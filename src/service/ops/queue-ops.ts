@@ -9,7 +9,7 @@ import { isPlainObject } from '../../protocol/json.js'
 import { REPLY_BYTE_BUDGET } from '../../protocol/ids.js'
 import { expandTaskTypes } from '../../store/aliases.js'
 import { SCHEDULER_CLOCK } from '../../store/scheduler.js'
-import type { ClaimInput, ClaimedTask, CompleteInput, CompleteResult, JsonObject, SubmitInput } from '../../store/types.js'
+import type { ClaimInput, ClaimedTask, CompleteInput, CompleteResult, JsonObject, SubmitInput, Task } from '../../store/types.js'
 import { TERMINAL_STATUSES } from '../../store/types.js'
 import type { CallerInfo, Reply, ServiceContext } from '../context.js'
 
@@ -26,7 +26,7 @@ function queueField (env: Envelope, payload: Record<string, unknown>, key: strin
   return env[key] ?? payload[key]
 }
 
-export async function submit (env: Envelope, ctx: ServiceContext): Promise<Reply> {
+export async function submit (env: Envelope, ctx: ServiceContext, caller: CallerInfo): Promise<Reply> {
   const payload = objectOrWrap(env.payload, 'payload') as JsonObject
   const now = Date.now() / 1000
   const key = str(queueField(env, payload, 'idempotency_key'))
@@ -40,9 +40,14 @@ export async function submit (env: Envelope, ctx: ServiceContext): Promise<Reply
     next_attempt_at: nextAt === undefined || nextAt === null ? now : num(nextAt, now, 0, MAX_NEXT_ATTEMPT_AT),
     idempotency_key: key === '' ? null : key
   }
+  // ★ wait_s > 0: answer once the task is terminal, as a `wait` would, so a caller
+  // that wants the outcome needs no second request.
+  const waitS = num(env.wait_s, 0, 0, ctx.options.waitMaxS)
   // Group commit: the reply waits for the COMMIT of the batch this submit joined.
   const result = await ctx.writes.write(() => ctx.store.submit(input))
-  return { ok: true, task_id: result.task_id, replayed: result.replayed }
+  const reply: Reply = { ok: true, task_id: result.task_id, replayed: result.replayed }
+  if (waitS <= 0) return reply
+  return { ...reply, ...await untilTerminal(ctx, result.task_id, Date.now() + waitS * 1000, caller) }
 }
 
 function claimInput (env: Envelope, ctx: ServiceContext, caller: CallerInfo, maxTasks: number): ClaimInput {
@@ -283,17 +288,21 @@ export async function wait (env: Envelope, ctx: ServiceContext, caller: CallerIn
   const taskId = str(env.task_id)
   const raw = num(env.timeout_s, 0, -Infinity, Infinity)
   const timeoutS = env.timeout_s === undefined || env.timeout_s === null || raw === 0 ? 60 : Math.min(Math.max(raw, 0), ctx.options.waitMaxS)
-  const deadline = Date.now() + timeoutS * 1000
   if (taskId === '') return { ok: true, task: null, timed_out: false }
+  return { ok: true, ...await untilTerminal(ctx, taskId, Date.now() + timeoutS * 1000, caller) }
+}
+
+/** The task once its status is terminal (or it is gone), or as it is at the deadline. */
+async function untilTerminal (ctx: ServiceContext, taskId: string, deadline: number, caller: CallerInfo): Promise<{ task: Task | null, timed_out: boolean }> {
   for (;;) {
     // One read per look (a status read and then the task would be two statements). A
     // look after a wake-up happens only when the wake did not carry the task.
     const task = ctx.store.get(taskId)
-    if (task === null || TERMINAL_STATUSES.has(task.status)) return { ok: true, task, timed_out: false }
+    if (task === null || TERMINAL_STATUSES.has(task.status)) return { task, timed_out: false }
     const remaining = deadline - Date.now()
-    if (remaining <= 0 || caller.signal.aborted || ctx.events.closed) return { ok: true, task, timed_out: true }
+    if (remaining <= 0 || caller.signal.aborted || ctx.events.closed) return { task, timed_out: true }
     // A complete hands its waiters the committed row (QueueStore.watchesTask): no second read.
     const finished = await ctx.events.untilTerminal(taskId, remaining, caller.signal)
-    if (finished !== null && TERMINAL_STATUSES.has(finished.status)) return { ok: true, task: finished, timed_out: false }
+    if (finished !== null && TERMINAL_STATUSES.has(finished.status)) return { task: finished, timed_out: false }
   }
 }
