@@ -5,9 +5,11 @@
  *
  *   client writes submit → service reads it → service writes the claimed task to the
  *   worker → worker reads it → worker writes the complete → service reads it → service
- *   writes the wait reply → client's wait returns
+ *   writes the outcome to the client → the client's call returns
  *
- * and the median of every step is printed. "hop" steps are kernel and scheduler time
+ * and the median of every step is printed. The round trip is the one-call form
+ * (submit with wait_s) unless BENCH_TIMELINE_MODE=submit+wait: then the outcome is the
+ * reply to a wait the client sent once the submit was answered. "hop" steps are kernel and scheduler time
  * between two processes (plus Noise/Yamux on both ends); the others are one process's
  * own work, up to the syscall that sends its answer.
  */
@@ -20,9 +22,12 @@ import { sandbox, startDaemon } from '../test/helpers/procs.js'
 import { READ, WRITE, installProbe, nowUs, probeEvents, resetProbe, uninstallProbe } from './timeline-probe.js'
 import type { SocketEvent } from './timeline-probe.js'
 import { median, report } from './report.js'
+import { ROUND_TRIP_MODES, isMode, roundTrips } from './round-trip.js'
+import type { RoundTripMode } from './round-trip.js'
 
 const WARMUP = Number(process.env.BENCH_RTT_WARMUP ?? 1000) + 300
 const ROUNDS = Number(process.env.BENCH_TIMELINE_ROUNDS ?? 500)
+const MODE = process.env.BENCH_TIMELINE_MODE ?? 'submit(wait_s)'
 
 const STEPS = [
   'client: submit call -> write',
@@ -31,8 +36,8 @@ const STEPS = [
   'hop: service -> worker',
   'worker: read task -> write complete',
   'hop: worker -> service',
-  'service: read complete -> write wait reply',
-  'hop + client: wait reply -> wait() returns'
+  'service: read complete -> write the outcome to the client',
+  'hop + client: outcome written -> the call returns'
 ] as const
 
 interface Lines { client: SocketEvent[], service: SocketEvent[], worker: SocketEvent[] }
@@ -82,13 +87,14 @@ export function cutRoundTrip (lines: Lines, clientPort: number, t0: number, t2: 
 
 export async function benchRoundTripTimeline (): Promise<void> {
   if (!(ROUNDS > 0)) throw new Error('BENCH_TIMELINE_ROUNDS must be a positive number')
+  if (!isMode(MODE)) throw new Error(`BENCH_TIMELINE_MODE must be ${ROUND_TRIP_MODES.join(' or ')}, got ${MODE}`)
   const dir = mkdtempSync(join(tmpdir(), 'tq-timeline-'))
   const probe = fileURLToPath(new URL('./timeline-probe.js', import.meta.url))
   const box = sandbox({ TASKQUEUE_P2P_LOG_LEVEL: 'error', NODE_OPTIONS: `--import ${probe}`, TASKQUEUE_BENCH_TIMELINE_DIR: dir })
   const marks: Array<[number, number]> = []
   let lines: Lines
   try {
-    await recordRoundTrips(box.env, marks)
+    await recordRoundTrips(box.env, MODE, marks)
     const load = (role: string): SocketEvent[] => (JSON.parse(readFileSync(join(dir, `${role}.json`), 'utf8')) as SocketEvent[]).filter((e) => e[0] >= marks[0][0])
     lines = { client: probeEvents(), service: load('service'), worker: load('worker') }
   } finally {
@@ -98,28 +104,26 @@ export async function benchRoundTripTimeline (): Promise<void> {
   const clientPort = lines.client.find((e) => e[1] === WRITE && e[3] !== 0)?.[2] ?? 0
   const cut = marks.map(([t0, t2]) => cutRoundTrip(lines, clientPort, t0, t2)).filter((s): s is number[] => s !== null)
   if (cut.length < ROUNDS / 2) throw new Error(`only ${cut.length} of ${ROUNDS} round trips could be cut into steps`)
-  report(`round trip in steps (${cut.length}/${ROUNDS} cut), whole, p50`, `${(median(marks.map(([a, b]) => b - a)) / 1000).toFixed(3)} ms`, 'reported')
+  report(`round trip in steps, ${MODE} (${cut.length}/${ROUNDS} cut), p50`, `${(median(marks.map(([a, b]) => b - a)) / 1000).toFixed(3)} ms`, 'reported')
   STEPS.forEach((name, i) => { report(`  ${name}`, `${(median(cut.map((s) => s[i])) / 1000).toFixed(3)} ms`, 'reported') })
 }
 
 /** Runs the round trips against a probed service and worker; the daemons write their events when they exit. */
-async function recordRoundTrips (env: Record<string, string>, marks: Array<[number, number]>): Promise<void> {
+async function recordRoundTrips (env: Record<string, string>, mode: RoundTripMode, marks: Array<[number, number]>): Promise<void> {
   const svc = await startDaemon('serve', [], { ...env, TASKQUEUE_BENCH_TIMELINE_ROLE: 'service' })
   try {
     const worker = await startDaemon('worker', ['--multiaddr', svc.multiaddr, '--concurrency', '32', '--batch', '32', '--task-types', 'echo', '--worker-id', 'bench-worker'], { ...env, TASKQUEUE_BENCH_TIMELINE_ROLE: 'worker' })
     installProbe()
     const rq = new RemoteQueue({ multiaddr: svc.multiaddr, env, addressBookPath: null })
     try {
-      const roundTrip = async (i: number): Promise<[number, number]> => {
+      const roundTrip = async (): Promise<[number, number]> => {
         const t0 = nowUs()
-        const { task_id: id } = await rq.submit({ task_type: 'echo', payload: { i } })
-        const r = await rq.wait(id, 30)
-        if (r.task?.status !== 'completed') throw new Error(`task ${id} ended ${String(r.task?.status)}`)
+        await roundTrips(rq, 1, mode)
         return [t0, nowUs()]
       }
-      for (let i = 0; i < WARMUP; i++) await roundTrip(i)
+      for (let i = 0; i < WARMUP; i++) await roundTrip()
       resetProbe()
-      for (let i = 0; i < ROUNDS; i++) marks.push(await roundTrip(i))
+      for (let i = 0; i < ROUNDS; i++) marks.push(await roundTrip())
     } finally {
       uninstallProbe()
       await rq.close()

@@ -62,3 +62,10 @@ test('a round trip whose events do not line up is left out', () => {
   l.worker = l.worker.filter((e) => e[1] !== WRITE)
   assert.equal(cutRoundTrip(l, CLIENT, 1000, 2250), null)
 })
+
+test('a one-call round trip (submit with wait_s: no submit reply, no wait) is cut the same way', () => {
+  const l = lines(false)
+  l.service = l.service.filter((e) => e[0] !== 1450 && e[0] !== 1700)
+  l.client = l.client.filter((e) => e[0] !== 1500 && e[0] !== 1600)
+  assert.deepEqual(cutRoundTrip(l, CLIENT, 1000, 2250), EXPECTED)
+})
