@@ -8,12 +8,15 @@ const fs = require('node:fs')
 const { spawn } = require('node:child_process')
 
 // `bundle`, when given, is a one-file build of `entry` (scripts/bundle-cli.mjs) that
-// starts several times faster; it is used only when at least as new as `entry`, so
-// after a plain `tsc` the fresh modules run, never an old bundle.
+// starts several times faster. In a checkout (src/ beside dist/) it is used only when
+// at least as new as `entry`, so after a plain `tsc` the fresh modules run, never an
+// old bundle. An installed package has no src/ and no tsc run after its build, and
+// npm's unpacking leaves the two files' mtimes in any order: there the bundle is used.
 function freshBundle (root, entry, bundle) {
   if (bundle === undefined) return undefined
   try {
     const b = fs.statSync(path.join(root, bundle))
+    if (!fs.existsSync(path.join(root, 'src'))) return bundle
     const e = fs.statSync(path.join(root, entry))
     return b.mtimeMs >= e.mtimeMs ? bundle : undefined
   } catch (err) {

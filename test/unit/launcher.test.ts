@@ -1,6 +1,7 @@
 /**
- * bin/launch.cjs runs the bundled CLI only while it is at least as new as the tsc
- * output it was built from, and the bundle itself is a working p2p-rpc.
+ * bin/launch.cjs runs the bundled CLI in a checkout only while it is at least as new as
+ * the tsc output it was built from, in an installed package always, and the bundle
+ * itself is a working p2p-rpc.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
@@ -12,10 +13,14 @@ import type { Env } from '../helpers/procs.js'
 
 const ENV: Env = { PATH: process.env.PATH ?? '/usr/bin:/bin' }
 
-/** A fake package root holding a copy of the launcher, an entry and its bundle. */
-function fakeRoot (): { dir: string, run: () => Promise<string>, touch: (file: string, secondsAgo: number) => void } {
+/**
+ * A fake package root holding a copy of the launcher, an entry and its bundle; a
+ * checkout (with src/) unless `installed`.
+ */
+function fakeRoot (installed = false): { dir: string, run: () => Promise<string>, touch: (file: string, secondsAgo: number) => void } {
   const dir = mkdtempSync(join(tmpdir(), 'tq-launch-'))
   mkdirSync(join(dir, 'bin'))
+  if (!installed) mkdirSync(join(dir, 'src'))
   mkdirSync(join(dir, 'dist'))
   copyFileSync(join(ROOT, 'bin/launch.cjs'), join(dir, 'bin/launch.cjs'))
   writeFileSync(join(dir, 'dist/entry.js'), "process.stdout.write('entry')\n")
@@ -47,6 +52,15 @@ describe('bin/launch.cjs', () => {
       r.touch('dist/bundle.js', 60)
       r.touch('dist/entry.js', 10)
       assert.equal(await r.run(), 'entry')
+    } finally { rmSync(r.dir, { recursive: true, force: true }) }
+  })
+
+  it('runs the bundle of an installed package (no src/) whatever the unpacked mtimes say', async () => {
+    const r = fakeRoot(true)
+    try {
+      r.touch('dist/bundle.js', 60)
+      r.touch('dist/entry.js', 10)
+      assert.equal(await r.run(), 'bundle')
     } finally { rmSync(r.dir, { recursive: true, force: true }) }
   })
 
