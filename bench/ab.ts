@@ -9,7 +9,8 @@
  * (from /proc), and in how many bursts B was faster.
  *
  * AB_BURST (500) round trips per burst, AB_ROUNDS (12) bursts per side, after 1,000
- * untimed ones per side. Loopback only.
+ * untimed ones per side; AB_MODE `submit+wait` (default, works with any build) or
+ * `submit(wait_s)` (both builds need RemoteQueue.submitAndWait). Loopback only.
  */
 import { existsSync, readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
@@ -17,7 +18,7 @@ import { pathToFileURL } from 'node:url'
 import type { RemoteQueue } from '../src/client/remote-queue.js'
 import type { Daemon, Sandbox } from '../test/helpers/procs.js'
 import { median } from './report.js'
-import { roundTrips } from './round-trip.js'
+import { ROUND_TRIP_MODES, isMode, roundTrips } from './round-trip.js'
 
 type RemoteQueueModule = typeof import('../src/client/remote-queue.js')
 type ProcsModule = typeof import('../test/helpers/procs.js')
@@ -76,15 +77,20 @@ async function main (): Promise<void> {
   if (roots.length !== 2) throw new Error('usage: node dist/bench/ab.js <checkout A> <checkout B>')
   const BURST = positive('AB_BURST', 500)
   const ROUNDS = positive('AB_ROUNDS', 12)
+  const mode = process.env.AB_MODE ?? 'submit+wait'
+  if (!isMode(mode)) throw new Error(`AB_MODE must be ${ROUND_TRIP_MODES.join(' or ')}, got ${mode}`)
   const sides: Side[] = []
   try {
     for (const [i, root] of roots.entries()) sides.push(await start(i === 0 ? 'A' : 'B', resolve(root)))
-    for (const side of sides) await roundTrips(side.rq, 1000)
+    for (const side of sides) {
+      if (typeof side.rq.submitAndWait !== 'function' && mode !== 'submit+wait') throw new Error(`${roots[sides.indexOf(side)]} has no submitAndWait: use AB_MODE=submit+wait`)
+      await roundTrips(side.rq, 1000, mode)
+    }
     for (let r = 0; r < ROUNDS; r++) {
       for (const side of r % 2 === 0 ? sides : [...sides].reverse()) {
         const svc0 = cpuMs(side.svc.proc.pid!)
         const worker0 = cpuMs(side.worker.proc.pid!)
-        side.p50s.push(median(await roundTrips(side.rq, BURST)))
+        side.p50s.push(median(await roundTrips(side.rq, BURST, mode)))
         side.svcCpuMs += cpuMs(side.svc.proc.pid!) - svc0
         side.workerCpuMs += cpuMs(side.worker.proc.pid!) - worker0
         side.timed += BURST
@@ -100,7 +106,7 @@ async function main (): Promise<void> {
   }
   const [a, b] = sides
   const faster = b.p50s.filter((v, i) => v < a.p50s[i]).length
-  process.stdout.write(`B faster in ${faster}/${ROUNDS} bursts\n`)
+  process.stdout.write(`B faster in ${faster}/${ROUNDS} bursts (${mode})\n`)
 }
 
 main().then(() => process.exit(0), (err: unknown) => {

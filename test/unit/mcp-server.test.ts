@@ -8,25 +8,10 @@ import assert from 'node:assert/strict'
 import type { Connection, Stream } from '@libp2p/interface'
 import { TaskQueueService } from '../../src/service/service.js'
 import { createMcpHandler } from '../../src/service/mcp-server.js'
-import type { ServiceOptions } from '../../src/service/context.js'
+import { testServiceOptions } from '../helpers/service-options.js'
 import { silentLogger } from '../../src/logger.js'
 import { fixture } from '../helpers/store-fixture.js'
 import { FakeFrameStream as FakeStream, type Obj } from '../helpers/fake-frame-stream.js'
-
-function options (idleTimeoutMs: number): ServiceOptions {
-  return {
-    token: null,
-    enableTools: false,
-    enableCache: false,
-    enableLegacy: false,
-    session: '',
-    namespace: 'test',
-    leaseS: 300,
-    waitMaxS: 300,
-    cacheMaxValueBytes: 1024,
-    mcp: { maxFrameBytes: 1 << 20, maxFrames: 128, rateCapacity: 128, rateRefillPerSec: 128, idleTimeoutMs }
-  }
-}
 
 const rpc = (id: number, args: Obj): Obj => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'task_queue.rpc', arguments: args } })
 const connection = { remotePeer: { toString: () => 'peer-1' } } as unknown as Connection
@@ -42,7 +27,7 @@ async function until (cond: () => boolean, ms = 3000): Promise<void> {
 
 function setup (idleTimeoutMs: number): { s: FakeStream, service: TaskQueueService, close: () => Promise<void> } {
   const f = fixture()
-  const service = new TaskQueueService({ store: f.q, cache: null, options: options(idleTimeoutMs), releaseStartupMemory: false })
+  const service = new TaskQueueService({ store: f.q, cache: null, options: testServiceOptions(idleTimeoutMs), releaseStartupMemory: false })
   const handler = createMcpHandler(service.context, service.dispatch, silentLogger())
   const s = new FakeStream()
   handler(s as unknown as Stream, connection)

@@ -47,7 +47,13 @@ export async function submit (env: Envelope, ctx: ServiceContext, caller: Caller
   const result = await ctx.writes.write(() => ctx.store.submit(input))
   const reply: Reply = { ok: true, task_id: result.task_id, replayed: result.replayed }
   if (waitS <= 0) return reply
-  return { ...reply, ...await untilTerminal(ctx, result.task_id, Date.now() + waitS * 1000, caller) }
+  // A task this submit created cannot be finished yet: nobody else had its id before
+  // the COMMIT, and an in-process complete needs a later tick than this continuation.
+  // Its first look is skipped (one standalone read less) when the data_version watch
+  // already runs, because that watch's baseline predates the COMMIT: a complete from
+  // another process sharing the file still wakes this wait.
+  const fresh = !result.replayed && ctx.events.watchingExternal
+  return { ...reply, ...await untilTerminal(ctx, result.task_id, Date.now() + waitS * 1000, caller, fresh) }
 }
 
 function claimInput (env: Envelope, ctx: ServiceContext, caller: CallerInfo, maxTasks: number): ClaimInput {
@@ -292,15 +298,20 @@ export async function wait (env: Envelope, ctx: ServiceContext, caller: CallerIn
   return { ok: true, ...await untilTerminal(ctx, taskId, Date.now() + timeoutS * 1000, caller) }
 }
 
-/** The task once its status is terminal (or it is gone), or as it is at the deadline. */
-async function untilTerminal (ctx: ServiceContext, taskId: string, deadline: number, caller: CallerInfo): Promise<{ task: Task | null, timed_out: boolean }> {
-  for (;;) {
-    // One read per look (a status read and then the task would be two statements). A
-    // look after a wake-up happens only when the wake did not carry the task.
-    const task = ctx.store.get(taskId)
-    if (task === null || TERMINAL_STATUSES.has(task.status)) return { task, timed_out: false }
+/**
+ * The task once its status is terminal (or it is gone), or as it is at the deadline.
+ * `knownActive`: the caller knows the task is not finished, so the first look is skipped.
+ */
+async function untilTerminal (ctx: ServiceContext, taskId: string, deadline: number, caller: CallerInfo, knownActive = false): Promise<{ task: Task | null, timed_out: boolean }> {
+  for (let look = 0; ; look++) {
     const remaining = deadline - Date.now()
-    if (remaining <= 0 || caller.signal.aborted || ctx.events.closed) return { task, timed_out: true }
+    if (look > 0 || !knownActive || remaining <= 0) {
+      // One read per look (a status read and then the task would be two statements). A
+      // look after a wake-up happens only when the wake did not carry the task.
+      const task = ctx.store.get(taskId)
+      if (task === null || TERMINAL_STATUSES.has(task.status)) return { task, timed_out: false }
+      if (remaining <= 0 || caller.signal.aborted || ctx.events.closed) return { task, timed_out: true }
+    }
     // A complete hands its waiters the committed row (QueueStore.watchesTask): no second read.
     const finished = await ctx.events.untilTerminal(taskId, remaining, caller.signal)
     if (finished !== null && TERMINAL_STATUSES.has(finished.status)) return { task: finished, timed_out: false }
