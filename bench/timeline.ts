@@ -36,7 +36,7 @@ const STEPS = [
   'hop: service -> worker',
   'worker: read task -> write complete',
   'hop: worker -> service',
-  'service: read complete -> write the outcome to the client',
+  'service: read complete -> write outcome to the client',
   'hop + client: outcome written -> the call returns'
 ] as const
 
