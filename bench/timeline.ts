@@ -9,9 +9,9 @@
  *
  * and the median of every step is printed. The round trip is the one-call form
  * (submit with wait_s) unless BENCH_TIMELINE_MODE=submit+wait: then the outcome is the
- * reply to a wait the client sent once the submit was answered. "hop" steps are kernel and scheduler time
- * between two processes (plus Noise/Yamux on both ends); the others are one process's
- * own work, up to the syscall that sends its answer.
+ * reply to a wait the client sent once the submit was answered. "hop" steps are kernel
+ * and scheduler time between two processes (plus Noise/Yamux on both ends); the others
+ * are one process's own work, up to the syscall that sends its answer.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'

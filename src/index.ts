@@ -1,8 +1,8 @@
 /**
  * The library entry point (`import … from 'taskqueue-p2p'`): the client, an embeddable
  * service, workers with their handler API, tools, settings and the types they speak.
- * Internals (framing, the store's SQL, discovery parts) stay reachable through their
- * modules but are not promised here.
+ * Internals (framing, the store's SQL, discovery parts) are not exported: package.json
+ * `exports` names this file only, so they can change without breaking a user.
  */
 export {
   RemoteQueue,
