@@ -150,11 +150,8 @@ export class RemoteQueue {
   async submitAndWait (task: SubmitRequest, timeoutS = 60, options?: RequestOptions): Promise<{ task_id: string, replayed: boolean, task: Task | null, timed_out: boolean }> {
     if (!(Number.isFinite(timeoutS) && timeoutS > 0)) throw new RangeError(`submitAndWait: timeoutS must be a positive number of seconds, got ${timeoutS}`)
     const started = Date.now()
-    const reply = await this.ok('submit', { ...submitFields(task), wait_s: timeoutS }, {
-      retries: this.settings.submitRetries,
-      ...this.longPollOptions(timeoutS),
-      ...options
-    })
+    const reply = await this.ok('submit', { ...submitFields(task), wait_s: timeoutS },
+      this.longPollOptions(timeoutS, { retries: this.settings.submitRetries, ...options }))
     const ids = { task_id: String(reply.task_id), replayed: reply.replayed === true }
     if ('timed_out' in reply) return { ...ids, task: (reply.task ?? null) as Task | null, timed_out: reply.timed_out === true }
     const left = timeoutS - (Date.now() - started) / 1000

@@ -169,7 +169,10 @@ export class TaskEvents {
     return this.workWaiters.size > 0 || this.byTask.size > 0
   }
 
-  /** Whether the data_version watch runs (tests). */
+  /**
+   * Whether the data_version watch runs. While it does, every commit another process
+   * makes from now on wakes every waiter, so a new waiter need not look first.
+   */
   get watchingExternal (): boolean {
     return this.externalTimer !== undefined
   }

@@ -303,9 +303,9 @@ export async function wait (env: Envelope, ctx: ServiceContext, caller: CallerIn
  * `knownActive`: the caller knows the task is not finished, so the first look is skipped.
  */
 async function untilTerminal (ctx: ServiceContext, taskId: string, deadline: number, caller: CallerInfo, knownActive = false): Promise<{ task: Task | null, timed_out: boolean }> {
-  for (let look = 0; ; look++) {
+  for (let look = !knownActive; ; look = true) {
     const remaining = deadline - Date.now()
-    if (look > 0 || !knownActive || remaining <= 0) {
+    if (look || remaining <= 0) {
       // One read per look (a status read and then the task would be two statements). A
       // look after a wake-up happens only when the wake did not carry the task.
       const task = ctx.store.get(taskId)
