@@ -1,6 +1,6 @@
 /** The submit → completed round trip that run.ts and ab.ts time. */
 import type { RemoteQueue } from '../src/client/remote-queue.js'
-import type { Task } from '../src/store/types.js'
+import type { Task } from '../src/protocol/types.js'
 
 /**
  * How the caller learns the outcome: `submit+wait` is the original protocol's two

@@ -38,7 +38,7 @@ export {
 export {
   TERMINAL_STATUSES,
   type Task, type ClaimedTask, type TaskStatus, type JsonObject, type JsonValue
-} from './store/types.js'
+} from './protocol/types.js'
 export { ERROR_CODES, type ErrorCode } from './protocol/errors.js'
 export { createLogger, silentLogger, type Logger } from './logger.js'
 export { VERSION } from './version.js'

@@ -5,6 +5,7 @@
  * are reused until they stop working.
  */
 import { uuidV7 } from '../protocol/ids.js'
+import { blocksService, lookupOp } from '../protocol/ops.js'
 import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Libp2p } from '@libp2p/interface'
@@ -25,7 +26,7 @@ import type { ConnectionKind } from '../nat/connection-kind.js'
 import { runDiscoveryChain } from '../discovery/chain.js'
 import type { ProbeFn } from '../discovery/chain.js'
 import type { Discoverer, DiscoveryTrace } from '../discovery/types.js'
-import type { ClaimedTask, JsonObject, JsonValue, Task } from '../store/types.js'
+import type { ClaimedTask, JsonObject, JsonValue, Task } from '../protocol/types.js'
 import { ClientError, DeadlineError, DialError, DiscoveryError, ProtocolError, ProtocolNotSupportedError, RemoteError } from './errors.js'
 import { PeerLink } from './peer-link.js'
 import type { Logger } from '../logger.js'
@@ -66,14 +67,6 @@ export interface DiscoverOptions {
   all?: boolean
 }
 
-/** Ops that may be repeated once the request may have reached the service (B16). */
-const IDEMPOTENT_OPS = new Set([
-  'status', 'capabilities', 'describe', 'get', 'list', 'tasks.list', 'queue.list', 'wait',
-  'cache.get', 'cache_get', 'cache', 'cache.has', 'cache_has', 'cache.set', 'cache_set',
-  'cache.delete', 'cache_del', 'cache_delete', 'complete', 'task.complete', 'complete_task',
-  'task.heartbeat', 'lease.renew', 'renew_lease', 'task_heartbeat', 'peer.heartbeat', 'heartbeat',
-  'cancel', 'task.cancel', 'submit'
-])
 /** How long a chain's winner is tried first by later processes, and how long that check may take. */
 const REMEMBERED_WINNER_MAX_AGE_S = 600
 const REMEMBERED_CHECK_MS = 2000
@@ -96,8 +89,15 @@ function submitFields (task: SubmitRequest): Record<string, unknown> {
   return { task_type: task.task_type, model_name: task.model_name ?? '', payload }
 }
 
-/** Ops that block on the service side and get a stream of their own. */
-const BLOCKING_OPS = new Set(['wait', 'tool', 'call_tool', 'tool.call'])
+/**
+ * How the client treats a call of `op` (from the op table): whether it may be repeated
+ * once it may have reached the service (B16), and whether it blocks the service and so
+ * gets a stream of its own.
+ */
+export function requestPolicy (op: string, fields: Record<string, unknown>): { idempotent: boolean, exclusive: boolean } {
+  const spec = lookupOp(op)
+  return { idempotent: spec?.idempotent === true, exclusive: blocksService(spec, fields.wait_s) }
+}
 
 export class RemoteQueue {
   readonly settings: Settings
@@ -253,8 +253,7 @@ export class RemoteQueue {
     const timeoutMs = options.timeoutMs ?? (s.discoveryTimeoutS + s.rpcDialTimeoutS) * 1000
     const deadline = Date.now() + timeoutMs
     const retries = options.retries ?? s.rpcRetries
-    const idempotent = IDEMPOTENT_OPS.has(op)
-    const exclusive = BLOCKING_OPS.has(op) || (typeof fields.wait_s === 'number' && fields.wait_s > 0)
+    const { idempotent, exclusive } = requestPolicy(op, fields)
     for (let attempt = 0; ; attempt++) {
       const left = deadline - Date.now()
       if (left <= 0) throw new DeadlineError(`no reply to ${op} before the deadline`, attempt > 0)

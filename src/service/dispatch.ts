@@ -1,9 +1,12 @@
 /**
- * The one place a TaskQueue envelope becomes a reply: op lookup (with every alias of
- * wire-protocol.md §6), token check, and the mapping of thrown errors to typed replies.
+ * The one place a TaskQueue envelope becomes a reply: op lookup (the op table of
+ * protocol/ops.ts, every alias of wire-protocol.md §6), token check, and the mapping of
+ * thrown errors to typed replies.
  * Both transports (MCP++ and legacy NDJSON) call `dispatch`.
  */
-import { TaskQueueError } from '../protocol/errors.js'
+import { TaskQueueError, isRetryableCode } from '../protocol/errors.js'
+import { lookupOp } from '../protocol/ops.js'
+import type { OpName } from '../protocol/ops.js'
 import { str } from '../protocol/coerce.js'
 import type { Envelope } from '../protocol/coerce.js'
 import { createTokenCheck } from './auth.js'
@@ -15,49 +18,32 @@ import { tool } from './ops/tool-ops.js'
 
 type OpHandler = (env: Envelope, ctx: ServiceContext, caller: CallerInfo) => Reply | Promise<Reply>
 
-interface OpSpec {
-  name: string
-  aliases: string[]
-  handler: OpHandler
-}
-
-const OPS: OpSpec[] = [
-  { name: 'submit', aliases: [], handler: queue.submit },
-  { name: 'claim', aliases: ['claim_next'], handler: queue.claim },
-  { name: 'claim_many', aliases: ['claim_batch'], handler: queue.claimMany },
-  { name: 'complete', aliases: ['task.complete', 'complete_task'], handler: queue.complete },
-  // ★ Batched completes (README); advertised as the `complete_many` feature.
-  { name: 'complete_many', aliases: ['task.complete_many'], handler: queue.completeMany },
-  { name: 'release', aliases: ['task.release', 'release_task'], handler: queue.release },
-  { name: 'task.heartbeat', aliases: ['lease.renew', 'renew_lease', 'task_heartbeat'], handler: queue.taskHeartbeat },
-  { name: 'peer.heartbeat', aliases: ['heartbeat', 'peer'], handler: queue.peerHeartbeat },
-  { name: 'list', aliases: ['tasks.list', 'queue.list'], handler: queue.list },
-  { name: 'cancel', aliases: ['task.cancel'], handler: queue.cancel },
-  { name: 'get', aliases: [], handler: queue.get },
-  { name: 'wait', aliases: [], handler: queue.wait },
-  { name: 'status', aliases: ['capabilities', 'describe'], handler: status },
-  { name: 'tool', aliases: ['call_tool', 'tool.call'], handler: tool },
-  { name: 'cache.get', aliases: ['cache_get', 'cache'], handler: cache.cacheGet },
-  { name: 'cache.has', aliases: ['cache_has'], handler: cache.cacheHas },
-  { name: 'cache.set', aliases: ['cache_set'], handler: cache.cacheSet },
-  { name: 'cache.delete', aliases: ['cache_del', 'cache_delete'], handler: cache.cacheDelete }
-]
-
-const BY_NAME = new Map<string, OpSpec>()
-for (const spec of OPS) {
-  BY_NAME.set(spec.name, spec)
-  for (const alias of spec.aliases) BY_NAME.set(alias, spec)
-}
-
-/** Canonical op name for an alias, or undefined. */
-export function canonicalOp (op: string): string | undefined {
-  return BY_NAME.get(op.trim().toLowerCase())?.name
+/** Every op of the table (protocol/ops.ts) and what answers it; a new op without a handler does not compile. */
+const HANDLERS: Record<OpName, OpHandler> = {
+  submit: queue.submit,
+  claim: queue.claim,
+  claim_many: queue.claimMany,
+  complete: queue.complete,
+  complete_many: queue.completeMany,
+  release: queue.release,
+  'task.heartbeat': queue.taskHeartbeat,
+  'peer.heartbeat': queue.peerHeartbeat,
+  list: queue.list,
+  cancel: queue.cancel,
+  get: queue.get,
+  wait: queue.wait,
+  status,
+  tool,
+  'cache.get': cache.cacheGet,
+  'cache.has': cache.cacheHas,
+  'cache.set': cache.cacheSet,
+  'cache.delete': cache.cacheDelete
 }
 
 export function errorReply (ctx: ServiceContext, code: string, detail?: string, extra?: Record<string, unknown>): Reply {
   const reply: Reply = { ok: false, ...extra, error: code, peer_id: ctx.peerId() }
   if (detail !== undefined) reply.detail = detail
-  reply.retryable = code === 'timeout' || code === 'busy'
+  reply.retryable = isRetryableCode(code)
   return reply
 }
 
@@ -70,11 +56,11 @@ export function createDispatcher (ctx: ServiceContext): Dispatch {
       ctx.stats.mcp.unauthorized++
       return errorReply(ctx, 'unauthorized')
     }
-    const spec = BY_NAME.get(str(env.op).toLowerCase())
+    const spec = lookupOp(str(env.op))
     if (spec === undefined) return errorReply(ctx, 'unknown_op')
     ctx.stats.countOp(spec.name)
     try {
-      const reply = await spec.handler(env, ctx, caller)
+      const reply = await HANDLERS[spec.name](env, ctx, caller)
       reply.peer_id = ctx.peerId()
       return reply
     } catch (err) {

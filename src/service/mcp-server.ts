@@ -9,13 +9,13 @@ import { deferWindowUpdates } from '../protocol/transport-tuning.js'
 import { JsonParseError, isPlainObject, parseWireJson } from '../protocol/json.js'
 import { MCP_PROFILES, MCP_PROTOCOL, MCP_PROTOCOL_VERSION, SERVER_FEATURES, TASK_QUEUE_RPC_TOOL } from '../protocol/ids.js'
 import type { Envelope } from '../protocol/coerce.js'
+import { lookupOp } from '../protocol/ops.js'
 import { IMPL_NAME, VERSION } from '../version.js'
 import { createTokenCheck } from './auth.js'
-import { canonicalOp } from './dispatch.js'
 import type { Dispatch } from './dispatch.js'
 import type { CallerInfo, ServiceContext } from './context.js'
 import { invokeTool, toolTimeoutS } from './ops/tool-ops.js'
-import type { JsonObject } from '../store/types.js'
+import type { JsonObject } from '../protocol/types.js'
 import type { Logger } from '../logger.js'
 
 const RPC_TOOL_DESCRIPTION = 'Invoke a TaskQueue RPC operation over MCP++.'
@@ -111,15 +111,11 @@ function toolsList (ctx: ServiceContext): Record<string, unknown> {
   return { tools }
 }
 
-/** Canonical ops whose whole effect is one group-commit write queued when they are called. */
-const PIPELINED_OPS: ReadonlySet<string> = new Set(['submit', 'complete', 'complete_many', 'release', 'task.heartbeat', 'cancel'])
-
 function isPipelinedCall (method: string, params: unknown): boolean {
   if ((method !== 'tools/call' && method !== 'tools.call') || !isPlainObject(params) || params.name !== TASK_QUEUE_RPC_TOOL) return false
   const op = unwrapEnvelope(params.arguments).op
   if (typeof op !== 'string') return false
-  const canonical = canonicalOp(op)
-  return canonical !== undefined && PIPELINED_OPS.has(canonical)
+  return lookupOp(op)?.pipelined === true
 }
 
 /**

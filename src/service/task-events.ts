@@ -15,8 +15,9 @@
  * delayed task is remembered and advanced from the store's own change events.
  */
 import type { QueueStore } from '../store/queue.js'
-import type { Task, TaskChange } from '../store/types.js'
-import { TERMINAL_STATUSES } from '../store/types.js'
+import type { Task } from '../protocol/types.js'
+import type { TaskChange } from '../store/types.js'
+import { TERMINAL_STATUSES } from '../protocol/types.js'
 
 /** Ends a park; a task's waiters may be handed the task as committed. */
 type Wake = (task?: Task) => void

@@ -21,7 +21,8 @@
  */
 import type { QueueStore } from '../store/queue.js'
 import { normalizeTaskType } from '../store/aliases.js'
-import type { ClaimedTask, TaskChange } from '../store/types.js'
+import type { ClaimedTask } from '../protocol/types.js'
+import type { TaskChange } from '../store/types.js'
 
 interface PendingWrite {
   run: () => unknown

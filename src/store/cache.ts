@@ -7,7 +7,8 @@ import type { DatabaseSync, SQLOutputValue } from 'node:sqlite'
 import { TaskQueueError } from '../protocol/errors.js'
 import { immediate, migrate, prepareTx, returnArrays } from './db.js'
 import { num, parseJson } from './queue-util.js'
-import type { CacheEntry, JsonValue } from './types.js'
+import type { JsonValue } from '../protocol/types.js'
+import type { CacheEntry } from './types.js'
 
 export const MAX_CACHE_KEY_BYTES = 1024
 export const DEFAULT_CACHE_MAX_ENTRIES = 100_000

@@ -1,5 +1,7 @@
 /** Public surface of the durable store: queue, cache, scheduler and registry. */
 export * from './types.js'
+// The wire shapes the store reads and writes (their home is protocol/).
+export * from '../protocol/types.js'
 export { normalizeTaskType, canonicalTaskType, canonicalTaskTypes, expandTaskTypes } from './aliases.js'
 export { SCHEDULER_CLOCK, schedulerScore, pickOwner, isOwner } from './scheduler.js'
 export {

@@ -8,7 +8,8 @@ import type { DatabaseSync, StatementSync } from 'node:sqlite'
 import { normalizeTaskType } from './aliases.js'
 import { DEFAULT_MAX_REPLY_BYTES, listSql, type ListKind } from './queue-sql.js'
 import { type Row, clampInt, decodeCursor, encodeCursor, mergeSorted, num, rowToTask } from './queue-util.js'
-import type { ListInput, ListResult, Task } from './types.js'
+import type { Task } from '../protocol/types.js'
+import type { ListInput, ListResult } from './types.js'
 
 /** Submit clamps priority to 1..10; queued tasks are read per priority and merged. */
 const PRIORITIES = [10, 9, 8, 7, 6, 5, 4, 3, 2, 1]

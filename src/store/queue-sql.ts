@@ -6,7 +6,7 @@
 import type { DatabaseSync, SQLInputValue, SQLOutputValue, StatementSync } from 'node:sqlite'
 import { prepareTx, returnArrays } from './db.js'
 import { TASK_COLS } from './queue-util.js'
-import type { ClaimedTask, JsonObject } from './types.js'
+import type { ClaimedTask, JsonObject } from '../protocol/types.js'
 
 /** What the claim walk reads per candidate: everything but the payload text. */
 export interface WalkRow {

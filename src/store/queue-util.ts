@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto'
 import type { SQLOutputValue } from 'node:sqlite'
 import { TaskQueueError } from '../protocol/errors.js'
-import type { JsonObject, JsonValue, Task, TaskStatus } from './types.js'
+import type { JsonObject, JsonValue, Task, TaskStatus } from '../protocol/types.js'
 
 export type Row = Record<string, SQLOutputValue>
 

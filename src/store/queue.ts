@@ -22,10 +22,10 @@ import {
   type Row, appendError, canonicalJson, clampInt, extractAffinity, isObject, nstr, num,
   newTaskId, parseJson, resultObject, str, taskFromArray, withProgress
 } from './queue-util.js'
+import type { ClaimedTask, JsonObject, Task } from '../protocol/types.js'
 import type {
-  ClaimInput, ClaimedTask, CompleteInput, CompleteResult, JsonObject, ListInput, ListResult,
-  PeerEntry, QueueCounts, ReleaseInput, SubmitInput, SubmitResult, SweepResult, Task, TaskChange,
-  TaskHeartbeatInput, TaskHeartbeatResult
+  ClaimInput, CompleteInput, CompleteResult, ListInput, ListResult, PeerEntry, QueueCounts, ReleaseInput,
+  SubmitInput, SubmitResult, SweepResult, TaskChange, TaskHeartbeatInput, TaskHeartbeatResult
 } from './types.js'
 
 export { DEFAULT_MAX_REPLY_BYTES }

@@ -2,7 +2,7 @@
 import os from 'node:os'
 import { VERSION } from '../version.js'
 import type { ToolRegistry } from './registry.js'
-import type { JsonObject } from '../store/types.js'
+import type { JsonObject } from '../protocol/types.js'
 
 export interface ServerStatusSource {
   startedAt: number

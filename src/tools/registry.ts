@@ -6,7 +6,7 @@
  * `worker` tools are routed through the queue as `tool.call` tasks (wire-protocol.md
  * §6.2 "Tool routing") and run on whichever worker claims them.
  */
-import type { JsonObject } from '../store/types.js'
+import type { JsonObject } from '../protocol/types.js'
 
 export type ToolContext = 'server' | 'worker'
 

@@ -5,7 +5,7 @@
  */
 import { QueueStore } from '../store/queue.js'
 import { openDatabase } from '../store/db.js'
-import type { ClaimedTask, JsonObject, JsonValue } from '../store/types.js'
+import type { ClaimedTask, JsonObject, JsonValue } from '../protocol/types.js'
 import { TaskQueueError } from '../protocol/errors.js'
 import { ClientError, ProtocolError, RemoteError } from '../client/errors.js'
 import type { RemoteQueue } from '../client/remote-queue.js'

@@ -11,7 +11,7 @@
  * `server.features`); an `unknown_op` reply (a service swapped for an older one)
  * turns batching off and the batch is resent one task at a time.
  */
-import type { JsonValue } from '../store/types.js'
+import type { JsonValue } from '../protocol/types.js'
 import { SERVER_FEATURE_COMPLETE_MANY } from '../protocol/ids.js'
 import { ProtocolError } from '../client/errors.js'
 

@@ -8,7 +8,7 @@ import { createRequire } from 'node:module'
 import { isAbsolute, join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { canonicalTaskType, expandTaskTypes } from '../store/aliases.js'
-import type { ClaimedTask, JsonObject } from '../store/types.js'
+import type { ClaimedTask, JsonObject } from '../protocol/types.js'
 import { ToolRegistry } from '../tools/registry.js'
 
 export interface TaskContext {

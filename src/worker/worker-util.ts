@@ -1,5 +1,5 @@
 /** Small helpers of the worker (worker.ts): option checks, result coercion, yielding. */
-import type { JsonValue } from '../store/types.js'
+import type { JsonValue } from '../protocol/types.js'
 
 /** Resolves after the current turn's microtasks and ticks (and the I/O they queued) have run. */
 export async function yieldToIo (): Promise<void> {

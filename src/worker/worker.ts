@@ -5,7 +5,7 @@
 import type { Logger } from '../logger.js'
 import { silentLogger } from '../logger.js'
 import { canonicalTaskType } from '../store/aliases.js'
-import type { ClaimedTask, JsonObject, JsonValue } from '../store/types.js'
+import type { ClaimedTask, JsonObject, JsonValue } from '../protocol/types.js'
 import {
   BackendError, backoffMs, completeWithRetry, isLeaseLost, sleep, toBackendError,
   type BackendCompleteOptions, type QueueBackend

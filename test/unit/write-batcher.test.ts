@@ -8,7 +8,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { DatabaseSync } from 'node:sqlite'
 import { WriteBatcher, type ParkedClaim } from '../../src/service/write-batcher.js'
-import type { ClaimedTask } from '../../src/store/types.js'
+import type { ClaimedTask } from '../../src/protocol/types.js'
 import { claimIn, fixture, sub } from '../helpers/store-fixture.js'
 
 /** The task's status as another connection (another process) sees it: committed state only. */

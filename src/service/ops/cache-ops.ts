@@ -3,7 +3,7 @@ import { TaskQueueError } from '../../protocol/errors.js'
 import { num, str } from '../../protocol/coerce.js'
 import type { Envelope } from '../../protocol/coerce.js'
 import type { CacheStore } from '../../store/cache.js'
-import type { JsonValue } from '../../store/types.js'
+import type { JsonValue } from '../../protocol/types.js'
 import type { Reply, ServiceContext } from '../context.js'
 
 function cacheOf (ctx: ServiceContext): CacheStore {

@@ -9,8 +9,9 @@ import { isPlainObject } from '../../protocol/json.js'
 import { REPLY_BYTE_BUDGET } from '../../protocol/ids.js'
 import { expandTaskTypes } from '../../store/aliases.js'
 import { SCHEDULER_CLOCK } from '../../store/scheduler.js'
-import type { ClaimInput, ClaimedTask, CompleteInput, CompleteResult, JsonObject, SubmitInput, Task } from '../../store/types.js'
-import { TERMINAL_STATUSES } from '../../store/types.js'
+import type { ClaimedTask, JsonObject, Task } from '../../protocol/types.js'
+import type { ClaimInput, CompleteInput, CompleteResult, SubmitInput } from '../../store/types.js'
+import { TERMINAL_STATUSES } from '../../protocol/types.js'
 import type { CallerInfo, Reply, ServiceContext } from '../context.js'
 
 const MAX_NEXT_ATTEMPT_AT = 1e11

@@ -1,0 +1,84 @@
+/**
+ * The TaskQueue ops (wire-protocol.md §6): each op's canonical name, every alias it is
+ * also called by, and the properties the client and both service transports decide on.
+ * This table is the only place an op or an alias is written down: the service's
+ * dispatcher (MCP++ and legacy NDJSON), the MCP server's pipelining and the client's
+ * retry and stream rules all read it. A new op is one row here plus its handler in
+ * `service/dispatch.ts` (the compiler insists on the handler).
+ */
+import { SERVER_FEATURE_COMPLETE_MANY } from './ids.js'
+
+/**
+ * Whether a call occupies the service until something happens, so the client gives it
+ * a stream of its own: `always`, only when the envelope has `wait_s` > 0 (★ long-poll),
+ * or `never`.
+ */
+export type OpBlocking = 'always' | 'wait_s' | 'never'
+
+/** Who may call an op (filled in by the roles work; undefined = anyone with the token). */
+export type OpRole = 'client' | 'worker' | 'admin'
+
+export interface OpProperties {
+  readonly name: string
+  /** Other names the op answers to; matched, like the name, case-insensitively. */
+  readonly aliases: readonly string[]
+  /** May be repeated once the request may have reached the service (B16). */
+  readonly idempotent: boolean
+  readonly blocking: OpBlocking
+  /**
+   * Its whole effect is one group-commit write queued when it is called, so an MCP++
+   * stream may read the next frame while it commits (replies still keep their order).
+   */
+  readonly pipelined: boolean
+  /** The `features` entry (§8) a service lists when it has this op; clients use it only then. */
+  readonly feature?: string
+  readonly role?: OpRole
+}
+
+const op = (name: string, aliases: readonly string[], props: Partial<Omit<OpProperties, 'name' | 'aliases'>> = {}): OpProperties =>
+  ({ name, aliases, idempotent: false, blocking: 'never', pipelined: false, ...props })
+
+export const OPS = [
+  // submit carries an idempotency key (B8), so a repeat is answered from the first.
+  op('submit', [], { idempotent: true, pipelined: true, blocking: 'wait_s' }),
+  op('claim', ['claim_next'], { blocking: 'wait_s' }),
+  op('claim_many', ['claim_batch'], { blocking: 'wait_s' }),
+  op('complete', ['task.complete', 'complete_task'], { idempotent: true, pipelined: true }),
+  // ★ Batched completes (README).
+  op('complete_many', ['task.complete_many'], { pipelined: true, feature: SERVER_FEATURE_COMPLETE_MANY }),
+  op('release', ['task.release', 'release_task'], { pipelined: true }),
+  op('task.heartbeat', ['lease.renew', 'renew_lease', 'task_heartbeat'], { idempotent: true, pipelined: true }),
+  op('peer.heartbeat', ['heartbeat', 'peer'], { idempotent: true }),
+  op('list', ['tasks.list', 'queue.list'], { idempotent: true }),
+  op('cancel', ['task.cancel'], { idempotent: true, pipelined: true }),
+  op('get', [], { idempotent: true }),
+  op('wait', [], { idempotent: true, blocking: 'always' }),
+  op('status', ['capabilities', 'describe'], { idempotent: true }),
+  op('tool', ['call_tool', 'tool.call'], { blocking: 'always' }),
+  op('cache.get', ['cache_get', 'cache'], { idempotent: true }),
+  op('cache.has', ['cache_has'], { idempotent: true }),
+  op('cache.set', ['cache_set'], { idempotent: true }),
+  op('cache.delete', ['cache_del', 'cache_delete'], { idempotent: true })
+] as const satisfies readonly OpProperties[]
+
+export type OpName = (typeof OPS)[number]['name']
+
+const BY_NAME = new Map<string, OpProperties>()
+for (const spec of OPS) {
+  for (const name of [spec.name, ...spec.aliases]) {
+    if (BY_NAME.has(name)) throw new Error(`op table: ${name} is listed twice`)
+    BY_NAME.set(name, spec)
+  }
+}
+
+/** The op an envelope's `op` names (canonical or alias, any case), or undefined. */
+export function lookupOp (op: string): (OpProperties & { name: OpName }) | undefined {
+  return BY_NAME.get(op.trim().toLowerCase()) as (OpProperties & { name: OpName }) | undefined
+}
+
+/** Whether a call of `op` with `waitS` holds the service until something happens. */
+export function blocksService (spec: OpProperties | undefined, waitS: unknown): boolean {
+  if (spec?.blocking === 'always') return true
+  // An op we do not know (a newer service's) is taken at its word when it asks to wait.
+  return spec?.blocking !== 'never' && typeof waitS === 'number' && waitS > 0
+}
