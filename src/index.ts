@@ -6,8 +6,9 @@
  */
 export {
   RemoteQueue,
-  type RemoteQueueOptions, type RequestOptions, type DiscoverOptions, type SubmitRequest
+  type RemoteQueueOptions, type RequestOptions, type DiscoverOptions
 } from './client/remote-queue.js'
+export type { SubmitRequest, SubmitManyResult } from './client/submit-batch.js'
 export {
   ClientError, DiscoveryError, DialError, DeadlineError, ProtocolError, ProtocolNotSupportedError, RemoteError,
   type ClientErrorCode

@@ -4,8 +4,11 @@
  * Running a command (discovery, the libp2p node, output) lives in p2p-rpc.ts.
  */
 import { randomUUID } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import type { DiscoverOptions, RequestOptions } from '../client/remote-queue.js'
 import { ProtocolError } from '../client/errors.js'
+import { submitFields, submitManyChunks, submitManyResults } from '../client/submit-batch.js'
+import type { SubmitManyResult, SubmitRequest } from '../client/submit-batch.js'
 import type { Settings } from '../config/index.js'
 import type { DiscoveryTrace } from '../discovery/types.js'
 import { isPlainObject } from '../protocol/json.js'
@@ -182,6 +185,22 @@ export const COMMANDS: CommandDef[] = [
     return { task_type: a.requireString('task-type'), model_name: a.requireString('model-name'), payload }
   }, (reply) => ({ code: EXIT_OK, doc: { ok: true, task_id: reply.task_id, replayed: reply.replayed === true } }),
   (_a, s) => ({ retries: s.submitRetries })),
+  {
+    spec: {
+      name: 'task-submit-many',
+      summary: 'submit many tasks, up to 1,024 per request, one transaction each (op submit_many) ★',
+      description: 'The file has one JSON object per line: {"task_type", "model_name"?, "payload"?, "priority"?,\n' +
+        '"idempotency_key"?, "max_attempts"?}; blank lines are skipped. A key auto-<uuid> is generated once per\n' +
+        'task without one, so retries never duplicate it. Prints {"ok", "submitted", "failed", "results"}, one\n' +
+        'result per line in order; exit 0 when every task was accepted, 1 when any was refused.',
+      options: [req('file', 'PATH', 'the tasks, JSON lines; - reads standard input'), timeout(30)]
+    },
+    prepare: (a, s) => {
+      const items = readSubmitLines(a.requireString('file')).map(submitFields)
+      const options = { timeoutMs: timeoutMs(a), retries: s.submitRetries }
+      return async (rq) => await submitManyOutcome(rq, items, options)
+    }
+  },
   replyCommand({
     name: 'task-list',
     summary: 'list tasks (op list)',
@@ -303,6 +322,53 @@ function replyOutcome (reply: Doc): Outcome {
 
 function wrappedFailure (reply: Doc): Outcome {
   return { code: EXIT_REMOTE_ERROR, doc: { ok: false, error: typeof reply.error === 'string' && reply.error !== '' ? reply.error : 'remote_error', reply } }
+}
+
+/** `task-submit-many --file`: one SubmitRequest per non-blank line; a bad line is a usage error naming it. */
+function readSubmitLines (file: string): SubmitRequest[] {
+  let text: string
+  try {
+    text = readFileSync(file === '-' ? 0 : file, 'utf8')
+  } catch (err) {
+    throw new UsageError(`option --file: cannot read ${file === '-' ? 'standard input' : JSON.stringify(file)}: ${(err as Error).message}`, 'task-submit-many')
+  }
+  const tasks: SubmitRequest[] = []
+  for (const [i, line] of text.split('\n').entries()) {
+    if (line.trim() === '') continue
+    const where = `option --file: line ${i + 1}`
+    let value: unknown
+    try {
+      value = JSON.parse(line)
+    } catch {
+      throw new UsageError(`${where} is not JSON`, 'task-submit-many')
+    }
+    if (!isPlainObject(value)) throw new UsageError(`${where} is not a JSON object`, 'task-submit-many')
+    if (typeof value.task_type !== 'string' || value.task_type === '') throw new UsageError(`${where} has no task_type string`, 'task-submit-many')
+    if (value.payload !== undefined && !isPlainObject(value.payload)) throw new UsageError(`${where}: payload must be a JSON object`, 'task-submit-many')
+    for (const k of ['model_name', 'idempotency_key'] as const) {
+      if (value[k] !== undefined && typeof value[k] !== 'string') throw new UsageError(`${where}: ${k} must be a string`, 'task-submit-many')
+    }
+    for (const k of ['priority', 'max_attempts'] as const) {
+      if (value[k] !== undefined && !Number.isInteger(value[k])) throw new UsageError(`${where}: ${k} must be an integer`, 'task-submit-many')
+    }
+    tasks.push(value as unknown as SubmitRequest)
+  }
+  if (tasks.length === 0) throw new UsageError('option --file: no tasks in it', 'task-submit-many')
+  return tasks
+}
+
+/** Sends the items as ★ `submit_many` requests in order; stops at a request the service refuses as a whole. */
+async function submitManyOutcome (rq: QueueClient, items: Doc[], options: RequestOptions): Promise<Outcome> {
+  const results: SubmitManyResult[] = []
+  for (const chunk of submitManyChunks(items)) {
+    const reply = await call(rq, 'submit_many', { items: chunk }, options)
+    if (reply.ok !== true) return { code: EXIT_REMOTE_ERROR, doc: { ...wrappedFailure(reply).doc, results } }
+    results.push(...submitManyResults(reply, chunk.length))
+  }
+  const failed = results.filter((r) => !r.ok).length
+  const doc: Doc = { ok: failed === 0, submitted: results.length - failed, failed, results }
+  if (failed > 0) doc.error = 'items_refused'
+  return { code: failed === 0 ? EXIT_OK : EXIT_REMOTE_ERROR, doc }
 }
 
 /**

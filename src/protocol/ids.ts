@@ -15,6 +15,12 @@ export const MCP_PROFILES = ['mcp++/p2p-transport', 'mcp++/profile-e-mcp-p2p'] a
 /** ★ Feature name of the `complete_many` op (README); workers batch completes only when it is listed. */
 export const SERVER_FEATURE_COMPLETE_MANY = 'complete_many'
 
+/** ★ Feature name of the `submit_many` op (README); RemoteQueue.submitMany batches only when it is listed. */
+export const SERVER_FEATURE_SUBMIT_MANY = 'submit_many'
+
+/** Most items one ★ `complete_many` or `submit_many` request may carry (the 1 MiB frame limit applies too). */
+export const MAX_BATCH_ITEMS = 1024
+
 /** Features advertised in `status.server.features` and `initialize.features` (§8). */
 export const SERVER_FEATURES = [
   'mcp_multi_call',
@@ -24,7 +30,8 @@ export const SERVER_FEATURES = [
   'cache_null',
   'typed_errors',
   'auto_idempotency',
-  SERVER_FEATURE_COMPLETE_MANY
+  SERVER_FEATURE_COMPLETE_MANY,
+  SERVER_FEATURE_SUBMIT_MANY
 ] as const
 
 export const DEFAULT_NAMESPACE = 'ipfs-accelerate-task-queue'

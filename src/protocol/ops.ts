@@ -6,7 +6,7 @@
  * retry and stream rules all read it. A new op is one row here plus its handler in
  * `service/dispatch.ts` (the compiler insists on the handler).
  */
-import { SERVER_FEATURE_COMPLETE_MANY } from './ids.js'
+import { SERVER_FEATURE_COMPLETE_MANY, SERVER_FEATURE_SUBMIT_MANY } from './ids.js'
 
 /**
  * Whether a call occupies the service until something happens, so the client gives it
@@ -41,6 +41,8 @@ const op = (name: string, aliases: readonly string[], props: Partial<Omit<OpProp
 export const OPS = [
   // submit carries an idempotency key (B8), so a repeat is answered from the first.
   op('submit', [], { idempotent: true, pipelined: true, blocking: 'wait_s' }),
+  // ★ Batched submits (README): every item carries an idempotency key made once by the client.
+  op('submit_many', ['task.submit_many'], { idempotent: true, pipelined: true, feature: SERVER_FEATURE_SUBMIT_MANY }),
   op('claim', ['claim_next'], { blocking: 'wait_s' }),
   op('claim_many', ['claim_batch'], { blocking: 'wait_s' }),
   op('complete', ['task.complete', 'complete_task'], { idempotent: true, pipelined: true }),

@@ -21,6 +21,7 @@ type OpHandler = (env: Envelope, ctx: ServiceContext, caller: CallerInfo) => Rep
 /** Every op of the table (protocol/ops.ts) and what answers it; a new op without a handler does not compile. */
 const HANDLERS: Record<OpName, OpHandler> = {
   submit: queue.submit,
+  submit_many: queue.submitMany,
   claim: queue.claim,
   claim_many: queue.claimMany,
   complete: queue.complete,

@@ -40,7 +40,7 @@ interface Pending {
 
 /** Under the service's 1 MiB inbound frame with room for the envelope; larger results go alone. */
 const MAX_BATCH_BYTES = 256 * 1024
-/** Well under the service's MAX_COMPLETE_MANY (1024). */
+/** Well under the service's MAX_BATCH_ITEMS (1024). */
 const MAX_BATCH_ITEMS = 256
 
 export class CompleteBatcher {

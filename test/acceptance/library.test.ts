@@ -104,6 +104,32 @@ describe('the library entry point, in one process over real libp2p', () => {
     assert.equal((await q.get(r.task_id))?.status, 'queued', 'the task is still there')
   })
 
+  it('submitMany: 1,100 tasks in two submit_many requests, each with its own outcome; a resend replays', async () => {
+    const tasks: Lib.SubmitRequest[] = Array.from({ length: 1100 }, (_, i) => ({ task_type: 'upper', payload: { text: `t${i}` }, idempotency_key: `lib-many-${i}` }))
+    tasks[7] = { task_type: 'upper', payload: { text: 'different work' }, idempotency_key: 'lib-many-3' }
+    const sent: string[] = []
+    const request = q.request.bind(q)
+    q.request = async (op, fields, options) => { sent.push(op); return await request(op, fields, options) }
+    let results: Lib.SubmitManyResult[]
+    try {
+      results = await q.submitMany(tasks)
+    } finally {
+      q.request = request
+    }
+    assert.deepEqual(sent, ['submit_many', 'submit_many'], 'at most 1,024 items per request')
+    assert.equal(results.length, 1100)
+    const refused = results[7]
+    assert.ok(!refused.ok && refused.error === 'idempotency_conflict', JSON.stringify(refused))
+    const ids = results.flatMap((r) => r.ok ? [r.task_id] : [])
+    assert.equal(new Set(ids).size, 1099)
+    assert.ok(results.every((r, i) => i === 7 || (r.ok && !r.replayed)))
+    const last = results[1099]
+    assert.ok(last.ok)
+    assert.deepEqual((await q.wait(last.task_id, 30)).task?.result, { text: 'T1099' })
+    const again = await q.submitMany(tasks.slice(0, 3))
+    assert.deepEqual(again, results.slice(0, 3).map((r) => ({ ...r, replayed: true })))
+  })
+
   it('without wait_s the submit reply is exactly the original one', async () => {
     const reply = await raw.originalCall({ op: 'submit', task_type: 'nobody-runs-this', payload: {} }) as Obj
     const zero = await raw.originalCall({ op: 'submit', task_type: 'nobody-runs-this', payload: {}, wait_s: 0 }) as Obj

@@ -134,6 +134,48 @@ describe('wire protocol against a real service', () => {
     await s.close()
   })
 
+  it('★ submit_many: one outcome per item in order, replays by key, limits', async () => {
+    const rpc = (id: number, args: Obj): Obj => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'task_queue.rpc', arguments: args } })
+    const s = await client.open()
+    await s.sendJson({ jsonrpc: '2.0', id: 0, method: 'initialize', params: {} })
+    const items = [
+      { task_type: 'many-order', payload: { n: 1, idempotency_key: 'many-1' } },
+      { task_type: 'many-order', model_name: 'm', payload: { n: 2 }, priority: 9 },
+      'not an object',
+      { task_type: 'many-order', payload: { n: 3, idempotency_key: 'many-1' } },
+      { task_type: 'many-order', payload: { n: 1, idempotency_key: 'many-1' } }
+    ]
+    await s.sendJson(rpc(1, { op: 'task.submit_many', items }))
+    await s.sendJson(rpc(2, { op: 'list', task_types: ['many-order'], exact_types: true }))
+    await s.sendJson(rpc(3, { op: 'submit_many', items: [items[0], items[1]] }))
+    await s.sendJson(rpc(4, { op: 'submit_many', items: { task_type: 'x' } }))
+    await s.sendJson(rpc(5, { op: 'submit_many', items: Array.from({ length: 1025 }, () => ({ task_type: 'many-order' })) }))
+    const init = await s.readJson() as Obj
+    assert.ok(init.result.features.includes('submit_many'), 'initialize advertises submit_many')
+    const many = (await s.readJson() as Obj).result.content
+    assert.equal(many.ok, true)
+    assert.deepEqual(many.results.map((r: Obj) => r.ok ? (r.replayed === true ? 'replayed' : 'new') : r.error),
+      ['new', 'new', 'invalid_params', 'idempotency_conflict', 'replayed'])
+    assert.equal(many.results[4].task_id, many.results[0].task_id)
+    const list = (await s.readJson() as Obj).result.content
+    assert.deepEqual(list.tasks.map((t: Obj) => t.task_id), [many.results[0].task_id, many.results[1].task_id])
+    assert.equal(list.tasks[1].priority, 9)
+    assert.equal(list.tasks[1].model_name, 'm')
+    // The second item had no key: resending it makes a new task; the first replays.
+    const resent = (await s.readJson() as Obj).result.content
+    assert.equal(resent.results[0].replayed, true)
+    assert.equal(resent.results[0].task_id, many.results[0].task_id)
+    assert.equal(resent.results[1].replayed, false)
+    for (let i = 0; i < 2; i++) {
+      const bad = (await s.readJson() as Obj).result.content
+      assert.equal(bad.ok, false)
+      assert.equal(bad.error, 'invalid_params')
+    }
+    const status = await client.originalCall({ op: 'status' }) as Obj
+    assert.ok(status.server.features.includes('submit_many'))
+    await s.close()
+  })
+
   it('rejects an oversized frame before reading it, then keeps serving', async () => {
     const s = await client.open()
     const header = new Uint8Array(4)

@@ -110,6 +110,53 @@ describe('p2p-rpc commands (fake queue)', () => {
     assert.equal(keyed.r.doc.replayed, true)
   })
 
+  it('task-submit-many sends the file\'s lines as submit_many requests of at most 1,024, with one key each', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'p2p-rpc-many-'))
+    try {
+      const file = join(dir, 'tasks.jsonl')
+      const lines = Array.from({ length: 1500 }, (_, i) => JSON.stringify(i === 1 ? { task_type: 't', payload: { i }, idempotency_key: 'K1', priority: 9 } : { task_type: 't', payload: { i } }))
+      writeFileSync(file, lines.join('\n') + '\n\n')
+      const accept: Handler = (fields) => ({ ok: true, peer_id: PEER, results: (fields.items as Doc[]).map((_, i) => i === 5 ? { ok: false, task_id: '', error: 'invalid_params', retryable: false } : { ok: true, task_id: `id${i}`, replayed: false }) })
+      const { r, q } = await runWith(['task-submit-many', '--file', file], { submit_many: accept })
+      assert.deepEqual(q.calls.map((c) => (c.fields.items as Doc[]).length), [1024, 476])
+      assert.equal(q.calls[0].options?.timeoutMs, 30000)
+      const first = q.calls[0].fields.items as Array<{ task_type: string, payload: Doc }>
+      assert.deepEqual(first[1].payload, { i: 1, idempotency_key: 'K1', priority: 9 })
+      assert.match(String(first[0].payload.idempotency_key), /^auto-[0-9a-f-]{36}$/)
+      assert.equal(new Set(first.map((t) => t.payload.idempotency_key)).size, 1024)
+      assert.equal(r.code, 1, 'an item was refused')
+      assert.equal(r.doc.error, 'items_refused')
+      assert.equal(r.doc.submitted, 1498)
+      assert.equal(r.doc.failed, 2)
+      assert.equal((r.doc.results as Doc[]).length, 1500)
+
+      const all = (fields: Record<string, unknown>): Doc => ({ ok: true, results: (fields.items as Doc[]).map(() => ({ ok: true, task_id: 'x', replayed: true })) })
+      writeFileSync(file, '{"task_type":"t"}\n')
+      const ok = await runWith(['task-submit-many', '--file', file], { submit_many: all })
+      assert.deepEqual(ok.r.doc, { ok: true, submitted: 1, failed: 0, results: [{ ok: true, task_id: 'x', replayed: true }] })
+
+      for (const [text, message] of [['{"task_type":"t"}\nnope\n', /line 2 is not JSON/], ['[1]\n', /line 1 is not a JSON object/], ['{"payload":{}}\n', /line 1 has no task_type/], ['\n', /no tasks/], ['{"task_type":"t","priority":"high"}', /priority must be an integer/]] as const) {
+        writeFileSync(file, text)
+        const bad = await runWith(['task-submit-many', '--file', file], { submit_many: all })
+        assert.equal(bad.r.code, 2, text)
+        assert.match(String(bad.r.doc.message), message)
+        assert.equal(bad.q.calls.length, 0, 'nothing is sent')
+      }
+      const missing = await runWith(['task-submit-many', '--file', join(dir, 'missing.jsonl')], { submit_many: all })
+      assert.equal(missing.r.code, 2)
+      assert.match(String(missing.r.doc.message), /cannot read/)
+
+      // A request the service refuses as a whole ends the command with what came before it.
+      writeFileSync(file, lines.join('\n'))
+      const whole = await runWith(['task-submit-many', '--file', file], { submit_many: (f, n) => n === 1 ? accept(f, n) : { ok: false, error: 'busy', retryable: true } })
+      assert.equal(whole.r.code, 1)
+      assert.equal(whole.r.doc.error, 'busy')
+      assert.equal((whole.r.doc.results as Doc[]).length, 1024)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
   it('wrapped task commands print {ok:false,error,reply} on remote failure', async () => {
     const { r } = await runWith(['task-submit', '--task-type', 't', '--model-name', 'm'], { submit: refuse('idempotency_conflict') })
     assert.equal(r.code, 1)
@@ -252,14 +299,15 @@ describe('p2p-rpc commands (fake queue)', () => {
 
 // ---- the built program ------------------------------------------------------------------
 
-async function spawnCli (args: string[]): Promise<{ code: number | null, stdout: string, stderr: string }> {
+async function spawnCli (args: string[], stdin?: string): Promise<{ code: number | null, stdout: string, stderr: string }> {
   const home = mkdtempSync(join(tmpdir(), 'cli-rpc-home-'))
   try {
     const child = spawn(NODE, [ENTRY, ...args], {
       cwd: home,
       env: { PATH: process.env.PATH ?? '', HOME: home, XDG_CACHE_HOME: home },
-      stdio: ['ignore', 'pipe', 'pipe']
+      stdio: [stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] as ['pipe', 'pipe', 'pipe']
     })
+    if (stdin !== undefined) child.stdin?.end(stdin)
     let stdout = ''
     let stderr = ''
     child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d })
@@ -279,6 +327,14 @@ function oneJsonLine (stdout: string): Doc {
 }
 
 describe('p2p-rpc process', () => {
+  it('task-submit-many --file - reads standard input (a bad line: exit 2 before dialling)', async () => {
+    const r = await spawnCli(['task-submit-many', '--file', '-', '--multiaddr', MA, '--timeout', '2'], '{"task_type":"t"}\n{"task_type":\n')
+    const doc = oneJsonLine(r.stdout)
+    assert.equal(r.code, 2, r.stderr)
+    assert.equal(doc.error, 'usage')
+    assert.match(String(doc.message), /line 2 is not JSON/)
+  })
+
   it('unreachable explicit peer: one JSON line, ok:false, exit 3, prompt exit', async () => {
     const started = Date.now()
     const r = await spawnCli(['status', '--multiaddr', MA, '--timeout', '2'])

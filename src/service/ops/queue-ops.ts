@@ -6,7 +6,7 @@ import { TaskQueueError } from '../../protocol/errors.js'
 import { firstStr, int, num, objectOrWrap, str, strList, truthy } from '../../protocol/coerce.js'
 import type { Envelope } from '../../protocol/coerce.js'
 import { isPlainObject } from '../../protocol/json.js'
-import { REPLY_BYTE_BUDGET } from '../../protocol/ids.js'
+import { MAX_BATCH_ITEMS, REPLY_BYTE_BUDGET } from '../../protocol/ids.js'
 import { expandTaskTypes } from '../../store/aliases.js'
 import { SCHEDULER_CLOCK } from '../../store/scheduler.js'
 import type { ClaimedTask, JsonObject, Task } from '../../protocol/types.js'
@@ -27,12 +27,11 @@ function queueField (env: Envelope, payload: Record<string, unknown>, key: strin
   return env[key] ?? payload[key]
 }
 
-export async function submit (env: Envelope, ctx: ServiceContext, caller: CallerInfo): Promise<Reply> {
+function submitInput (env: Envelope, now: number): SubmitInput {
   const payload = objectOrWrap(env.payload, 'payload') as JsonObject
-  const now = Date.now() / 1000
   const key = str(queueField(env, payload, 'idempotency_key'))
   const nextAt = queueField(env, payload, 'next_attempt_at')
-  const input: SubmitInput = {
+  return {
     task_type: str(env.task_type) === '' ? 'text-generation' : str(env.task_type),
     model_name: str(env.model_name),
     payload,
@@ -41,6 +40,10 @@ export async function submit (env: Envelope, ctx: ServiceContext, caller: Caller
     next_attempt_at: nextAt === undefined || nextAt === null ? now : num(nextAt, now, 0, MAX_NEXT_ATTEMPT_AT),
     idempotency_key: key === '' ? null : key
   }
+}
+
+export async function submit (env: Envelope, ctx: ServiceContext, caller: CallerInfo): Promise<Reply> {
+  const input = submitInput(env, Date.now() / 1000)
   // ★ wait_s > 0: answer once the task is terminal, as a `wait` would, so a caller
   // that wants the outcome needs no second request.
   const waitS = num(env.wait_s, 0, 0, ctx.options.waitMaxS)
@@ -146,8 +149,51 @@ export async function complete (env: Envelope, ctx: ServiceContext): Promise<Rep
   return completeReply(await ctx.writes.write(() => ctx.store.complete(input)))
 }
 
-/** Most items one `complete_many` may carry (the 1 MiB inbound frame limit applies too). */
-export const MAX_COMPLETE_MANY = 1024
+/** The `items` array of a batch op, or the typed error that rejects the whole request. */
+function batchItems (env: Envelope, op: string, what: string): unknown[] {
+  const items = env.items
+  if (!Array.isArray(items)) throw new TaskQueueError('invalid_params', `items must be an array of ${what} requests`)
+  if (items.length > MAX_BATCH_ITEMS) throw new TaskQueueError('invalid_params', `at most ${MAX_BATCH_ITEMS} items per ${op}`)
+  return items
+}
+
+/**
+ * Runs `outcome` for every item inside one group-commit op (one transaction) and
+ * returns the per-item replies. When the transaction itself fails (busy, I/O), nothing
+ * was applied and every item says so.
+ */
+async function batchOutcomes (ctx: ServiceContext, items: unknown[], outcome: (item: unknown) => Reply): Promise<Reply[]> {
+  try {
+    return await ctx.writes.write(() => items.map(outcome))
+  } catch (err) {
+    return items.map((item) => itemFailure(ctx, item, err))
+  }
+}
+
+/**
+ * ★ `submit_many`: `items` is an array of `submit` envelopes (each coerced exactly like
+ * `submit`, with its own idempotency key; `wait_s` is not read). All items run as one
+ * op of the group commit, so a batch costs one transaction and one commit instead of
+ * one per task. A submit writes at most one row and nothing can fail after it, so a
+ * refused item (bad payload, `idempotency_conflict`) has changed nothing. Each item gets
+ * its own outcome, in order: `{ok:true, task_id, replayed}` or
+ * `{ok:false, task_id:'', error, detail?, retryable}`. A resent batch with the same
+ * keys replays every item instead of duplicating it.
+ */
+export async function submitMany (env: Envelope, ctx: ServiceContext): Promise<Reply> {
+  const items = batchItems(env, 'submit_many', 'submit')
+  const now = Date.now() / 1000
+  const outcome = (item: unknown): Reply => {
+    try {
+      if (!isPlainObject(item)) throw new TaskQueueError('invalid_params', 'each item must be an object')
+      const result = ctx.store.submit(submitInput(item, now))
+      return { ok: true, task_id: result.task_id, replayed: result.replayed }
+    } catch (err) {
+      return itemFailure(ctx, item, err)
+    }
+  }
+  return { ok: true, results: await batchOutcomes(ctx, items, outcome) }
+}
 
 /**
  * ★ `complete_many`: `items` is an array of `complete` envelopes (each coerced and
@@ -159,9 +205,7 @@ export const MAX_COMPLETE_MANY = 1024
  * One frame and one op per batch instead of per task is what lets a busy worker keep up.
  */
 export async function completeMany (env: Envelope, ctx: ServiceContext): Promise<Reply> {
-  const items = env.items
-  if (!Array.isArray(items)) throw new TaskQueueError('invalid_params', 'items must be an array of complete requests')
-  if (items.length > MAX_COMPLETE_MANY) throw new TaskQueueError('invalid_params', `at most ${MAX_COMPLETE_MANY} items per complete_many`)
+  const items = batchItems(env, 'complete_many', 'complete')
   const defaultWorker = str(env.worker_id)
   const outcome = (item: unknown): Reply => {
     try {
@@ -171,14 +215,7 @@ export async function completeMany (env: Envelope, ctx: ServiceContext): Promise
       return itemFailure(ctx, item, err)
     }
   }
-  let results: Reply[]
-  try {
-    results = await ctx.writes.write(() => items.map(outcome))
-  } catch (err) {
-    // The transaction itself failed (busy, I/O): nothing was applied, every item says so.
-    results = items.map((item) => itemFailure(ctx, item, err))
-  }
-  return { ok: true, results }
+  return { ok: true, results: await batchOutcomes(ctx, items, outcome) }
 }
 
 function itemFailure (ctx: ServiceContext, item: unknown, err: unknown): Reply {
