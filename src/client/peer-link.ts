@@ -12,6 +12,8 @@ import { JsonParseError, encodeJson, isPlainObject, parseWireJson } from '../pro
 import { deferWindowUpdates, tuneConnection } from '../protocol/transport-tuning.js'
 import { IdentifyDeferral } from '../node/identify-scheduler.js'
 import { peerIdOf } from '../node/addresses.js'
+import { connectionKindOf } from '../nat/connection-kind.js'
+import type { ConnectionKind } from '../nat/connection-kind.js'
 import { DeadlineError, DialError, ProtocolError, ProtocolNotSupportedError } from './errors.js'
 import { McpSession } from './mcp-session.js'
 import type { McpSessionOptions } from './mcp-session.js'
@@ -62,9 +64,9 @@ export class PeerLink {
     return this.connection?.remotePeer.toString() ?? null
   }
 
-  /** Whether the connection is currently relayed (limited) rather than direct. */
-  get limited (): boolean {
-    return this.connection?.limits != null
+  /** Whether the connection is currently relayed or direct; null before it is made. */
+  get connectionKind (): ConnectionKind | null {
+    return this.connection !== null ? connectionKindOf(this.connection) : null
   }
 
   get connectedAddr (): string | null {

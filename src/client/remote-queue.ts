@@ -1,35 +1,24 @@
 /**
- * RemoteQueue: the library client. One long-lived libp2p node per instance (B14); the
- * service it talks to is resolved once — explicit multiaddr, then a remembered address
- * for a known peer id, then the discovery chain — and its connection and MCP sessions
- * are reused until they stop working.
+ * RemoteQueue: the library client — typed calls, and one request loop with B16 retries.
+ * One long-lived libp2p node per instance (B14); the service it talks to is found once by
+ * the discovery resolver (discovery/resolver.ts), and its connection and MCP sessions are
+ * reused until they stop working.
  */
 import { blocksService, lookupOp } from '../protocol/ops.js'
-import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Libp2p } from '@libp2p/interface'
 import { loadSettings } from '../config/index.js'
 import type { Env, Settings } from '../config/index.js'
 import { createTaskQueueNode } from '../node/create-node.js'
-import { withPeerId, withoutPeerId } from '../node/addresses.js'
-import { AddressBook } from '../discovery/address-book.js'
-import { announceCandidates, announceFileDiscoverer, cacheHomeDir } from '../discovery/announce-file.js'
-import { bootstrapDiscoverer } from '../discovery/bootstrap.js'
-import { dhtDiscoverer } from '../discovery/dht.js'
-import { rendezvousDiscoverer } from '../discovery/rendezvous/index.js'
-import { mdnsDiscoverer } from '../discovery/mdns.js'
-import { discoveryParts } from '../discovery/parts.js'
 import { natParts } from '../nat/parts.js'
-import { awaitDirect } from '../nat/connection-kind.js'
-import type { ConnectionKind } from '../nat/connection-kind.js'
-import { runDiscoveryChain } from '../discovery/chain.js'
-import type { ProbeFn } from '../discovery/chain.js'
-import type { Discoverer, DiscoveryTrace } from '../discovery/types.js'
+import { ServiceResolver } from '../discovery/resolver.js'
+import type { DiscoveryTrace } from '../discovery/types.js'
 import type { ClaimedTask, JsonObject, JsonValue, Task } from '../protocol/types.js'
 import { ClientError, DeadlineError, DialError, DiscoveryError, ProtocolError, ProtocolNotSupportedError, RemoteError } from './errors.js'
 import { PeerLink } from './peer-link.js'
 import { submitFields, submitManyChunks, submitManyResult, submitManyResults } from './submit-batch.js'
 import type { SubmitManyResult, SubmitRequest } from './submit-batch.js'
+import { probeStatus } from './status-probe.js'
 import type { Logger } from '../logger.js'
 import { silentLogger } from '../logger.js'
 
@@ -68,9 +57,6 @@ export interface DiscoverOptions {
   all?: boolean
 }
 
-/** How long a chain's winner is tried first by later processes, and how long that check may take. */
-const REMEMBERED_WINNER_MAX_AGE_S = 600
-const REMEMBERED_CHECK_MS = 2000
 
 /**
  * How the client treats a call of `op` (from the op table): whether it may be repeated
@@ -86,15 +72,12 @@ export class RemoteQueue {
   readonly settings: Settings
   private readonly opts: RemoteQueueOptions
   private readonly log: Logger
-  private readonly addressBook: AddressBook
+  private readonly resolver: ServiceResolver<PeerLink>
   private readonly token: string | null
   private node: Libp2p | null = null
   private nodeStarting: Promise<Libp2p> | null = null
   private link: PeerLink | null = null
   private resolving: Promise<PeerLink> | null = null
-  private lastBootstrap: string | null = null
-  /** Connection kind per successful probe (`<peer> <multiaddr>`), for the discover trace. */
-  private readonly probeKinds = new Map<string, ConnectionKind>()
   private closed = false
 
   constructor (opts: RemoteQueueOptions = {}) {
@@ -103,8 +86,22 @@ export class RemoteQueue {
     // Throws ConfigError (code invalid_config, variable) for bad environment values.
     this.settings = opts.settings ?? loadSettings(opts.env ?? process.env, {}, (m) => this.log.warn(m), { role: 'client' })
     this.token = opts.token !== undefined ? opts.token : this.settings.token
-    const bookPath = opts.addressBookPath !== undefined ? opts.addressBookPath : join(cacheHomeDir(opts.env ?? process.env), 'ipfs_accelerate_py', 'peer_addresses.json')
-    this.addressBook = new AddressBook(bookPath)
+    this.resolver = new ServiceResolver<PeerLink>({
+      settings: this.settings,
+      env: opts.env ?? process.env,
+      multiaddr: opts.multiaddr ?? null,
+      peerId: opts.peerId ?? null,
+      announceFile: opts.announceFile ?? null,
+      addressBookPath: opts.addressBookPath,
+      node: async () => await this.getNode(),
+      connect: (node, addrs) => this.newLink(node, addrs),
+      probe: async (node, addrs, signal) => await probeStatus(node, addrs, signal, {
+        newLink: (n, a) => this.newLink(n, a),
+        token: this.token,
+        timeoutMs: this.settings.rpcDialTimeoutS * 1000,
+        holepunch: this.settings.holepunch
+      })
+    })
   }
 
   /** The peer id of the service currently in use, if resolved. */
@@ -302,7 +299,7 @@ export class RemoteQueue {
 
   /** Runs the full discovery chain and reports every attempt (`p2p-rpc discover`). */
   async discover (options: DiscoverOptions = {}): Promise<DiscoveryTrace> {
-    const { trace, link } = await this.runChain(options.timeoutMs ?? this.settings.discoveryTimeoutS * 1000, options.detail === true, true, options.all === true)
+    const { trace, link } = await this.resolver.discover(options.timeoutMs ?? this.settings.discoveryTimeoutS * 1000, options.detail === true, options.all === true)
     if (link !== null) this.adopt(link)
     return trace
   }
@@ -346,17 +343,12 @@ export class RemoteQueue {
     if (this.node !== null) return this.node
     this.nodeStarting ??= createTaskQueueNode({
       dialTimeoutMs: this.settings.rpcDialTimeoutS * 1000,
-      // With an explicit address and no fallback the chain never runs: no DHT or mDNS to start.
-      parts: [...(this.explicitOnly() ? [] : discoveryParts(this.settings, 'client')), natParts(this.settings, 'client')]
+      parts: [...this.resolver.nodeParts(), natParts(this.settings, 'client')]
     }).then((node) => {
       this.node = node
       return node
     })
     return await this.nodeStarting
-  }
-
-  private explicitOnly (): boolean {
-    return (this.opts.multiaddr ?? '') !== '' && !this.settings.explicitDiscoveryFallback
   }
 
   private newLink (node: Libp2p, addrs: string[]): PeerLink {
@@ -370,181 +362,11 @@ export class RemoteQueue {
 
   private async resolve (timeoutMs: number): Promise<PeerLink> {
     if (this.link !== null) return this.link
-    this.resolving ??= this.resolveFresh(timeoutMs).finally(() => { this.resolving = null })
+    this.resolving ??= this.resolver.resolve(timeoutMs).then((found) => {
+      if (found.link === null) throw new DiscoveryError(found.reason, found.trace)
+      this.link = found.link
+      return found.link
+    }).finally(() => { this.resolving = null })
     return await this.resolving
-  }
-
-  private async resolveFresh (timeoutMs: number): Promise<PeerLink> {
-    const node = await this.getNode()
-    const explicit = this.opts.multiaddr ?? null
-    if (explicit !== null && explicit !== '') {
-      const want = this.opts.peerId ?? null
-      const addr = want !== null ? withPeerId(explicit, want) : explicit
-      if (!this.settings.explicitDiscoveryFallback) {
-        this.link = this.newLink(node, [addr])
-        return this.link
-      }
-      const { link } = await this.runChain(timeoutMs, false, true)
-      if (link === null) throw new DiscoveryError('no TaskQueue peer found (explicit address and discovery chain failed)')
-      this.link = link
-      return link
-    }
-    // A remembered address is checked with one status before it is trusted; when it
-    // fails it is forgotten and the chain runs (discovery.md §1, scope).
-    const peerId = this.opts.peerId ?? null
-    const ns = this.settings.rendezvousNs
-    const remembered = peerId !== null ? this.addressBook.get(peerId) : this.addressBook.lastWinner(ns, REMEMBERED_WINNER_MAX_AGE_S)
-    if (remembered !== null && remembered.length > 0) {
-      const checked = await this.probe(node, remembered, AbortSignal.timeout(Math.min(timeoutMs / 2, REMEMBERED_CHECK_MS)))
-      if (checked.ok && (peerId === null || checked.peerId === peerId)) {
-        this.link = checked.link
-        return checked.link
-      }
-      if (checked.ok) checked.link.close()
-      if (peerId !== null) this.addressBook.forget(peerId)
-      else this.addressBook.forgetWinner(ns)
-    }
-    const { link, trace } = await this.runChain(timeoutMs, false, false)
-    if (link === null) throw new DiscoveryError('no TaskQueue peer found by discovery', trace)
-    this.link = link
-    return link
-  }
-
-  private discoverers (): Discoverer[] {
-    const s = this.settings
-    const env = this.opts.env ?? process.env
-    const envSet = (env.IPFS_ACCELERATE_PY_TASK_P2P_ANNOUNCE_FILE ?? env.IPFS_DATASETS_PY_TASK_P2P_ANNOUNCE_FILE ?? '').trim() !== ''
-    return [
-      announceFileDiscoverer({
-        explicitPath: this.opts.announceFile ?? null,
-        envPath: s.announceFile,
-        envPathSet: envSet,
-        candidates: announceCandidates()
-      }),
-      bootstrapDiscoverer({
-        peers: s.bootstrapPeers,
-        dial: s.bootstrapDial,
-        maxAttempts: s.bootstrapMaxAttempts,
-        lastGood: () => this.lastBootstrap
-      }),
-      rendezvousDiscoverer({
-        enabled: s.rendezvous,
-        node: async () => await this.getNode(),
-        namespace: s.rendezvousNs,
-        points: [...s.rendezvousPoints],
-        bootstrapPeers: [...s.bootstrapPeers],
-        maxAttempts: s.rendezvousMaxAttempts
-      }),
-      dhtDiscoverer({
-        enabled: s.dht,
-        node: async () => await this.getNode(),
-        namespace: s.rendezvousNs,
-        seeds: s.bootstrapPeers,
-        maxProviderAttempts: s.dhtMaxProviderAttempts
-      }),
-      mdnsDiscoverer({
-        enabled: s.mdns,
-        node: async () => await this.getNode(),
-        allowLoopback: s.mdnsAllowLoopback,
-        maxAttemptsPerPoll: s.mdnsMaxAttemptsPerPoll,
-        protocols: [...s.protocol],
-        windowMs: s.discoveryStepTimeouts.mdns * 1000
-      })
-    ]
-  }
-
-  private async runChain (timeoutMs: number, detail: boolean, includeExplicit: boolean, all = false): Promise<{ trace: DiscoveryTrace, link: PeerLink | null }> {
-    const node = await this.getNode()
-    const probe: ProbeFn = async (addrs, signal) => await this.probe(node, addrs, signal)
-    const discoverers = this.discoverers()
-    const explicit = this.opts.multiaddr ?? null
-    if (includeExplicit && explicit !== null && explicit !== '') {
-      discoverers.unshift({
-        method: 'explicit',
-        skipReason: () => null,
-        run: async (scope) => {
-          const r = await scope.probe([explicit], explicit)
-          return r.ok ? r : null
-        }
-      })
-      if (this.explicitOnly()) discoverers.splice(1)
-    }
-    const st = this.settings.discoveryStepTimeouts
-    const { trace, winner } = await runDiscoveryChain({
-      discoverers,
-      probe,
-      stepTimeoutsMs: {
-        explicit: timeoutMs,
-        'announce-file': st['announce-file'] * 1000 * 2,
-        bootstrap: st.bootstrap * 1000,
-        rendezvous: st.rendezvous * 1000,
-        dht: st.dht * 1000,
-        mdns: st.mdns * 1000
-      },
-      deadlineMs: timeoutMs,
-      peerIdFilter: this.opts.peerId ?? null,
-      selfPeerId: node.peerId.toString(),
-      detail,
-      all
-    })
-    if (winner !== null) {
-      const peerId = winner.record.peer_id
-      if (winner.record.method === 'bootstrap' && winner.record.source !== undefined) this.lastBootstrap = winner.record.source
-      const addrs = [winner.record.multiaddr, ...winner.link.addrs.map(String)].filter((a, i, all) => all.indexOf(a) === i)
-      if (peerId !== '') this.addressBook.remember(peerId, addrs)
-      if (peerId !== '' && winner.record.method !== 'announce-file' && winner.record.method !== 'explicit') {
-        this.addressBook.rememberWinner(this.settings.rendezvousNs, peerId, addrs)
-      }
-    }
-    // Issue 4.3: the trace says whether each successful attempt is direct or relayed.
-    for (const a of trace.attempts as Array<DiscoveryTrace['attempts'][number] & { connection?: ConnectionKind }>) {
-      const kind = a.ok ? this.probeKinds.get(`${a.peer_id} ${a.multiaddr}`) : undefined
-      if (kind !== undefined) a.connection = kind
-    }
-    this.probeKinds.clear()
-    return { trace, link: winner?.link ?? null }
-  }
-
-  private async probe (node: Libp2p, addrs: string[], signal: AbortSignal): Promise<Awaited<ReturnType<ProbeFn>>> {
-    let link: PeerLink
-    try {
-      link = this.newLink(node, addrs)
-    } catch (err) {
-      return { ok: false, error: 'invalid_multiaddr', peerId: '', multiaddr: addrs[0] ?? '' }
-    }
-    const abort = (): void => link.close()
-    signal.addEventListener('abort', abort, { once: true })
-    try {
-      const env: Record<string, unknown> = { op: 'status', detail: false, timeout_s: 5 }
-      if (this.token !== null) env.token = this.token
-      const response = await link.call(env, { timeoutMs: this.settings.rpcDialTimeoutS * 1000 })
-      const peerId = link.remotePeerId ?? ''
-      const dialled = link.connectedAddr !== null ? `${withoutPeerId(link.connectedAddr)}/p2p/${peerId}` : addrs[0]
-      if (response.ok !== true) {
-        link.close()
-        return { ok: false, error: typeof response.error === 'string' ? response.error : 'status_failed', peerId, multiaddr: dialled, response }
-      }
-      // Relayed: with HOLEPUNCH a DCUtR upgrade is under way; wait for it (bounded), so the
-      // link the caller keeps, and the trace, are the direct connection when it worked.
-      let kind: ConnectionKind = link.limited || (link.connectedAddr ?? '').includes('/p2p-circuit') ? 'relayed' : 'direct'
-      if (kind === 'relayed' && this.settings.holepunch) {
-        kind = await awaitDirect(node, peerId, 3000, signal)
-        if (kind === 'direct') {
-          const relayed = link
-          link = this.newLink(node, addrs)
-          relayed.close()
-        }
-      }
-      this.probeKinds.set(`${peerId} ${dialled}`, kind)
-      return { ok: true, link, peerId, multiaddr: dialled, response }
-    } catch (err) {
-      link.close()
-      const code = err instanceof ProtocolNotSupportedError
-        ? 'protocol_not_supported'
-        : err instanceof DeadlineError ? 'timeout' : err instanceof ClientError ? err.code : 'dial_failed'
-      return { ok: false, error: code, peerId: link.remotePeerId ?? '', multiaddr: addrs[0] ?? '' }
-    } finally {
-      signal.removeEventListener('abort', abort)
-    }
   }
 }

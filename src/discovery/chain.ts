@@ -3,16 +3,16 @@
  * its own step timeout and one overall deadline; the winner is the success with the
  * lowest preference number, declared only once every mechanism before it has finished.
  */
-import type { AttemptRecord, Discoverer, FoundPeer, DiscoveryMethod, DiscoveryScope, DiscoveryTrace, ProbeResult, ProbeSuccess } from './types.js'
-import type { PeerLink } from '../client/peer-link.js'
+import type { ConnectionKind } from '../nat/connection-kind.js'
+import type { AttemptRecord, Discoverer, FoundLink, FoundPeer, DiscoveryMethod, DiscoveryScope, DiscoveryTrace, ProbeResult, ProbeSuccess } from './types.js'
 import { peerIdOf, withPeerId } from '../node/addresses.js'
 
-export type ProbeOutcome =
-  | { ok: true, link: PeerLink, peerId: string, multiaddr: string, response: Record<string, unknown> }
+export type ProbeOutcome<L extends FoundLink = FoundLink> =
+  | { ok: true, link: L, peerId: string, multiaddr: string, response: Record<string, unknown>, connection?: ConnectionKind }
   | { ok: false, error: string, peerId: string, multiaddr: string, response?: Record<string, unknown> | null }
 
 /** Dials `addrs` and asks for status; must honour `signal` promptly. */
-export type ProbeFn = (addrs: string[], signal: AbortSignal) => Promise<ProbeOutcome>
+export type ProbeFn<L extends FoundLink = FoundLink> = (addrs: string[], signal: AbortSignal) => Promise<ProbeOutcome<L>>
 
 export interface ChainOptions {
   discoverers: Discoverer[]
@@ -44,7 +44,7 @@ export async function runDiscoveryChain (opts: ChainOptions): Promise<ChainResul
   const finished = opts.discoverers.map(() => false)
   const controllers = opts.discoverers.map(() => new AbortController())
   // Every link a probe opened; all but the winner's are closed at the end.
-  const successLinks: PeerLink[] = []
+  const successLinks: FoundLink[] = []
 
   const runs = opts.discoverers.map(async (d, i): Promise<ProbeSuccess | null> => {
     const skip = d.skipReason()
@@ -102,7 +102,9 @@ export async function runDiscoveryChain (opts: ChainOptions): Promise<ChainResul
           return { ok: false, record: rec({ error: 'peer_id_mismatch', peer_id: outcome.peerId, multiaddr: outcome.multiaddr }) }
         }
         successLinks.push(outcome.link)
-        return { ok: true, link: outcome.link, record: rec({ ok: true, peer_id: outcome.peerId, multiaddr: outcome.multiaddr, response: outcome.response }) }
+        const record = rec({ ok: true, peer_id: outcome.peerId, multiaddr: outcome.multiaddr, response: outcome.response })
+        if (outcome.connection !== undefined) record.connection = outcome.connection
+        return { ok: true, link: outcome.link, record }
       }
     }
     try {

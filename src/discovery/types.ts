@@ -3,7 +3,17 @@
  * it finds candidates and validates each through `probe`, which dials and asks for
  * `status` — only an `ok:true` status counts as success.
  */
-import type { PeerLink } from '../client/peer-link.js'
+import type { ConnectionKind } from '../nat/connection-kind.js'
+
+/**
+ * What discovery needs of a connection a probe opened: its addresses (remembered for the
+ * winner) and a way to let it go (the losers'). The client's PeerLink is one; discovery
+ * never calls through it, so it does not depend on the client.
+ */
+export interface FoundLink {
+  readonly addrs: ReadonlyArray<{ toString: () => string }>
+  close: () => void
+}
 
 export type DiscoveryMethod = 'explicit' | 'announce-file' | 'bootstrap' | 'rendezvous' | 'dht' | 'mdns'
 
@@ -17,12 +27,14 @@ export interface AttemptRecord {
   response: Record<string, unknown> | null
   elapsed_ms: number
   source?: string
+  /** Successful attempts: whether the connection is direct or relayed. */
+  connection?: ConnectionKind
 }
 
 export interface ProbeSuccess {
   ok: true
   record: AttemptRecord
-  link: PeerLink
+  link: FoundLink
 }
 
 export interface ProbeFailure {

@@ -4,7 +4,6 @@
  */
 import type { Libp2p } from '@libp2p/interface'
 import type { Settings } from '../config/index.js'
-import type { NatReport } from '../service/context.js'
 import type { AutoNatService, AutoNatSnapshot } from './autonat.js'
 import type { HolePunchService, HolePunchSnapshot } from './holepunch.js'
 import type { RelayReservationKeeper, RelayKeeperSnapshot } from './relay-keeper.js'
@@ -12,6 +11,22 @@ import { relayTrafficOf } from './relay-server.js'
 import type { RelayTraffic } from './relay-server.js'
 import { NAT_SERVICES } from './parts.js'
 import { ipPortOf } from './addrs.js'
+
+/** `status.nat` (discovery.md §9.3): what every service reports, with or without NAT services. */
+export interface NatReport {
+  autonat: { supported: boolean, status: 'unknown' | 'public' | 'private' | 'unavailable', code: number | null }
+  relay: { enabled: boolean, hop: boolean, reservations: Array<{ relay_peer_id: string, addr: string, expires_at: number | null }> }
+  holepunch: { enabled: boolean, attempts: number, successes: number }
+  public_ip: string | null
+}
+
+/** The report of a service embedded without a node (no NAT services at all). */
+export const NAT_UNAVAILABLE: NatReport = {
+  autonat: { supported: false, status: 'unavailable', code: null },
+  relay: { enabled: false, hop: false, reservations: [] },
+  holepunch: { enabled: false, attempts: 0, successes: 0 },
+  public_ip: null
+}
 
 export interface NatStatus extends NatReport {
   relay: NatReport['relay'] & {

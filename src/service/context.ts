@@ -9,6 +9,7 @@ import type { ToolRegistry } from '../tools/registry.js'
 import type { TaskEvents } from './task-events.js'
 import type { ServiceStats } from './stats.js'
 import type { WriteBatcher } from './write-batcher.js'
+import type { NatReport } from '../nat/report.js'
 
 export interface ServiceOptions {
   /** Shared token; null = open service. */
@@ -33,13 +34,6 @@ export interface McpLimits {
   rateRefillPerSec: number
   /** Streams idle longer than this are closed (clients reopen transparently). */
   idleTimeoutMs: number
-}
-
-export interface NatReport {
-  autonat: { supported: boolean, status: 'unknown' | 'public' | 'private' | 'unavailable', code: number | null }
-  relay: { enabled: boolean, hop: boolean, reservations: Array<{ relay_peer_id: string, addr: string, expires_at: number | null }> }
-  holepunch: { enabled: boolean, attempts: number, successes: number }
-  public_ip: string | null
 }
 
 /** Facts about the embedded worker for status detail (§8 local_worker). */

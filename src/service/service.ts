@@ -12,7 +12,9 @@ import type { TaskChange } from '../store/types.js'
 import { ToolRegistry } from '../tools/registry.js'
 import type { Logger } from '../logger.js'
 import { silentLogger } from '../logger.js'
-import type { LocalWorkerInfo, NatReport, ServiceContext, ServiceOptions } from './context.js'
+import type { LocalWorkerInfo, ServiceContext, ServiceOptions } from './context.js'
+import { NAT_UNAVAILABLE } from '../nat/report.js'
+import type { NatReport } from '../nat/report.js'
 import { createDispatcher } from './dispatch.js'
 import type { Dispatch } from './dispatch.js'
 import { createMcpHandler } from './mcp-server.js'
@@ -43,13 +45,6 @@ export interface TaskQueueServiceInit {
    * default true). Embedders that manage their own heap can turn it off.
    */
   releaseStartupMemory?: boolean
-}
-
-const NAT_UNAVAILABLE: NatReport = {
-  autonat: { supported: false, status: 'unavailable', code: null },
-  relay: { enabled: false, hop: false, reservations: [] },
-  holepunch: { enabled: false, attempts: 0, successes: 0 },
-  public_ip: null
 }
 
 export class TaskQueueService {

@@ -1,11 +1,11 @@
 /** Public surface of the worker: backends, the handler API and the Worker itself. */
 export {
   type QueueBackend, type BackendClaimOptions, type BackendCompleteOptions, type BackendReleaseOptions,
-  type BackendHeartbeatOptions, type RemoteQueueLike, type RemoteBackendOptions, type LocalBackendOptions,
-  type OpenLocalBackendOptions,
-  BackendError, RemoteBackend, LocalBackend, LEASE_LOST_CODES, isLeaseLost, toBackendError, completeWithRetry,
-  backoffMs, sleep
+  type BackendHeartbeatOptions,
+  BackendError, LEASE_LOST_CODES, isLeaseLost, toBackendError, completeWithRetry, backoffMs, sleep
 } from './backend.js'
+export { type RemoteQueueLike, type RemoteBackendOptions, RemoteBackend } from './remote-backend.js'
+export { type LocalBackendOptions, type OpenLocalBackendOptions, LocalBackend } from './local-backend.js'
 export {
   type TaskHandler, type TaskContext, type HandlerMap, type BuiltinHandlerOptions, type LoadHandlerOptions,
   MAX_SLEEP_S, builtinHandlers, toolCallHandler, echoHandler, sleepHandler, mergeHandlers, dispatchTable,
