@@ -3,6 +3,7 @@
  * (Python) service so that its clients see the same results from ours.
  */
 import { isPlainObject } from './json.js'
+import { TaskQueueError } from './errors.js'
 
 export type Envelope = Record<string, unknown>
 
@@ -74,4 +75,34 @@ export function objectOrWrap (value: unknown, wrapKey: string): Record<string, u
   if (value === undefined || value === null) return {}
   if (isPlainObject(value)) return value
   return { [wrapKey]: value }
+}
+
+/**
+ * ★ Bounds of caller-supplied identifiers the service keeps (the scheduler's peer
+ * registry, task rows) or echoes (heartbeat and status replies): without them a few
+ * calls with megabyte-long ids made every other peer's replies megabytes long.
+ */
+export const MAX_ID_CHARS = 256
+/** Longest idempotency key (kept in the task row and its unique index). */
+export const MAX_KEY_CHARS = 1024
+/** Most task types one claimer or heartbeat may list (before alias expansion). */
+export const MAX_TASK_TYPES = 64
+
+/** `value` itself when at most `max` characters, else a typed `invalid_params`. */
+export function bounded (value: string, field: string, max: number = MAX_ID_CHARS): string {
+  if (value.length > max) throw new TaskQueueError('invalid_params', `${field} is longer than ${max} characters`)
+  return value
+}
+
+/** `firstStr` with the identifier bound. */
+export function firstId (env: Envelope, ...keys: string[]): string {
+  return bounded(firstStr(env, ...keys), keys[0])
+}
+
+/** `strList` of identifiers: at most MAX_TASK_TYPES items of at most MAX_ID_CHARS each. */
+export function idList (value: unknown, field: string): string[] {
+  const list = strList(value)
+  if (list.length > MAX_TASK_TYPES) throw new TaskQueueError('invalid_params', `${field} lists more than ${MAX_TASK_TYPES} items`)
+  for (const item of list) bounded(item, field)
+  return list
 }

@@ -85,3 +85,36 @@ export function sortKeysDeep (value: unknown): unknown {
   }
   return value
 }
+
+/**
+ * ★ Deepest nesting of arrays/objects a request may carry. JSON.parse copes with any
+ * depth, but every recursive step after it (stringify, key sorting, the store) would
+ * overflow the stack on the 10⁵-level inputs a fuzzer sends; Python's own json module
+ * stops near 1000. Such requests get a typed `invalid_params` instead.
+ */
+export const MAX_JSON_DEPTH = 256
+
+/**
+ * Whether the JSON text nests arrays/objects deeper than `limit`. A scan of the bytes
+ * (brackets inside strings skipped), run only on frames long enough to be that deep:
+ * a valid document of depth d has at least 2d bytes, so small requests cost nothing.
+ */
+export function exceedsJsonDepth (bytes: Uint8Array, limit: number = MAX_JSON_DEPTH): boolean {
+  if (bytes.byteLength <= 2 * limit) return false
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < bytes.byteLength; i++) {
+    const c = bytes[i]
+    if (inString) {
+      if (c === 0x5c) i++ // backslash: skip the escaped byte
+      else if (c === 0x22) inString = false
+    } else if (c === 0x22) {
+      inString = true
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > limit) return true
+    } else if (c === 0x5d || c === 0x7d) {
+      depth--
+    }
+  }
+  return false
+}

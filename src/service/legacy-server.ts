@@ -4,7 +4,7 @@
  */
 import type { Connection, Stream } from '@libp2p/interface'
 import { FrameTooLargeError, StreamReader, encodeLine, writeBytes } from '../protocol/framing.js'
-import { JsonParseError, encodeJson, isPlainObject, parseWireJson } from '../protocol/json.js'
+import { JsonParseError, MAX_JSON_DEPTH, encodeJson, exceedsJsonDepth, isPlainObject, parseWireJson } from '../protocol/json.js'
 import type { Envelope } from '../protocol/coerce.js'
 import { ORIGINAL_CLIENT_MAX_FRAME } from '../protocol/ids.js'
 import type { Dispatch } from './dispatch.js'
@@ -43,6 +43,10 @@ export function createLegacyHandler (ctx: ServiceContext, dispatch: Dispatch, lo
     if (!isPlainObject(request)) {
       ctx.stats.legacy.frame_errors++
       await send(stream, errorReply(ctx, 'invalid_message'))
+      return
+    }
+    if (exceedsJsonDepth(line)) {
+      await send(stream, errorReply(ctx, 'invalid_params', `request nested deeper than ${MAX_JSON_DEPTH} levels`))
       return
     }
     const env: Envelope = { ...request }

@@ -6,12 +6,13 @@
 import type { Connection, Stream } from '@libp2p/interface'
 import { FrameTooLargeError, FrameWriter, StreamReader } from '../protocol/framing.js'
 import { deferWindowUpdates } from '../protocol/transport-tuning.js'
-import { JsonParseError, isPlainObject, parseWireJson } from '../protocol/json.js'
+import { JsonParseError, MAX_JSON_DEPTH, exceedsJsonDepth, isPlainObject, parseWireJson } from '../protocol/json.js'
 import { MCP_PROFILES, MCP_PROTOCOL, MCP_PROTOCOL_VERSION, SERVER_FEATURES, TASK_QUEUE_RPC_TOOL } from '../protocol/ids.js'
 import type { Envelope } from '../protocol/coerce.js'
 import { lookupOp } from '../protocol/ops.js'
 import { IMPL_NAME, VERSION } from '../version.js'
 import { createTokenCheck } from './auth.js'
+import { errorReply } from './dispatch.js'
 import type { Dispatch } from './dispatch.js'
 import type { CallerInfo, ServiceContext } from './context.js'
 import { invokeTool, toolTimeoutS } from './ops/tool-ops.js'
@@ -44,6 +45,17 @@ class TokenBucket {
     this.tokens -= 1
     return true
   }
+}
+
+/** Longest string id echoed back (JSON-RPC ids are usually small numbers). */
+const MAX_ID_CHARS = 256
+
+/** The request id to echo: null when absent, undefined when it is not an acceptable id. */
+function rpcId (id: unknown): RpcId | undefined {
+  if (id === undefined || id === null) return null
+  if (typeof id === 'number') return id
+  if (typeof id === 'string' && id.length <= MAX_ID_CHARS) return id
+  return undefined
 }
 
 /** `arguments` with no `op` and exactly one object member is unwrapped (kept from the original). */
@@ -242,7 +254,11 @@ export function createMcpHandler (ctx: ServiceContext, dispatch: Dispatch, log: 
           if (err instanceof FrameTooLargeError) {
             stats.frame_errors++
             await failFrame(null, -32003, 'frame_too_large')
+            return
           }
+          // A stream that ends inside a frame (§2.2): that partial frame goes unanswered,
+          // but every complete request before it still gets its reply, in order.
+          await replies.drain().catch(() => {})
           return
         }
         lastActive = performance.now()
@@ -266,7 +282,13 @@ export function createMcpHandler (ctx: ServiceContext, dispatch: Dispatch, log: 
           return
         }
         const isNotification = !('id' in msg)
-        const id = (msg.id ?? null) as RpcId
+        const id = rpcId(msg.id)
+        if (id === undefined) {
+          // ★ Ids are echoed, so only a string of bounded length, a number or null is one.
+          stats.frame_errors++
+          await failFrame(null, -32600, 'invalid_id')
+          return
+        }
         frames++
         if (frames > limits.maxFrames || !bucket.take()) {
           stats.rate_limited++
@@ -287,6 +309,12 @@ export function createMcpHandler (ctx: ServiceContext, dispatch: Dispatch, log: 
         }
         if (isNotification) continue
         const params = msg.params
+        if (exceedsJsonDepth(body)) {
+          // ★ Typed refusal of pathologically nested input (see MAX_JSON_DEPTH).
+          await replies.settled()
+          replies.write(tooDeepReply(method, params, id))
+          continue
+        }
         // Queue writes join the group commit in call order, so the next frame may be read
         // while they commit (replies still go out in order). Anything else starts only
         // after every earlier op has finished: the stream behaves as if strictly serial.
@@ -312,6 +340,11 @@ export function createMcpHandler (ctx: ServiceContext, dispatch: Dispatch, log: 
         }
         case 'tools/list':
         case 'tools.list':
+          // ★ The tool names are the service's business: the token is required, as for tools/call.
+          if (!tokenOk(initToken)) {
+            stats.unauthorized++
+            throw new RpcFailure(-32001, 'unauthorized')
+          }
           return toolsList(ctx)
         case 'tools/call':
         case 'tools.call': {
@@ -333,6 +366,14 @@ export function createMcpHandler (ctx: ServiceContext, dispatch: Dispatch, log: 
         default:
           throw new RpcFailure(-32601, 'method_not_found')
       }
+    }
+
+    function tooDeepReply (method: string, params: unknown, id: RpcId): Record<string, unknown> {
+      const detail = `request nested deeper than ${MAX_JSON_DEPTH} levels`
+      if ((method === 'tools/call' || method === 'tools.call') && isPlainObject(params) && params.name === TASK_QUEUE_RPC_TOOL) {
+        return { jsonrpc: '2.0', id, result: { content: errorReply(ctx, 'invalid_params', detail) } }
+      }
+      return { jsonrpc: '2.0', id, error: { code: -32602, message: 'invalid_params' } }
     }
 
     async function directToolCall (name: string, args: unknown): Promise<unknown> {

@@ -5,8 +5,8 @@ export * from '../protocol/types.js'
 export { normalizeTaskType, canonicalTaskType, canonicalTaskTypes, expandTaskTypes } from './aliases.js'
 export { SCHEDULER_CLOCK, schedulerScore, pickOwner, isOwner } from './scheduler.js'
 export {
-  PeerRegistry, peerKey, DEFAULT_PEER_TIMEOUT_S, DEFAULT_MAX_PEERS,
-  type PeerTouch, type PeerKeySources, type PeerRegistryOptions
+  PeerRegistry, peerKey, DEFAULT_PEER_TIMEOUT_S, DEFAULT_MAX_PEERS, MAX_CANDIDATES,
+  type PeerTouch, type PeerKeySources, type PeerRegistryOptions, type Candidates
 } from './peers.js'
 export { openDatabase, migrate, isBusyError, SCHEMA_VERSION, type OpenDatabaseOptions } from './db.js'
 export { Checkpointer, type CheckpointerOptions } from './checkpointer.js'

@@ -5,7 +5,7 @@
  * again and would otherwise re-hash them every time.
  */
 import { pickOwner } from './scheduler.js'
-import type { PeerEntry } from './types.js'
+import type { Candidates } from './peers.js'
 
 /** The task fields ownership depends on. */
 export interface OwnedTask {
@@ -29,8 +29,8 @@ const OWNER_CACHE_MAX = 100_000
 
 export class OwnerCache {
   private readonly stealAfterS: number
-  /** task_id → owner, valid for one set of live worker profiles (`sig`). */
-  private sig = ''
+  /** task_id → owner, valid for one version of the registry's candidates. */
+  private version = -1
   private owners = new Map<string, string>()
 
   constructor (stealAfterS: number) {
@@ -38,16 +38,15 @@ export class OwnerCache {
   }
 
   /**
-   * The test for requester `self` given the live registry entries (self included).
-   * Peers without a worker_id (status pollers, CLI heartbeats) never claim, so letting
-   * them own tasks would only delay work by the steal window: they are no candidates.
+   * The test for requester `self` given the registry's candidates (peers with a
+   * worker_id that claimed recently; self included). Status pollers, CLI heartbeats
+   * and ids that only said hello never claim, so letting them own tasks would only
+   * delay work by the steal window: they are no candidates, and they cost nothing here.
    */
-  forClaim (self: string, live: readonly PeerEntry[], now: number): OwnerTest {
-    const workers = live.filter(p => p.worker_id !== '')
-    const sig = workers.map(p => [p.peer_id, p.worker_id, p.session_id, p.supported_task_types.join(',')].join('\u0001'))
-      .sort().join('\u0002')
-    if (sig !== this.sig) {
-      this.sig = sig
+  forClaim (self: string, current: Candidates, now: number): OwnerTest {
+    const workers = current.peers
+    if (current.version !== this.version) {
+      this.version = current.version
       this.owners = new Map()
     }
     const owners = this.owners

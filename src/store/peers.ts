@@ -7,6 +7,12 @@ import type { PeerEntry } from './types.js'
 
 export const DEFAULT_PEER_TIMEOUT_S = 300
 export const DEFAULT_MAX_PEERS = 10_000
+/**
+ * Most claimers the scheduler hashes a task against. Each candidate costs one hash per
+ * task walked, so the bound keeps a claim's work fixed however many ids claim; the
+ * least recent claimers drop out first (and can still take tasks after the steal window).
+ */
+export const MAX_CANDIDATES = 256
 
 /** Fields a claim or heartbeat reports; an omitted field keeps its previous value. */
 export interface PeerTouch {
@@ -18,6 +24,18 @@ export interface PeerTouch {
   last_seen?: number
   transport_peer_id?: string
   peer_hint?: string
+  /**
+   * The peer claimed (or renewed a lease it holds) now: only such peers are scheduler
+   * candidates, so ids that merely said hello cost a claim nothing.
+   */
+  active?: boolean
+}
+
+/** The scheduler's candidate owners: peers that claimed within the liveness window. */
+export interface Candidates {
+  /** Changes whenever the set or a member's profile changes (cache key for owners). */
+  readonly version: number
+  readonly peers: readonly PeerEntry[]
 }
 
 export interface PeerKeySources {
@@ -52,6 +70,10 @@ export class PeerRegistry {
   private readonly now: () => number
   /** Insertion order = order of last touch, so the oldest entries are at the front. */
   private readonly entries = new Map<string, PeerEntry>()
+  /** Peers with a worker_id that claimed recently, in order of last claim (oldest first). */
+  private readonly claimers = new Map<string, { entry: PeerEntry, activeAt: number }>()
+  private claimersVersion = 0
+  private candidateList: PeerEntry[] | null = null
 
   constructor (opts: PeerRegistryOptions = {}) {
     this.timeoutS = opts.timeoutS ?? DEFAULT_PEER_TIMEOUT_S
@@ -83,9 +105,57 @@ export class PeerRegistry {
     while (this.entries.size > this.maxSize) {
       const oldest = this.entries.keys().next()
       if (oldest.done === true) break
+      this.dropClaimer(oldest.value)
       this.entries.delete(oldest.value)
     }
+    const claimer = this.claimers.get(key)
+    if (t.active === true && entry.worker_id !== '') {
+      if (claimer === undefined || !sameProfile(claimer.entry, entry)) this.changed()
+      this.claimers.delete(key)
+      this.claimers.set(key, { entry, activeAt: entry.last_seen })
+      while (this.claimers.size > MAX_CANDIDATES) {
+        const oldest = this.claimers.keys().next()
+        if (oldest.done === true) break
+        this.dropClaimer(oldest.value)
+      }
+    } else if (claimer !== undefined) {
+      // A heartbeat refreshes liveness, not candidacy; a changed profile still counts.
+      if (!sameProfile(claimer.entry, entry)) this.changed()
+      claimer.entry = entry
+    }
     return entry
+  }
+
+  /** Marks a known peer as active (it renewed a lease it holds), as a claim would. */
+  markActive (key: string, now: number = this.now()): void {
+    const entry = this.entries.get(key.trim())
+    if (entry === undefined || entry.worker_id === '') return
+    if (!this.claimers.has(entry.peer_id)) this.changed()
+    this.claimers.delete(entry.peer_id)
+    this.claimers.set(entry.peer_id, { entry, activeAt: now })
+  }
+
+  /**
+   * The scheduler's candidates: peers with a worker_id whose last claim (or lease
+   * renewal) is within the liveness window, at most MAX_CANDIDATES. Costs nothing per
+   * peer that only sent heartbeats, and the version only moves when the set does.
+   */
+  candidates (now: number = this.now()): Candidates {
+    for (const [k, c] of this.claimers) {
+      if (now - c.activeAt <= this.timeoutS) break
+      this.dropClaimer(k)
+    }
+    this.candidateList ??= [...this.claimers.values()].map(c => c.entry)
+    return { version: this.claimersVersion, peers: this.candidateList }
+  }
+
+  private changed (): void {
+    this.claimersVersion++
+    this.candidateList = null
+  }
+
+  private dropClaimer (key: string): void {
+    if (this.claimers.delete(key)) this.changed()
   }
 
   get (key: string): PeerEntry | undefined {
@@ -104,10 +174,23 @@ export class PeerRegistry {
     return out
   }
 
+  /** The `limit` most recently seen live entries, most recent last; O(size) at worst, no copy of the rest. */
+  recent (limit: number, now: number = this.now()): PeerEntry[] {
+    this.prune(now)
+    let skip = this.entries.size - limit
+    const out: PeerEntry[] = []
+    for (const e of this.entries.values()) {
+      if (skip-- > 0) continue
+      if (this.isLive(e, now)) out.push(e)
+    }
+    return out
+  }
+
   /** Drops dead entries from the front (touch order ≈ last_seen order). */
   prune (now: number = this.now()): void {
     for (const [k, e] of this.entries) {
       if (this.isLive(e, now)) break
+      this.dropClaimer(k)
       this.entries.delete(k)
     }
   }
@@ -115,15 +198,28 @@ export class PeerRegistry {
   /** Drops every entry of this worker (keyed by it, or reporting it as worker_id). */
   forgetWorker (workerId: string): void {
     for (const [k, e] of this.entries) {
-      if (k === workerId || e.worker_id === workerId) this.entries.delete(k)
+      if (k === workerId || e.worker_id === workerId) {
+        this.dropClaimer(k)
+        this.entries.delete(k)
+      }
     }
   }
 
   delete (key: string): boolean {
+    this.dropClaimer(key)
     return this.entries.delete(key)
   }
 
   clear (): void {
     this.entries.clear()
+    this.claimers.clear()
+    this.changed()
   }
+}
+
+/** The fields ownership depends on (wire-protocol.md §7.4 eligibility). */
+function sameProfile (a: PeerEntry, b: PeerEntry): boolean {
+  return a.worker_id === b.worker_id && a.session_id === b.session_id &&
+    a.supported_task_types.length === b.supported_task_types.length &&
+    a.supported_task_types.every((t, i) => t === b.supported_task_types[i])
 }

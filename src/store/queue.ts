@@ -148,7 +148,8 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
       session_id: input.session,
       last_seen: now,
       transport_peer_id: input.transport_peer_id,
-      peer_hint: input.peer_hint
+      peer_hint: input.peer_hint,
+      active: true
     }
   }
 
@@ -186,7 +187,7 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
     if (this.registry.get(self) === undefined) this.registry.touch(profile)
     // One write statement, after every read and parse: a savepoint-free op in a group.
     return this.tx(changes => {
-      const owner = this.deterministic ? this.owners.forClaim(self, this.registry.live(now), now) : null
+      const owner = this.deterministic ? this.owners.forClaim(self, this.registry.candidates(now), now) : null
       const mine = owner?.mine ?? null
       // Rows the walk is expected to need: every eligible one is taken unless the
       // scheduler gives most of them to the other candidates (or same_task_type skips).

@@ -270,8 +270,8 @@ test('type-filtered claims merge per-type scans in claim order; same_task_type',
 test('deterministic scheduler: owners split tasks; neglected tasks are stolen', () => {
   const f = fixture({ deterministic: true, stealAfterS: 30 })
   try {
-    f.q.touchPeer({ peer_id: 'peerA', worker_id: 'wa' })
-    f.q.touchPeer({ peer_id: 'peerB', worker_id: 'wb' })
+    f.q.touchPeer({ peer_id: 'peerA', worker_id: 'wa', active: true })
+    f.q.touchPeer({ peer_id: 'peerB', worker_id: 'wb', active: true })
     f.q.touchPeer({ peer_id: 'status-poller' }) // no worker_id: never an owner
     const ids = Array.from({ length: 40 }, () => f.q.submit(sub()).task_id)
     const byA = f.q.claim(claimIn('wa', { peer_key: 'peerA', max_tasks: 100 })).map(t => t.task_id)
@@ -309,11 +309,11 @@ test('deterministic scheduler: candidates respect type, session and stickiness; 
   const f = fixture({ deterministic: true, stealAfterS: 0 })
   try {
     // peerB only does tts: it is not a candidate for text-generation work.
-    f.q.touchPeer({ peer_id: 'peerB', worker_id: 'wb', supported_task_types: expandTaskTypes(['tts']) })
+    f.q.touchPeer({ peer_id: 'peerB', worker_id: 'wb', supported_task_types: expandTaskTypes(['tts']), active: true })
     for (let i = 0; i < 10; i++) f.q.submit(sub())
     assert.equal(f.q.claim(claimIn('wa', { peer_key: 'peerA', max_tasks: 100 })).length, 10)
     // Pinned to wa: B is no candidate even though it supports everything.
-    f.q.touchPeer({ peer_id: 'peerC', worker_id: 'wc' })
+    f.q.touchPeer({ peer_id: 'peerC', worker_id: 'wc', active: true })
     for (let i = 0; i < 10; i++) f.q.submit(sub({ payload: { sticky_worker: 'wa' } }))
     assert.equal(f.q.claim(claimIn('wa', { peer_key: 'peerA', max_tasks: 100 })).length, 10)
     // Unpinned work is split with C, and with stealing off C's share waits forever.
@@ -321,7 +321,7 @@ test('deterministic scheduler: candidates respect type, session and stickiness; 
     const a = f.q.claim(claimIn('wa', { peer_key: 'peerA', max_tasks: 100 })).length
     assert.ok(a > 0 && a < 30)
     f.clock.advance(250)
-    f.q.touchPeer({ peer_id: 'peerC', worker_id: 'wc' })
+    f.q.touchPeer({ peer_id: 'peerC', worker_id: 'wc', active: true })
     assert.equal(f.q.claim(claimIn('wa', { peer_key: 'peerA', max_tasks: 100 })).length, 0)
   } finally { f.close() }
 })

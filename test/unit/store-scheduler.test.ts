@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, randomUUID } from 'node:crypto'
 import {
-  SCHEDULER_CLOCK, schedulerScore, pickOwner, isOwner, PeerRegistry, peerKey,
+  SCHEDULER_CLOCK, schedulerScore, pickOwner, isOwner, PeerRegistry, peerKey, MAX_CANDIDATES,
   normalizeTaskType, canonicalTaskType, canonicalTaskTypes, expandTaskTypes
 } from '../../src/store/index.js'
 import { beats } from '../../src/store/scheduler.js'
@@ -89,4 +89,33 @@ test('peer registry: key rule, liveness, partial refresh, bounded size', () => {
   reg.touch({ peer_id: 'b' })
   assert.deepEqual(reg.live().map(e => e.peer_id), ['b'])
   assert.equal(reg.size, 1, 'dead entries pruned')
+})
+
+test('scheduler candidates: only recent claimers, bounded, version moves only when they change', () => {
+  let now = 1000
+  const reg = new PeerRegistry({ timeoutS: 300, now: () => now })
+  for (let i = 0; i < 1000; i++) reg.touch({ peer_id: `hello-${i}`, worker_id: `w-${i}` })
+  assert.deepEqual(reg.candidates().peers, [], 'ids that only said hello are no candidates')
+  reg.touch({ peer_id: 'real', worker_id: 'wr', active: true })
+  const c1 = reg.candidates()
+  assert.deepEqual(c1.peers.map(p => p.peer_id), ['real'])
+  // A heartbeat (same profile) or a hello from anyone else leaves the version alone.
+  reg.touch({ peer_id: 'real', worker_id: 'wr' })
+  reg.touch({ peer_id: 'hello-1', worker_id: 'w-1' })
+  assert.equal(reg.candidates().version, c1.version)
+  // A changed profile of a candidate moves it.
+  reg.touch({ peer_id: 'real', worker_id: 'wr', supported_task_types: ['echo'] })
+  assert.notEqual(reg.candidates().version, c1.version)
+  // Lease renewal keeps a known worker a candidate; lapsing drops it.
+  reg.markActive('hello-2', now)
+  assert.deepEqual(reg.candidates().peers.map(p => p.peer_id).sort(), ['hello-2', 'real'])
+  now += 301
+  assert.deepEqual(reg.candidates().peers, [])
+  // Bounded: at most MAX_CANDIDATES, the least recent claimers drop out first.
+  for (let i = 0; i < MAX_CANDIDATES + 10; i++) reg.touch({ peer_id: `c-${i}`, worker_id: `wc-${i}`, active: true })
+  const peers = reg.candidates().peers
+  assert.equal(peers.length, MAX_CANDIDATES)
+  assert.equal(peers[0].peer_id, 'c-10')
+  // Replies list a bounded number of the most recently seen peers.
+  assert.deepEqual(reg.recent(2).map(p => p.peer_id), [`c-${MAX_CANDIDATES + 8}`, `c-${MAX_CANDIDATES + 9}`])
 })

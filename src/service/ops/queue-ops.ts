@@ -3,7 +3,7 @@
  * changes happen atomically inside QueueStore.
  */
 import { TaskQueueError } from '../../protocol/errors.js'
-import { firstStr, int, num, objectOrWrap, str, strList, truthy } from '../../protocol/coerce.js'
+import { MAX_KEY_CHARS, bounded, firstId, firstStr, idList, int, num, objectOrWrap, str, strList, truthy } from '../../protocol/coerce.js'
 import type { Envelope } from '../../protocol/coerce.js'
 import { isPlainObject } from '../../protocol/json.js'
 import { MAX_BATCH_ITEMS, REPLY_BYTE_BUDGET } from '../../protocol/ids.js'
@@ -17,7 +17,7 @@ import type { CallerInfo, Reply, ServiceContext } from '../context.js'
 const MAX_NEXT_ATTEMPT_AT = 1e11
 
 function requireTaskId (env: Envelope): string {
-  const id = str(env.task_id)
+  const id = bounded(str(env.task_id), 'task_id')
   if (id === '') throw new TaskQueueError('missing_task_id')
   return id
 }
@@ -29,11 +29,11 @@ function queueField (env: Envelope, payload: Record<string, unknown>, key: strin
 
 function submitInput (env: Envelope, now: number): SubmitInput {
   const payload = objectOrWrap(env.payload, 'payload') as JsonObject
-  const key = str(queueField(env, payload, 'idempotency_key'))
+  const key = bounded(str(queueField(env, payload, 'idempotency_key')), 'idempotency_key', MAX_KEY_CHARS)
   const nextAt = queueField(env, payload, 'next_attempt_at')
   return {
-    task_type: str(env.task_type) === '' ? 'text-generation' : str(env.task_type),
-    model_name: str(env.model_name),
+    task_type: str(env.task_type) === '' ? 'text-generation' : bounded(str(env.task_type), 'task_type'),
+    model_name: bounded(str(env.model_name), 'model_name'),
     payload,
     priority: int(queueField(env, payload, 'priority'), 5, 1, 10),
     max_attempts: int(queueField(env, payload, 'max_attempts'), 3, 0, 1000),
@@ -61,19 +61,19 @@ export async function submit (env: Envelope, ctx: ServiceContext, caller: Caller
 }
 
 function claimInput (env: Envelope, ctx: ServiceContext, caller: CallerInfo, maxTasks: number): ClaimInput {
-  const workerId = str(env.worker_id)
+  const workerId = bounded(str(env.worker_id), 'worker_id')
   if (workerId === '') throw new TaskQueueError('missing_worker_id')
-  const types = expandTaskTypes(strList(env.supported_task_types ?? env.task_types))
+  const types = expandTaskTypes(idList(env.supported_task_types ?? env.task_types, 'supported_task_types'))
   return {
     worker_id: workerId,
-    peer_key: firstStr(env, 'peer', 'peer_id') || workerId,
-    session: firstStr(env, 'session_id', 'session', 'p2p_session'),
+    peer_key: firstId(env, 'peer', 'peer_id') || workerId,
+    session: firstId(env, 'session_id', 'session', 'p2p_session'),
     task_types: types.length > 0 ? types : null,
     lease_s: int(env.lease_s, ctx.options.leaseS, 10, 3600),
     max_tasks: maxTasks,
     same_task_type: truthy(env.same_task_type ?? env.same_type),
     transport_peer_id: caller.remotePeerId,
-    peer_hint: str(env.peer_hint),
+    peer_hint: bounded(str(env.peer_hint), 'peer_hint'),
     max_reply_bytes: REPLY_BYTE_BUDGET
   }
 }
@@ -134,7 +134,7 @@ function completeInput (env: Envelope, defaultWorkerId = ''): CompleteInput {
   const rawStatus = str(env.status).toLowerCase()
   const status = rawStatus === '' ? 'completed' : rawStatus === 'completed' || rawStatus === 'failed' || rawStatus === 'cancelled' ? rawStatus : 'failed'
   const result = env.result === undefined || env.result === null ? null : objectOrWrap(env.result, 'result') as JsonObject
-  const workerId = str(env.worker_id)
+  const workerId = bounded(str(env.worker_id), 'worker_id')
   return { task_id: taskId, status, result, error: str(env.error), worker_id: workerId === '' ? defaultWorkerId : workerId }
 }
 
@@ -206,7 +206,7 @@ export async function submitMany (env: Envelope, ctx: ServiceContext): Promise<R
  */
 export async function completeMany (env: Envelope, ctx: ServiceContext): Promise<Reply> {
   const items = batchItems(env, 'complete_many', 'complete')
-  const defaultWorker = str(env.worker_id)
+  const defaultWorker = bounded(str(env.worker_id), 'worker_id')
   const outcome = (item: unknown): Reply => {
     try {
       if (!isPlainObject(item)) throw new TaskQueueError('invalid_params', 'each item must be an object')
@@ -231,7 +231,7 @@ function itemFailure (ctx: ServiceContext, item: unknown, err: unknown): Reply {
 
 export async function release (env: Envelope, ctx: ServiceContext): Promise<Reply> {
   const taskId = requireTaskId(env)
-  const workerId = firstStr(env, 'worker_id', 'assigned_worker')
+  const workerId = firstId(env, 'worker_id', 'assigned_worker')
   if (workerId === '') throw new TaskQueueError('missing_worker_id')
   const input = {
     task_id: taskId,
@@ -249,7 +249,7 @@ function progressOf (value: unknown): JsonObject | null {
 
 export async function taskHeartbeat (env: Envelope, ctx: ServiceContext): Promise<Reply> {
   const taskId = requireTaskId(env)
-  const workerId = str(env.worker_id)
+  const workerId = bounded(str(env.worker_id), 'worker_id')
   if (workerId === '') throw new TaskQueueError('missing_worker_id')
   const input = {
     task_id: taskId,
@@ -261,36 +261,43 @@ export async function taskHeartbeat (env: Envelope, ctx: ServiceContext): Promis
   return { ok: true, ...out }
 }
 
+/** Most `known_peers` a `peer.heartbeat` reply lists (the most recently seen). */
+export const KNOWN_PEERS_IN_HEARTBEAT = 64
+
 export function peerHeartbeat (env: Envelope, ctx: ServiceContext, caller: CallerInfo): Reply {
-  const workerId = str(env.worker_id)
-  const peer = firstStr(env, 'peer', 'peer_id') || workerId || caller.remotePeerId
+  const workerId = bounded(str(env.worker_id), 'worker_id')
+  const peer = firstId(env, 'peer', 'peer_id') || workerId || caller.remotePeerId
   if (peer === '') throw new TaskQueueError('missing_peer_id')
   const now = Date.now() / 1000
   const types = env.supported_task_types ?? env.task_types
   // Absent fields keep the profile a claim recorded (a bare heartbeat must not erase it).
-  const session = firstStr(env, 'session_id', 'session', 'p2p_session')
+  const session = firstId(env, 'session_id', 'session', 'p2p_session')
+  const taskId = bounded(str(env.task_id), 'task_id')
+  const peerHint = bounded(str(env.peer_hint), 'peer_hint')
   ctx.store.registry.touch({
     peer_id: peer,
     worker_id: workerId === '' ? undefined : workerId,
-    supported_task_types: types === undefined ? undefined : expandTaskTypes(strList(types)),
+    supported_task_types: types === undefined ? undefined : expandTaskTypes(idList(types, 'supported_task_types')),
     session_id: session === '' ? undefined : session,
     last_seen: now,
     transport_peer_id: caller.remotePeerId,
-    peer_hint: str(env.peer_hint)
+    peer_hint: peerHint
   })
   const reply: Reply = {
     ok: true,
     peer,
     scheduler: {
       clock: SCHEDULER_CLOCK,
-      known_peers: ctx.store.registry.live(now).map((p) => ({ peer_id: p.peer_id, last_seen: p.last_seen }))
+      // ★ The most recently seen peers only: the reply's size no longer grows with the registry.
+      known_peers: ctx.store.registry.recent(KNOWN_PEERS_IN_HEARTBEAT, now).map((p) => ({ peer_id: p.peer_id, last_seen: p.last_seen }))
     }
   }
-  const taskId = str(env.task_id)
   if (taskId !== '' && workerId !== '') {
     try {
       const out = ctx.store.heartbeatTask({ task_id: taskId, worker_id: workerId, lease_s: int(env.lease_s, ctx.options.leaseS, 10, 3600), progress: progressOf(env.progress) })
       reply.lease = { ok: true, lease_until: out.lease_until }
+      // Holding a lease keeps the peer a scheduler candidate, as claiming does.
+      ctx.store.registry.markActive(peer, now)
     } catch (err) {
       if (!(err instanceof TaskQueueError)) throw err
       reply.lease = { ok: false, error: err.code }

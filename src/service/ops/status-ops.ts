@@ -7,13 +7,20 @@ import { SCHEDULER_CLOCK } from '../../store/scheduler.js'
 import { IMPL_NAME, VERSION } from '../../version.js'
 import type { Reply, ServiceContext } from '../context.js'
 
+/** Most entries of `scheduler.known_peers` / `known_workers` in a status detail reply. */
+export const KNOWN_PEERS_IN_STATUS = 256
+
 const DOCKER_TYPES = new Set(['docker.execute', 'docker.execute_docker_container', 'docker.github'])
 
 export function status (env: Envelope, ctx: ServiceContext): Reply {
   const now = Date.now() / 1000
   const peers = ctx.store.registry.live(now)
   const liveTypes = new Set<string>()
-  for (const p of peers) for (const t of p.supported_task_types) liveTypes.add(canonicalTaskType(t))
+  // Bounded like the peer lists: hello-only ids cannot grow every status reply.
+  for (const p of peers) {
+    for (const t of p.supported_task_types) liveTypes.add(canonicalTaskType(t))
+    if (liveTypes.size >= KNOWN_PEERS_IN_STATUS) break
+  }
   const reply: Reply = {
     ok: true,
     peer_id: ctx.peerId(),
@@ -32,6 +39,7 @@ export function status (env: Envelope, ctx: ServiceContext): Reply {
   }
   if (!truthy(env.detail)) return reply
 
+  // ★ Counts cover every live peer; the lists only the most recently seen (bounded reply).
   const knownPeers = peers.map((p) => ({
     peer_id: p.peer_id,
     last_seen: p.last_seen,
@@ -46,8 +54,8 @@ export function status (env: Envelope, ctx: ServiceContext): Reply {
   reply.queue = ctx.store.counts()
   reply.scheduler = {
     clock: SCHEDULER_CLOCK,
-    known_peers: knownPeers,
-    known_workers: workers,
+    known_peers: knownPeers.slice(-KNOWN_PEERS_IN_STATUS),
+    known_workers: workers.slice(-KNOWN_PEERS_IN_STATUS),
     counts: {
       peers: knownPeers.length,
       workers: workers.length,
