@@ -12,24 +12,19 @@
  * untimed ones per side; AB_MODE `submit+wait` (default, works with any build) or
  * `submit(wait_s)` (both builds need RemoteQueue.submitAndWait). Loopback only.
  */
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import type { RemoteQueue } from '../src/client/remote-queue.js'
 import type { Daemon, Sandbox } from '../test/helpers/procs.js'
 import { median } from './report.js'
+import { cpuMs } from './proc-stats.js'
+import { positive } from './env.js'
 import { ROUND_TRIP_MODES, isMode, roundTrips } from './round-trip.js'
 
 type RemoteQueueModule = typeof import('../src/client/remote-queue.js')
 type ProcsModule = typeof import('../test/helpers/procs.js')
 
-function positive (name: string, fallback: number): number {
-  const raw = process.env[name]
-  if (raw === undefined || raw === '') return fallback
-  const n = Number(raw)
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got ${raw}`)
-  return n
-}
 
 interface Side {
   label: string
@@ -43,11 +38,6 @@ interface Side {
   timed: number
 }
 
-/** utime + stime of a process, in ms. */
-function cpuMs (pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
-  return (Number(fields[11]) + Number(fields[12])) * 10
-}
 
 async function load<T> (root: string, file: string): Promise<T> {
   const path = join(root, 'dist', file)

@@ -2,7 +2,7 @@
  * `npm run bench`: the figures of the foundation issue, measured against real
  * processes on loopback. Prints one line per figure with its target; asserts nothing.
  */
-import { readFileSync } from 'node:fs'
+import { rssMb } from './proc-stats.js'
 import { RemoteQueue } from '../src/client/remote-queue.js'
 import { runRpc, sandbox, startDaemon } from '../test/helpers/procs.js'
 import type { Daemon, Sandbox } from '../test/helpers/procs.js'
@@ -10,6 +10,7 @@ import { benchNat } from './nat.js'
 import { benchDiscovery } from './discovery.js'
 import { benchTransportFloor } from './floor.js'
 import { benchRoundTripTimeline } from './timeline.js'
+import { benchBullmq } from './compare/run.js'
 import { pct, report } from './report.js'
 import { interleavedRoundTrips, roundTrips } from './round-trip.js'
 
@@ -20,10 +21,6 @@ const RTT_WARMUP = Number(process.env.BENCH_RTT_WARMUP ?? 1000)
 /** Steady-state round trips whose median is the figure. */
 const RTT_SAMPLES = Number(process.env.BENCH_RTT_SAMPLES ?? 1000)
 
-function rssMb (pid: number): number {
-  const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)\s+kB/)
-  return m === null ? NaN : Number(m[1]) / 1024
-}
 
 async function withService<T> (extraArgs: string[], fn: (svc: Daemon, box: Sandbox) => Promise<T>): Promise<T> {
   // BENCH_CHILD_NODE_OPTIONS (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`) reaches the
@@ -157,6 +154,8 @@ const SECTIONS: Array<[string, () => Promise<void>]> = [
   // Context for the cache figure: raw TCP and bare js-libp2p round trips (floor.ts).
   ['floor', benchTransportFloor],
   ['throughput', async () => { await benchThroughputAndRoundTrip(); await benchEmbeddedRoundTrip() }],
+  // Issue 17: BullMQ on Redis and this project side by side, alternating rounds (compare/run.ts).
+  ['bullmq', benchBullmq],
   // Context for the round-trip figure: its median split into per-process steps and hops.
   ['timeline', benchRoundTripTimeline],
   // Issue 3: discovery to first status, per mechanism.
