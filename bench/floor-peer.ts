@@ -6,7 +6,7 @@ import net from 'node:net'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Stream } from '@libp2p/interface'
 import { createTaskQueueNode } from '../src/node/create-node.js'
-import { deferWindowUpdates, tuneConnection } from '../src/protocol/transport-tuning.js'
+import { deferWindowUpdates, tuneConnection } from '../src/node/patches/transport-tuning.js'
 import { FrameWriter, StreamReader } from '../src/protocol/framing.js'
 
 const PROTOCOL = '/taskqueue-bench/floor/1.0.0'

@@ -4,7 +4,7 @@
  *
  * - raw TCP: one 200-byte write answered by the same bytes (no libp2p at all);
  * - bare js-libp2p: our node construction (TCP + Noise + Yamux, with the transport
- *   tunings of protocol/transport-tuning.ts) and MCP++ framing, with a peer that
+ *   tunings of node/patches/transport-tuning.ts) and MCP++ framing, with a peer that
  *   answers every frame with a reply of a cache.get's size, without parsing it or
  *   touching a store.
  *

@@ -9,7 +9,7 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import { LEGACY_PROTOCOL, MCP_PROTOCOL, ORIGINAL_CLIENT_MAX_FRAME } from '../protocol/ids.js'
 import { FrameTooLargeError, StreamReader, encodeLine, writeBytes } from '../protocol/framing.js'
 import { JsonParseError, encodeJson, isPlainObject, parseWireJson } from '../protocol/json.js'
-import { deferWindowUpdates, tuneConnection } from '../protocol/transport-tuning.js'
+import { openOptimisticStream, tuneConnection, tuneStream } from '../node/patches/index.js'
 import { IdentifyDeferral } from '../node/identify-scheduler.js'
 import { peerIdOf } from '../node/addresses.js'
 import { connectionKindOf } from '../nat/connection-kind.js'
@@ -17,7 +17,6 @@ import type { ConnectionKind } from '../nat/connection-kind.js'
 import { DeadlineError, DialError, ProtocolError, ProtocolNotSupportedError } from './errors.js'
 import { McpSession } from './mcp-session.js'
 import type { McpSessionOptions } from './mcp-session.js'
-import { openOptimisticStream } from './optimistic-select.js'
 
 export type WireProtocol = 'mcp' | 'legacy'
 
@@ -150,7 +149,7 @@ export class PeerLink {
     const conn = await this.connect(timeoutMs)
     try {
       const stream = await conn.newStream(protocol, { ...STREAM_OPTIONS, signal: AbortSignal.timeout(timeoutMs) })
-      deferWindowUpdates(stream)
+      tuneStream(stream)
       return stream
     } catch (err) {
       const name = (err as Error).name
@@ -179,7 +178,7 @@ export class PeerLink {
       const session = await this.newSession(left)
       return { session, reply: session.call(envelope, left()) }
     }
-    deferWindowUpdates(optimistic.stream)
+    tuneStream(optimistic.stream)
     const { session, ready } = McpSession.start(optimistic.stream, this.opts, left())
     const reply = session.call(envelope, left())
     // Each is observed below or by the caller; a rejection meanwhile is not unhandled.

@@ -27,7 +27,7 @@ export interface CoordinationNode {
 export async function startCoordinationNode (s: Settings, logger?: Logger): Promise<CoordinationNode> {
   const log = logger ?? silentLogger()
   const privateKey = await loadOrCreateIdentity(s.identityFile)
-  const node = await createListeningNode(s, privateKey, [...discoveryParts(s, 'relay', log), natParts(s, 'relay', { logger: log })])
+  const node = await createListeningNode(s, privateKey, [...discoveryParts(s, 'relay', log), natParts(s, 'relay', { logger: log })], log)
   // Other coordination nodes given as bootstrap peers join one DHT and share clients.
   const bootstrap = new BootstrapKeeper({ node, peers: s.bootstrapPeers, logger: log })
   bootstrap.start()

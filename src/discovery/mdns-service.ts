@@ -12,6 +12,7 @@ import { peerDiscoverySymbol, serviceCapabilities } from '@libp2p/interface'
 import type { PeerDiscovery, PeerInfo, Startable } from '@libp2p/interface'
 import type { NodeParts } from '../node/create-node.js'
 import type { Logger } from '../logger.js'
+import { mdnsSocketOf } from '../node/patches/index.js'
 
 export const MDNS_SERVICE_TAG = '_p2p._udp.local'
 export const MDNS_SERVICE_KEY = 'mdns'
@@ -28,14 +29,7 @@ export interface MdnsPartsOptions {
   logger?: Logger
 }
 
-/** The part of multicast-dns we rely on (the library's own typing is not exported). */
-interface MdnsSocket {
-  on: (event: 'ready' | 'error' | 'warning', fn: (err?: Error) => void) => unknown
-  removeListener: (event: string, fn: (...args: never[]) => void) => unknown
-  query: (q: { questions: Array<{ name: string, type: 'PTR' }> }, cb: (err: Error | null) => void) => void
-}
-
-type InnerMdns = PeerDiscovery & Startable & { mdns?: MdnsSocket }
+type InnerMdns = PeerDiscovery & Startable
 
 /** While held, the mDNS socket is open and (for clients) querying. */
 export interface MdnsLease {
@@ -135,8 +129,8 @@ export class TaskQueueMdns extends EventTarget implements Startable {
 
   private async open (): Promise<Activation> {
     await this.inner.start()
-    const sock = this.inner.mdns
-    if (sock === undefined) throw new Error('mdns socket missing after start')
+    const sock = mdnsSocketOf(this.inner)
+    if (sock === null) throw new Error('mdns socket missing after start')
     let onFail: (reason: string) => void = () => {}
     const failed = new Promise<string>((resolve) => { onFail = resolve })
     let onReady: () => void = () => {}

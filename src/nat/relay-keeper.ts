@@ -16,6 +16,8 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { ipPortOf, isCircuitAddr, isPrivateIp, jitter } from './addrs.js'
+import { reservationStoreOf } from '../node/patches/index.js'
+import type { ReservationStoreView } from '../node/patches/index.js'
 
 export const HOP_PROTOCOL = '/libp2p/circuit/relay/0.2.0/hop'
 
@@ -233,12 +235,8 @@ export class RelayReservationKeeper {
   }
 
   /** The circuit transport's reservation store, when its shape is the one we know. */
-  private store (): { getReservation?: (p: PeerId) => { expire?: bigint } | undefined, relayFilter?: { remove?: (b: Uint8Array) => unknown } } | null {
-    for (const t of this.c.transportManager.getTransports()) {
-      const candidate = (t as unknown as { reservationStore?: unknown }).reservationStore
-      if (candidate !== undefined && candidate !== null && typeof candidate === 'object') return candidate
-    }
-    return null
+  private store (): ReservationStoreView | null {
+    return reservationStoreOf(this.c.transportManager.getTransports())
   }
 
   private expiry (peerId: string): number | null {

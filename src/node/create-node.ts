@@ -15,6 +15,8 @@ import { ping } from '@libp2p/ping'
 import { isDialableAddress } from './addresses.js'
 import { IDENTIFY_SCHEDULER, IdentifyScheduler } from './identify-scheduler.js'
 import { libp2pLogger } from './silent-logger.js'
+import { applyTransportPatches } from './patches/index.js'
+import type { Logger } from '../logger.js'
 
 /**
  * A libp2p service or transport factory, as `createLibp2p` takes them. Each factory
@@ -45,6 +47,8 @@ export interface NodeOptions {
   dialTimeoutMs?: number
   /** Capabilities to add, in order. */
   parts?: NodeParts[]
+  /** Where the transport patches say at debug level which of them applied. */
+  logger?: Logger
 }
 
 export type TaskQueueNode = Libp2p<ServiceMap>
@@ -69,7 +73,7 @@ export async function createTaskQueueNode (opts: NodeOptions = {}): Promise<Task
     if (part.announceFilter !== undefined) filters.push(part.announceFilter)
   }
   type Libp2pInit = NonNullable<Parameters<typeof createLibp2p>[0]>
-  return await createLibp2p({
+  const node = await createLibp2p({
     privateKey: opts.privateKey,
     logger: libp2pLogger(),
     addresses: {
@@ -90,4 +94,6 @@ export async function createTaskQueueNode (opts: NodeOptions = {}): Promise<Task
     },
     services: services as unknown as Libp2pInit['services']
   }) as TaskQueueNode
+  applyTransportPatches(node, opts.logger)
+  return node
 }

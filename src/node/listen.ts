@@ -7,6 +7,7 @@ import type { Settings } from '../config/index.js'
 import { createTaskQueueNode } from './create-node.js'
 import type { NodeParts, TaskQueueNode } from './create-node.js'
 import { tcpMultiaddr } from './addresses.js'
+import type { Logger } from '../logger.js'
 
 /** Listening failed (port in use, address not local): the CLI exits 3. */
 export class ListenError extends Error {
@@ -16,13 +17,14 @@ export class ListenError extends Error {
   }
 }
 
-export async function createListeningNode (s: Settings, privateKey: PrivateKey, parts: NodeParts[]): Promise<TaskQueueNode> {
+export async function createListeningNode (s: Settings, privateKey: PrivateKey, parts: NodeParts[], logger?: Logger): Promise<TaskQueueNode> {
   try {
     return await createTaskQueueNode({
       privateKey,
       listen: [tcpMultiaddr(s.listenHost, s.listenPort)],
       appendAnnounce: s.publicIp !== null ? [tcpMultiaddr(s.publicIp, s.listenPort)] : [],
-      parts
+      parts,
+      logger
     })
   } catch (err) {
     throw new ListenError(`cannot listen on ${s.listenHost}:${s.listenPort}: ${(err as Error).message}`, { cause: err })

@@ -5,7 +5,7 @@
  */
 import type { Connection, Stream } from '@libp2p/interface'
 import { FrameTooLargeError, FrameWriter, StreamReader } from '../protocol/framing.js'
-import { deferWindowUpdates } from '../protocol/transport-tuning.js'
+import { tuneStream } from '../node/patches/index.js'
 import { JsonParseError, MAX_JSON_DEPTH, exceedsJsonDepth, isPlainObject, parseWireJson } from '../protocol/json.js'
 import { MCP_PROFILES, MCP_PROTOCOL, MCP_PROTOCOL_VERSION, SERVER_FEATURES, TASK_QUEUE_RPC_TOOL } from '../protocol/ids.js'
 import type { Envelope } from '../protocol/coerce.js'
@@ -202,7 +202,7 @@ export function createMcpHandler (ctx: ServiceContext, dispatch: Dispatch, log: 
 
   async function serve (stream: Stream, connection: Connection): Promise<void> {
     stats.sessions_started++
-    deferWindowUpdates(stream)
+    tuneStream(stream)
     const reader = new StreamReader(stream)
     const bucket = new TokenBucket(limits.rateCapacity, limits.rateRefillPerSec)
     const closed = new AbortController()

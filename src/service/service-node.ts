@@ -110,7 +110,7 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
     const privateKey = await loadOrCreateIdentity(s.identityFile)
 
     // 2. listen
-    const node = await createListeningNode(s, privateKey, [...discoveryParts(s, 'serve', log), natParts(s, 'serve', { logger: log })])
+    const node = await createListeningNode(s, privateKey, [...discoveryParts(s, 'serve', log), natParts(s, 'serve', { logger: log })], log)
     cleanups.push(() => node.stop())
     if (s.token === null && !['127.0.0.1', '::1'].includes(s.listenHost)) {
       log.warn('no TOKEN set and listening beyond loopback: any peer that reaches this port can use the queue')

@@ -3,7 +3,7 @@
  * node and runs the store's background sweepers. Construction takes its components;
  * the daemon (service-node.ts) decides where they come from.
  */
-import type { Connection, Libp2p } from '@libp2p/interface'
+import type { Libp2p } from '@libp2p/interface'
 import { LEGACY_PROTOCOL, MCP_PROTOCOL } from '../protocol/ids.js'
 import type { QueueStore } from '../store/queue.js'
 import type { CacheStore } from '../store/cache.js'
@@ -24,7 +24,7 @@ import { TaskEvents } from './task-events.js'
 import { WriteBatcher } from './write-batcher.js'
 import { releaseStartupMemoryWhenQuiet } from './startup-memory.js'
 import { reapOrphanedToolTask } from './ops/tool-ops.js'
-import { tuneConnection } from '../protocol/transport-tuning.js'
+import { applyTransportPatches } from '../node/patches/index.js'
 
 /** Lease expiry must be applied at least this often (wire-protocol.md §7.2). */
 const QUEUE_SWEEP_MS = 2000
@@ -64,8 +64,6 @@ export class TaskQueueService {
     if (TERMINAL_STATUSES.has(change.status)) reapOrphanedToolTask(this.context, change.task_id)
   }
 
-  private readonly onConnection = (evt: CustomEvent<Connection>): void => { tuneConnection(evt.detail) }
-
   constructor (init: TaskQueueServiceInit) {
     this.log = init.logger ?? silentLogger()
     this.releaseStartupMemory = init.releaseStartupMemory ?? true
@@ -101,9 +99,8 @@ export class TaskQueueService {
   /** Registers the protocol handlers on `node` and starts the sweepers. */
   async start (node: Libp2p): Promise<void> {
     this.node = node
-    // Every connection, not only TaskQueue streams: identify and ping share the socket.
-    node.addEventListener('connection:open', this.onConnection)
-    for (const conn of node.getConnections()) tuneConnection(conn)
+    // Nodes from createTaskQueueNode have them already; an embedder's node gets them here.
+    applyTransportPatches(node, this.log)
     const handlerOptions = {
       runOnLimitedConnection: true,
       maxInboundStreams: MAX_STREAMS_PER_CONNECTION,
@@ -143,7 +140,6 @@ export class TaskQueueService {
     }
     const node = this.node
     if (node !== null) {
-      node.removeEventListener('connection:open', this.onConnection)
       await node.unhandle(MCP_PROTOCOL).catch(() => {})
       if (this.context.options.enableLegacy) await node.unhandle(LEGACY_PROTOCOL).catch(() => {})
     }

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict'
 import { createServer, connect, type Socket } from 'node:net'
 import type { Connection } from '@libp2p/interface'
 import { Uint8ArrayList } from 'uint8arraylist'
-import { batchSocketWrites, deferWindowUpdates, quietNoiseLengthDecoder, skipUnheardIdleEvents, tuneConnection } from '../../src/protocol/transport-tuning.js'
+import { batchSocketWrites, deferWindowUpdates, quietNoiseLengthDecoder, skipUnheardIdleEvents, tuneConnection } from '../../src/node/patches/transport-tuning.js'
 import { createTaskQueueNode } from '../../src/node/create-node.js'
 import { FrameWriter, StreamReader } from '../../src/protocol/framing.js'
 

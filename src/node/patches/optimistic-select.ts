@@ -25,6 +25,7 @@
 import { UnsupportedProtocolError } from '@libp2p/interface'
 import type { Connection, Stream, StreamMuxer } from '@libp2p/interface'
 import { Uint8ArrayList } from 'uint8arraylist'
+import { reportPatch } from './report.js'
 
 const MULTISTREAM_ID = '/multistream/1.0.0'
 /** multistream-select caps a protocol line at 1024 bytes: a 2-byte varint. */
@@ -46,7 +47,12 @@ export class NegotiationError extends Error {
 /** Opens a stream for `protocol` without waiting for the peer to accept it; null when the connection is not one we recognise. */
 export async function openOptimisticStream (connection: Connection, protocol: string): Promise<OptimisticStream | null> {
   const muxer = (connection as unknown as { muxer?: StreamMuxer }).muxer
-  if (muxer === undefined || typeof muxer.createStream !== 'function' || muxer.status !== 'open' || connection.status !== 'open') return null
+  if (muxer === undefined || typeof muxer.createStream !== 'function') {
+    reportPatch('optimistic-select', false, 'no muxer on the connection')
+    return null
+  }
+  if (muxer.status !== 'open' || connection.status !== 'open') return null
+  reportPatch('optimistic-select', true)
   const stream = await muxer.createStream()
   stream.protocol = protocol
   const negotiated = expectEcho(stream, protocol)

@@ -53,6 +53,7 @@
  */
 import { Socket } from 'node:net'
 import type { Connection } from '@libp2p/interface'
+import { reportPatch } from './report.js'
 
 const batched = new WeakSet<Socket>()
 
@@ -83,7 +84,9 @@ const idleSkipped = new WeakSet<object>()
 export function skipUnheardIdleEvents (target: unknown): boolean {
   if (target === null || typeof target !== 'object') return false
   const t = target as Partial<EventSource>
-  if (typeof t.safeDispatchEvent !== 'function' || typeof t.listenerCount !== 'function') return false
+  if (typeof t.safeDispatchEvent !== 'function' || typeof t.listenerCount !== 'function') {
+    return reportPatch('unheard-idle-events', false, 'not a message stream')
+  }
   if (idleSkipped.has(target)) return true
   idleSkipped.add(target)
   const dispatch = t.safeDispatchEvent
@@ -92,7 +95,7 @@ export function skipUnheardIdleEvents (target: unknown): boolean {
     if (type === 'idle' && this.listenerCount('idle') === 0) return true
     return dispatch.call(this, type, detail)
   }
-  return true
+  return reportPatch('unheard-idle-events', true)
 }
 
 type WriteFn = Socket['write']
@@ -100,7 +103,7 @@ type WriteFn = Socket['write']
 /** Enables write batching on the connection's socket; false when it is not applicable. */
 export function batchSocketWrites (connection: Connection): boolean {
   const socket = socketOf(connection)
-  if (socket === null) return false
+  if (socket === null) return reportPatch('socket-write-batching', false, 'no TCP socket under the connection')
   if (batched.has(socket)) return true
   batched.add(socket)
   let scheduled = false
@@ -120,11 +123,15 @@ export function batchSocketWrites (connection: Connection): boolean {
     return (write as (...a: Parameters<WriteFn>) => boolean).apply(this, args)
   }
   socket.write = batchedWrite as WriteFn
-  return true
+  return reportPatch('socket-write-batching', true)
 }
 
-/** js-yamux 8 `StreamState.Established`: the only state in which an update carries no flags. */
-const YAMUX_ESTABLISHED = 3
+/**
+ * js-yamux 8 `StreamState.Established`: the only state in which an update carries no
+ * flags. The enum is not exported; test/unit/patch-shapes.test.ts checks the number on a
+ * real stream.
+ */
+export const YAMUX_ESTABLISHED = 3
 
 interface YamuxStreamInternals {
   state: unknown
@@ -140,7 +147,9 @@ export function deferWindowUpdates (stream: object): boolean {
   skipUnheardIdleEvents(stream)
   const s = stream as Partial<YamuxStreamInternals>
   if (typeof s.sendWindowUpdate !== 'function' || typeof s.recvWindow !== 'number' ||
-    typeof s.recvWindowCapacity !== 'number' || typeof s.state !== 'number') return false
+    typeof s.recvWindowCapacity !== 'number' || typeof s.state !== 'number') {
+    return reportPatch('yamux-deferred-window-updates', false, 'not a js-yamux stream')
+  }
   if (deferred.has(stream)) return true
   deferred.add(stream)
   const original = s.sendWindowUpdate as (this: unknown) => void
@@ -151,7 +160,7 @@ export function deferWindowUpdates (stream: object): boolean {
       typeof this.recvWindow === 'number' && this.recvWindowCapacity * 2 > this.recvWindow) return
     original.call(this)
   }
-  return true
+  return reportPatch('yamux-deferred-window-updates', true)
 }
 
 interface LengthPrefixedDecoderInternals {
@@ -175,16 +184,16 @@ const quieted = new WeakSet<object>()
 export function quietNoiseLengthDecoder (connection: Connection): boolean {
   const encrypted = (connection as unknown as { muxer?: { maConn?: { decoder?: unknown } } }).muxer?.maConn
   const decoder = encrypted?.decoder as Partial<LengthPrefixedDecoderInternals> | undefined
-  if (decoder === undefined || decoder === null || typeof decoder !== 'object') return false
+  if (decoder === undefined || decoder === null || typeof decoder !== 'object') return reportPatch('noise-quiet-length-decoder', false, 'no Noise decoder')
   const original = decoder.lengthDecoder
   const encodingLength = decoder.encodingLength
-  if (typeof original !== 'function' || typeof encodingLength !== 'function') return false
+  if (typeof original !== 'function' || typeof encodingLength !== 'function') return reportPatch('noise-quiet-length-decoder', false, 'decoder has another shape')
   if (quieted.has(decoder)) return true
   // Only the u16 prefix of Noise, with room for NEED_MORE under the data limit.
-  if (encodingLength(0) !== NOISE_LENGTH_BYTES) return false
-  if (typeof decoder.maxDataLength !== 'number' || decoder.maxDataLength < NEED_MORE) return false
+  if (encodingLength(0) !== NOISE_LENGTH_BYTES) return reportPatch('noise-quiet-length-decoder', false, 'length prefix is not a u16')
+  if (typeof decoder.maxDataLength !== 'number' || decoder.maxDataLength < NEED_MORE) return reportPatch('noise-quiet-length-decoder', false, 'data limit too small')
   quieted.add(decoder)
   const read = original as (data: { byteLength: number }) => number
   decoder.lengthDecoder = (data: { byteLength: number }): number => data.byteLength < NOISE_LENGTH_BYTES ? NEED_MORE : read(data)
-  return true
+  return reportPatch('noise-quiet-length-decoder', true)
 }
