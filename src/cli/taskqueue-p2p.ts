@@ -194,8 +194,13 @@ async function serve (a: ParsedArgs, log: Logger): Promise<number> {
     worker = new Worker({ backend: new LocalBackend(svc.store), handlers, ...wopts, logger: log.child({ component: 'worker' }) })
     await worker.start()
   }
+  if (svc.tokenFile !== null) {
+    // Like a Jupyter server's token: said once per start, never the token itself.
+    process.stderr.write(`token required (generated${svc.tokenCreated ? ' now' : ' earlier'}): local clients read ${svc.tokenFile}; ` +
+      'remote clients need IPFS_ACCELERATE_PY_TASK_P2P_TOKEN set to its content; TOKEN set empty serves without one\n')
+  }
   if (a.flag('json')) {
-    await writeStdout(JSON.stringify({ peer_id: svc.peerId, multiaddr: svc.multiaddr, multiaddrs: svc.multiaddrs, announce_file: svc.announceFile }) + '\n')
+    await writeStdout(JSON.stringify({ peer_id: svc.peerId, multiaddr: svc.multiaddr, multiaddrs: svc.multiaddrs, announce_file: svc.announceFile, token_file: svc.tokenFile }) + '\n')
   } else {
     await writeStdout(`ipfs_accelerate_py task queue p2p service started\npeer_id=${svc.peerId}\nmultiaddr=${svc.multiaddr}\n`)
   }

@@ -12,6 +12,9 @@ import type { Env, Settings } from '../config/index.js'
 import { createTaskQueueNode } from '../node/create-node.js'
 import { natParts } from '../nat/parts.js'
 import { ServiceResolver } from '../discovery/resolver.js'
+import { announceCandidates, cacheHomeDir } from '../discovery/announce-file.js'
+import { peerIdOf } from '../node/addresses.js'
+import { findLocalServiceToken } from '../node/service-token.js'
 import type { DiscoveryTrace } from '../discovery/types.js'
 import type { ClaimedTask, JsonObject, JsonValue, Task } from '../protocol/types.js'
 import { ClientError, DeadlineError, DialError, DiscoveryError, ProtocolError, ProtocolNotSupportedError, RemoteError } from './errors.js'
@@ -74,6 +77,8 @@ export class RemoteQueue {
   private readonly log: Logger
   private readonly resolver: ServiceResolver<PeerLink>
   private readonly token: string | null
+  /** Generated tokens of local services found so far, by peer id (README "Security"). */
+  private readonly localTokens = new Map<string, string | null>()
   private node: Libp2p | null = null
   private nodeStarting: Promise<Libp2p> | null = null
   private link: PeerLink | null = null
@@ -97,7 +102,7 @@ export class RemoteQueue {
       connect: (node, addrs) => this.newLink(node, addrs),
       probe: async (node, addrs, signal) => await probeStatus(node, addrs, signal, {
         newLink: (n, a) => this.newLink(n, a),
-        token: this.token,
+        token: this.tokenFor(peerIdOf(addrs[0] ?? '')),
         timeoutMs: this.settings.rpcDialTimeoutS * 1000,
         holepunch: this.settings.holepunch
       })
@@ -263,7 +268,7 @@ export class RemoteQueue {
   async request (op: string, fields: Record<string, unknown>, options: RequestOptions = {}): Promise<Record<string, unknown>> {
     const envelope: Record<string, unknown> = { ...fields, op }
     for (const k of Object.keys(envelope)) if (envelope[k] === undefined) delete envelope[k]
-    if (this.token !== null && envelope.token === undefined) envelope.token = this.token
+    const ownToken = envelope.token !== undefined
     const s = this.settings
     const timeoutMs = options.timeoutMs ?? (s.discoveryTimeoutS + s.rpcDialTimeoutS) * 1000
     const deadline = Date.now() + timeoutMs
@@ -275,6 +280,11 @@ export class RemoteQueue {
       let link: PeerLink | undefined
       try {
         link = await this.resolve(left)
+        if (!ownToken) {
+          // Before its first call an explicit link knows its peer only from the address.
+          const token = this.tokenFor(link.remotePeerId ?? peerIdOf(link.addrs[0] ?? ''))
+          if (token !== null) envelope.token = token
+        }
         const reply = await link.call(envelope, {
           timeoutMs: Math.min(deadline - Date.now(), options.attemptTimeoutMs ?? s.rpcDialTimeoutS * 1000),
           exclusive,
@@ -354,10 +364,29 @@ export class RemoteQueue {
   private newLink (node: Libp2p, addrs: string[]): PeerLink {
     return new PeerLink(node, addrs.map((a) => multiaddr(a)), {
       protocols: [...this.settings.protocol],
-      token: this.token,
+      token: this.tokenFor(peerIdOf(addrs[0] ?? '')),
       maxOutboundFrameBytes: this.settings.mcpClientMaxOutboundFrameBytes,
       maxInboundFrameBytes: this.settings.mcpClientMaxInboundFrameBytes
     })
+  }
+
+  /**
+   * The token for service `peerId`: the configured one; with none configured (and
+   * TOKEN not set empty), the generated token of a service on this host, found through
+   * its announce file or beside the identity file of these settings.
+   */
+  private tokenFor (peerId: string | null): string | null {
+    if (this.token !== null || this.opts.token === null || this.settings.tokenOpen || peerId === null || peerId === '') return this.token
+    let token = this.localTokens.get(peerId)
+    if (token === undefined) {
+      const env = this.opts.env ?? process.env
+      const announceFiles = [this.opts.announceFile, this.settings.announceFile, ...announceCandidates(process.cwd(), cacheHomeDir(env))]
+        .filter((p): p is string => typeof p === 'string' && p !== '')
+      token = findLocalServiceToken(peerId, { announceFiles, identityFiles: [this.settings.identityFile] })
+      // Only a find is remembered: a service may write its token after we first looked.
+      if (token !== null) this.localTokens.set(peerId, token)
+    }
+    return token
   }
 
   private async resolve (timeoutMs: number): Promise<PeerLink> {

@@ -12,6 +12,8 @@ import {
   parseProtocol, parseStepTimeouts, validStepTimeouts, warnPlanned
 } from './special.js'
 import type { Protocol, StepTimeouts } from './special.js'
+import { readSecurity } from './security.js'
+import type { SecuritySettings } from './security.js'
 
 export type Role = 'serve' | 'worker' | 'relay' | 'client'
 export type AuthMode = '' | 'shared_token' | 'shared' | 'token'
@@ -24,7 +26,7 @@ export const M = 'IPFS_ACCELERATE_PY_MCP_P2P_'
 export const TASK_QUEUE_PATH_VAR = 'IPFS_ACCELERATE_PY_TASK_QUEUE_PATH'
 export const TOKEN_VAR = `${P}TOKEN`
 
-export interface Settings {
+export interface Settings extends SecuritySettings {
   /** The command the settings were resolved for; only IDENTITY_FILE's default depends on it. */
   readonly role: Role
 
@@ -193,6 +195,7 @@ export function resolveSettings (env: Env, overrides: SettingsOverrides = {}, wa
   const queuePath = r.path(TASK_QUEUE_PATH_VAR, join(base, 'ipfs_accelerate_py', 'task_queue.sqlite3'), ov('queuePath'))
   const identityFile = r.path(`${P}IDENTITY_FILE`, defaultIdentityFile(role, queuePath, base), ov('identityFile'))
   const token = r.optString(TOKEN_VAR, nullToUndef(ov('token'))) ?? null
+  const security = readSecurity(r, env, P, TOKEN_VAR)
   const authMode = r.custom(`${P}AUTH_MODE`, '', parseAuthMode,
     'is not a supported auth mode (use shared_token, shared, token or leave it empty; ignoring it would open the service)',
     ov('authMode'), v => parseAuthMode(v) !== undefined)
@@ -320,6 +323,7 @@ export function resolveSettings (env: Env, overrides: SettingsOverrides = {}, wa
     publicIp,
     identityFile,
     token,
+    ...security,
     authMode,
     protocol: Object.freeze(protocol),
     allowLegacyFallback,
@@ -351,7 +355,10 @@ export function loadSettings (env: Env, overrides: SettingsOverrides = {}, warn:
 
 /** A copy safe to log: the token is replaced by `***`. */
 export function redactSettings (s: Settings): Settings {
-  return Object.freeze({ ...s, token: s.token === null ? null : REDACTED })
+  return Object.freeze({
+    ...s,
+    token: s.token === null ? null : REDACTED
+  })
 }
 
 /** config.md §4: refused variables throw, planned ones warn. */

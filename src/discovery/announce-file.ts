@@ -15,6 +15,8 @@ export interface AnnounceInfo {
   multiaddrs: string[]
   namespace?: string
   protocols?: string[]
+  /** ★ Where the service's generated token is (readable by the same user only). */
+  token_file?: string
   pid?: number
   started_at?: number
   updated_at?: number

@@ -15,6 +15,7 @@ import { createListeningNode, ListenError } from '../node/listen.js'
 import type { TaskQueueNode } from '../node/create-node.js'
 import { isWildcardHost, preferredAnnounceIp, sortPreferred, tcpMultiaddr, withPeerId } from '../node/addresses.js'
 import { removeAnnounceFileIfOurs, writeAnnounceFile } from '../discovery/announce-file.js'
+import { isLoopbackHost, loadOrCreateServiceToken, serviceTokenFile } from '../node/service-token.js'
 import { discoveryParts } from '../discovery/parts.js'
 import { BootstrapKeeper } from '../discovery/bootstrap-keeper.js'
 import { DhtProvider } from '../discovery/dht.js'
@@ -44,6 +45,10 @@ export interface ServiceNode {
   readonly multiaddr: string
   readonly multiaddrs: string[]
   readonly announceFile: string | null
+  /** The generated token's file (README "Security"), or null when TOKEN is set or not needed. */
+  readonly tokenFile: string | null
+  /** Whether this start created it. */
+  readonly tokenCreated: boolean
   readonly node: TaskQueueNode
   readonly service: TaskQueueService
   readonly store: QueueStore
@@ -55,6 +60,17 @@ export interface ServiceNode {
 export interface ServiceDiscoveryState {
   bootstrap: BootstrapKeeper
   dhtProvider: DhtProvider | null
+}
+
+/**
+ * The token this service enforces: TOKEN when set; none when TOKEN is set empty (open
+ * mode) or the service listens on loopback only; otherwise the generated one.
+ */
+export function serviceAccess (s: Settings): { token: string | null, tokenFile: string | null, created: boolean } {
+  if (s.token !== null || s.tokenOpen || isLoopbackHost(s.listenHost)) return { token: s.token, tokenFile: null, created: false }
+  const tokenFile = serviceTokenFile(s.identityFile)
+  const { token, created } = loadOrCreateServiceToken(tokenFile)
+  return { token, tokenFile, created }
 }
 
 export function serviceOptionsFrom (s: Settings): ServiceOptions {
@@ -112,8 +128,9 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
     // 2. listen
     const node = await createListeningNode(s, privateKey, [...discoveryParts(s, 'serve', log), natParts(s, 'serve', { logger: log })], log)
     cleanups.push(() => node.stop())
-    if (s.token === null && !['127.0.0.1', '::1'].includes(s.listenHost)) {
-      log.warn('no TOKEN set and listening beyond loopback: any peer that reaches this port can use the queue')
+    const access = serviceAccess(s)
+    if (access.token === null && !isLoopbackHost(s.listenHost)) {
+      log.warn('TOKEN set empty and listening beyond loopback: any peer that reaches this port can use the queue')
     }
 
     const tools = init.tools ?? new ToolRegistry()
@@ -128,7 +145,7 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
       store,
       cache,
       tools,
-      options: serviceOptionsFrom(s),
+      options: { ...serviceOptionsFrom(s), token: access.token },
       cacheSweepIntervalS: s.cacheSweepIntervalS,
       nat: () => natReport(node, s),
       localWorker: init.localWorker,
@@ -156,6 +173,7 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
         multiaddrs: a.multiaddrs,
         namespace: s.rendezvousNs,
         protocols,
+        ...(access.tokenFile !== null ? { token_file: access.tokenFile } : {}),
         pid: process.pid,
         started_at: startedAt / 1000,
         updated_at: Date.now() / 1000
@@ -192,6 +210,8 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
       multiaddr: current.multiaddr,
       multiaddrs: current.multiaddrs,
       announceFile: announcePath,
+      tokenFile: access.tokenFile,
+      tokenCreated: access.created,
       node,
       service,
       store,

@@ -43,9 +43,12 @@ async function startResponder (host: Host, listen: string, taskQueue: boolean): 
   return { proc, ...info }
 }
 
+/** The token of the LAN's services, configured on their clients too. */
+const LAN_TOKEN = 'lan-token'
+
 /** Only mDNS may find anything: no announce file, bootstrap, rendezvous or DHT. */
 function mdnsOnlyEnv (box: Sandbox): Env {
-  const env: Env = { ...box.env, [`${P}ANNOUNCE_FILE`]: '0', [`${P}MDNS`]: '1', [`${P}DHT`]: '0', [`${P}RENDEZVOUS`]: '0' }
+  const env: Env = { ...box.env, [`${P}ANNOUNCE_FILE`]: '0', [`${P}MDNS`]: '1', [`${P}DHT`]: '0', [`${P}RENDEZVOUS`]: '0', [`${P}TOKEN`]: LAN_TOKEN }
   delete env[`${P}BOOTSTRAP_PEERS`]
   return env
 }
@@ -108,7 +111,8 @@ describe('mdns discovery on a namespace LAN', () => {
 
   it('finds `serve` with MDNS=1: mdns ok with its peer id and LAN address, then status works', async (t) => {
     if (!requireNetns(t)) return
-    const sb = box({ [`${P}LISTEN_HOST`]: '0.0.0.0', [`${P}MDNS`]: '1' })
+    // Beyond loopback a service needs a token (its generated one stays on its host).
+    const sb = box({ [`${P}LISTEN_HOST`]: '0.0.0.0', [`${P}MDNS`]: '1', [`${P}TOKEN`]: LAN_TOKEN })
     svc = await startDaemon('serve', [], sb.env, 20_000, svcHost.ns)
     const env = mdnsOnlyEnv(box())
     const r = await runRpc(['discover', '--pretty'], env, 60_000, cliHost.ns)

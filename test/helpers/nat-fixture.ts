@@ -10,6 +10,11 @@ import type { Host } from './netns.js'
 
 export const P = 'IPFS_ACCELERATE_PY_TASK_P2P_'
 export const PORT = 9710
+/**
+ * The fleet's shared token: these nodes listen beyond loopback and talk across hosts,
+ * where a service's generated token is out of reach, so it is configured everywhere.
+ */
+export const FLEET_TOKEN = 'nat-fleet-token'
 
 /** Environment of a node in a namespace: every discovery mechanism off unless asked. */
 export function nodeEnv (box: Sandbox, extra: Env = {}): Env {
@@ -17,6 +22,7 @@ export function nodeEnv (box: Sandbox, extra: Env = {}): Env {
     ...box.env,
     [`${P}LISTEN_HOST`]: '0.0.0.0',
     [`${P}LISTEN_PORT`]: String(PORT),
+    [`${P}TOKEN`]: FLEET_TOKEN,
     [`${P}MDNS`]: '0',
     [`${P}DHT`]: '0',
     [`${P}RENDEZVOUS`]: '0',
