@@ -220,7 +220,10 @@ export class RemoteQueue {
       retries: this.settings.waitRetries,
       ...options
     })
-    return { task: (reply.task ?? null) as Task | null, timed_out: reply.timed_out === true }
+    const task = (reply.task ?? null) as Task | null
+    // The original sends no `timed_out`: a task still queued or running means the wait ran out.
+    const timedOut = 'timed_out' in reply ? reply.timed_out === true : task !== null && (task.status === 'queued' || task.status === 'running')
+    return { task, timed_out: timedOut }
   }
 
   async list (req: { status?: string, limit?: number, task_types?: string[], cursor?: string, order?: 'asc' | 'desc' } = {}, options?: RequestOptions): Promise<{ tasks: Task[], next_cursor: string | null, truncated: boolean }> {

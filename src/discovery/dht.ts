@@ -361,8 +361,30 @@ async function findProvidersAndDial (node: Libp2p, dht: KadDHT, init: DhtDiscove
   const all = await Promise.all(probes)
   const found = all.find((r) => r !== null) ?? null
   for (const r of all) if (r !== null && r !== found) r.link.close()
-  if (found === null && seen.size === 0 && !scope.signal.aborted) scope.fail('no_providers', { source: 'providers', startedAt: started })
-  return found
+  if (found !== null || seen.size > 0 || scope.signal.aborted) return found
+  // No provider record: original services only put their value record (discovery.md §6).
+  const fromRecord = await probeLegacyRecord(dht, init.namespace, self, scope)
+  if (fromRecord === null && !scope.signal.aborted) scope.fail('no_providers', { source: 'providers', startedAt: started })
+  return fromRecord
+}
+
+/** Reads the original's value record for the namespace and dials the service it names. */
+async function probeLegacyRecord (dht: KadDHT, namespace: string, self: string, scope: DiscoveryScope): Promise<ProbeSuccess | null> {
+  let best: LegacyRecord | null = null
+  try {
+    for await (const e of dht.get(legacyRecordKey(namespace), { signal: scope.signal })) {
+      if (e.name !== 'VALUE') continue
+      try {
+        const rec = parseLegacyRecord(e.value)
+        if (rec.peer_id !== self && (best === null || rec.ts > best.ts)) best = rec
+      } catch {}
+    }
+  } catch {
+    // No peer had the record, or the step timed out.
+  }
+  if (best === null) return null
+  const r = await scope.probe([best.multiaddr], 'value_record', best.peer_id)
+  return r.ok ? r : null
 }
 
 async function firstSuccess (probes: Array<Promise<ProbeSuccess | null>>): Promise<ProbeSuccess | null> {
