@@ -103,16 +103,9 @@ async function closeBounded (rq: QueueClient, log: (line: string) => void): Prom
   }
 }
 
-function cliLogger (env: Env, s: Settings, stderr: (line: string) => void): Logger {
-  const level = env.TASKQUEUE_P2P_LOG_LEVEL?.trim() ?? ''
-  const fallback = s.debugDial ? 'debug' : 'warn'
-  try {
-    return createLogger('p2p-rpc', level !== '' ? level : fallback)
-  } catch {
-    // A typo in a log level is not worth failing the call over.
-    stderr(`p2p-rpc: warning: TASKQUEUE_P2P_LOG_LEVEL=${JSON.stringify(level)} is not a log level; using ${fallback}`)
-    return createLogger('p2p-rpc', fallback)
-  }
+/** LOG_LEVEL (validated with the other settings), else `warn`, or `debug` with DEBUG_DIAL. */
+function cliLogger (s: Settings): Logger {
+  return createLogger('p2p-rpc', s.logLevel ?? (s.debugDial ? 'debug' : 'warn'), s.logFormat)
 }
 
 /** Parses, runs and classifies one invocation without touching stdout or exiting. */
@@ -147,7 +140,7 @@ export async function run (argv: readonly string[], deps: RunDeps = {}): Promise
     return document(o)
   }
 
-  const logger = deps.logger ?? cliLogger(env, settings, stderr)
+  const logger = deps.logger ?? cliLogger(settings)
   const opts: RemoteQueueOptions = { ...target, settings, env, logger }
   let rq: QueueClient | null = null
   try {

@@ -283,7 +283,15 @@ async function work (a: ParsedArgs, log: Logger): Promise<number> {
 }
 
 export async function main (argv: readonly string[] = process.argv.slice(2)): Promise<number> {
-  const log = createLogger('taskqueue-p2p')
+  let log: Logger
+  try {
+    log = createLogger('taskqueue-p2p')
+  } catch (err) {
+    // LOG_LEVEL / LOG_FORMAT: the logger is built before anything else can report.
+    if (!(err instanceof ConfigError)) throw err
+    process.stderr.write(`${err.message}\n`)
+    return EXIT_USAGE
+  }
   try {
     const parsed = parseCommandLine(SPEC, argv)
     if (parsed.kind !== 'command') {

@@ -356,7 +356,8 @@ export class RemoteQueue {
     if (this.node !== null) return this.node
     this.nodeStarting ??= createTaskQueueNode({
       dialTimeoutMs: this.settings.rpcDialTimeoutS * 1000,
-      parts: [...this.resolver.nodeParts(), natParts(this.settings, 'client')]
+      parts: [...this.resolver.nodeParts(), natParts(this.settings, 'client')],
+      logger: this.log
     }).then((node) => {
       this.node = node
       return node

@@ -15,6 +15,8 @@ export type WarnSink = (msg: string) => void
 
 export const ACCELERATE_PREFIX = 'IPFS_ACCELERATE_PY_'
 export const DATASETS_PREFIX = 'IPFS_DATASETS_PY_'
+/** `P` of config.md §3: the prefix of the TaskQueue P2P variables. */
+export const P = `${ACCELERATE_PREFIX}TASK_P2P_`
 
 export const TRUE_WORDS: readonly string[] = ['1', 'true', 'yes', 'y', 'on']
 export const FALSE_WORDS: readonly string[] = ['0', 'false', 'no', 'n', 'off']

@@ -12,3 +12,7 @@ export {
   redactSettings, resolveSettings
 } from './settings.js'
 export type { AuthMode, LoadOptions, Role, Settings, SettingsOverrides } from './settings.js'
+export {
+  LOG_FORMATS, LOG_FORMAT_VAR, LOG_LEVELS, LOG_LEVEL_VAR, OLD_LOG_LEVEL_VAR, loadLogSettings, readLogSettings
+} from './logging.js'
+export type { LogFormat, LogLevel, LogSettings } from './logging.js'

@@ -5,7 +5,7 @@
 import { isIP } from 'node:net'
 import { hostname } from 'node:os'
 import { dirname, isAbsolute, join } from 'node:path'
-import { EnvReader, FALSE_WORDS, REDACTED, Reject, isFalseWord, parseNumber, splitList } from './env.js'
+import { EnvReader, FALSE_WORDS, P, REDACTED, Reject, isFalseWord, parseNumber, splitList } from './env.js'
 import type { Env, Override, Source, WarnSink } from './env.js'
 import {
   DEFAULT_STEP_TIMEOUTS, PROTOCOL_ACCEPTED, STEP_TIMEOUTS_ACCEPTED,
@@ -14,13 +14,14 @@ import {
 import type { Protocol, StepTimeouts } from './special.js'
 import { readSecurity } from './security.js'
 import type { SecuritySettings } from './security.js'
+import { readLogSettings } from './logging.js'
+import type { LogFormat, LogLevel } from './logging.js'
 
 export type Role = 'serve' | 'worker' | 'relay' | 'client'
 export type AuthMode = '' | 'shared_token' | 'shared' | 'token'
 export const AUTH_MODES: readonly AuthMode[] = ['', 'shared_token', 'shared', 'token']
 
-/** `P` of config.md §3. */
-export const P = 'IPFS_ACCELERATE_PY_TASK_P2P_'
+export { P }
 /** `M` of config.md §3.5. */
 export const M = 'IPFS_ACCELERATE_PY_MCP_P2P_'
 export const TASK_QUEUE_PATH_VAR = 'IPFS_ACCELERATE_PY_TASK_QUEUE_PATH'
@@ -122,6 +123,10 @@ export interface Settings extends SecuritySettings {
   readonly workerId: string
   /** Null = every loaded handler type. Not alias-expanded here. */
   readonly workerTaskTypes: readonly string[] | null
+
+  // logging (config/logging.ts)
+  readonly logLevel: LogLevel | null
+  readonly logFormat: LogFormat
 }
 
 /** Command-line values; `undefined` = flag not given. `announceFile: null` = disabled. */
@@ -136,6 +141,8 @@ export interface LoadOptions {
   home?: string
   /** Default worker id; default `os.hostname()`. */
   hostname?: string
+  /** Whether stderr is a terminal (LOG_FORMAT's default); default: process.stderr's. */
+  stderrIsTty?: boolean
 }
 
 /** Flag names of cli.md §2, used to name the culprit when an override is out of range. */
@@ -316,6 +323,8 @@ export function resolveSettings (env: Env, overrides: SettingsOverrides = {}, wa
       'is not a list', ov('workerTaskTypes'))
   }
 
+  const logging = readLogSettings(r, opts.stderrIsTty ?? process.stderr.isTTY === true)
+
   const settings: Settings = Object.freeze({
     role,
     listenHost,
@@ -339,7 +348,8 @@ export function resolveSettings (env: Env, overrides: SettingsOverrides = {}, wa
     cacheDir,
     ...mcp,
     ...retries,
-    ...worker
+    ...worker,
+    ...logging
   })
   return { settings, sources: Object.freeze(Object.fromEntries(r.sources)) }
 }

@@ -13,7 +13,7 @@
  * needs 4 successes (or 8 failures) from distinct /8 networks before it concludes, which
  * a small deployment with one relay never reaches. It also exposes no reachability.
  */
-import type { Connection, IdentifyResult, Stream } from '@libp2p/interface'
+import type { Connection, IdentifyResult, Logger, Stream } from '@libp2p/interface'
 import type { NatComponents } from './components.js'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Multiaddr } from '@multiformats/multiaddr'
@@ -57,6 +57,7 @@ const MAX_CONCURRENT_DIAL_BACKS = 4
 
 export class AutoNatService {
   private readonly c: AutoNatComponents
+  private readonly log: Logger
   private readonly init: Required<Omit<AutoNatInit, 'onChange'>> & Pick<AutoNatInit, 'onChange'>
   private readonly results = new Map<string, ProbeResult>()
   /** Observed public IP → last seen, reported by peers over direct connections. */
@@ -73,6 +74,7 @@ export class AutoNatService {
 
   constructor (components: AutoNatComponents, init: AutoNatInit) {
     this.c = components
+    this.log = components.logger.forComponent('taskqueue:nat:autonat')
     this.init = {
       probe: init.probe,
       timeoutMs: init.timeoutMs ?? 10_000,
@@ -137,6 +139,7 @@ export class AutoNatService {
     try {
       const request = decodeAutoNat(await withSignal(pb.read(), signal, () => stream.abort(new Error('autonat request timed out'))))
       const response = await this.dialBack(request.dial, connection)
+      this.log('AutoNAT: dial-back for %p: %s', connection.remotePeer, response.statusText)
       await pb.write(encodeAutoNat({ dialResponse: response }))
       await stream.close()
     } catch (err) {
@@ -228,6 +231,7 @@ export class AutoNatService {
     if (addrs.length === 0) return
     this.probing.add(key)
     this.probes++
+    this.log('AutoNAT: asking %s to dial back %s', key, addrs.map(String).join(', '))
     let stream: Stream | undefined
     try {
       const signal = AbortSignal.timeout(this.init.timeoutMs + 5000)
@@ -240,13 +244,16 @@ export class AutoNatService {
       if (reply === undefined) return
       if (reply.status === AutoNatStatus.OK) {
         const addr = reply.addr !== undefined ? safeMultiaddr(reply.addr) ?? addrs[0] : addrs[0]
+        this.log('AutoNAT: %s reached us at %a', key, addr)
         this.record(key, { ok: true, addr: addr.toString(), at: Date.now() })
         this.confirm(addr)
       } else if (reply.status === AutoNatStatus.E_DIAL_ERROR) {
+        this.log('AutoNAT: %s could not dial us back: %s', key, reply.statusText ?? '')
         this.record(key, { ok: false, addr: addrs.map(String).join(','), at: Date.now() })
         for (const a of addrs) this.unconfirm(a)
       }
-    } catch {
+    } catch (err) {
+      this.log.error('AutoNAT: probe of %s failed: %e', key, err)
       stream?.abort(new Error('autonat probe failed'))
     } finally {
       this.probing.delete(key)
@@ -257,6 +264,7 @@ export class AutoNatService {
     this.results.set(peer, r)
     const now = this.status()
     if (now !== this.last) {
+      this.log('AutoNAT verdict: %s (was %s; %d answers)', now, this.last, this.results.size)
       this.last = now
       this.init.onChange?.(now)
       this.schedule(now === 'unknown' ? this.init.unknownRefreshMs : this.init.refreshMs)

@@ -1,5 +1,5 @@
 /** What the NAT services (AutoNAT, hole punching) take from libp2p's components. */
-import type { Libp2pEvents, PeerId, TypedEventTarget } from '@libp2p/interface'
+import type { ComponentLogger, Libp2pEvents, PeerId, TypedEventTarget } from '@libp2p/interface'
 import type { AddressManager, ConnectionManager, Registrar, TransportManager } from '@libp2p/interface-internal'
 
 export interface NatComponents {
@@ -9,4 +9,5 @@ export interface NatComponents {
   addressManager: AddressManager
   transportManager: TransportManager
   events: TypedEventTarget<Libp2pEvents>
+  logger: ComponentLogger
 }

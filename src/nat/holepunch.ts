@@ -22,7 +22,7 @@
  * net.connect and `initiator` to the upgrader.
  */
 import { createServer } from 'node:net'
-import type { Connection, IdentifyResult, PeerId, Stream } from '@libp2p/interface'
+import type { Connection, IdentifyResult, Logger, PeerId, Stream } from '@libp2p/interface'
 import type { TransportManager } from '@libp2p/interface-internal'
 import type { NatComponents } from './components.js'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -53,6 +53,7 @@ const HOUSEKEEPING = ['/ipfs/id/', '/ipfs/ping/', '/libp2p/dcutr', '/libp2p/auto
 
 export class HolePunchService {
   private readonly c: HolePunchComponents
+  private readonly log: Logger
   private readonly windowMs: number
   private readonly drainMs: number
   private readonly observed = new Map<string, number>()
@@ -65,6 +66,7 @@ export class HolePunchService {
 
   constructor (components: HolePunchComponents, init: HolePunchInit = {}) {
     this.c = components
+    this.log = components.logger.forComponent('taskqueue:nat:holepunch')
     this.windowMs = init.windowMs ?? 6000
     this.drainMs = init.relayedDrainMs ?? 30_000
   }
@@ -135,6 +137,7 @@ export class HolePunchService {
       if (ip === null) return this.finish(peer, 'initiator', 'no_public_address', started, 'no observed public IP yet', false)
       this.snap.attempts++
       const port = await freePort()
+      this.log('hole punch: initiating with %s over the relayed connection, from %s:%d', peer, ip, port)
       stream = await relayed.newStream(DCUTR_PROTOCOL, { runOnLimitedConnection: true, signal })
       const s = stream
       const pb = new PbStream(stream, 4096)
@@ -173,6 +176,7 @@ export class HolePunchService {
       const ip = this.publicIp()
       const port = await freePort()
       this.snap.attempts++
+      this.log('hole punch: %s asked to connect; answering from %s:%d', peer, ip ?? '(no public IP)', port)
       await pb.write(encodeHolePunch({ type: HolePunchType.CONNECT, addrs: ip !== null ? [tcpAddr(ip, port).bytes] : [] }))
       const sync = decodeHolePunch(await withSignal(pb.read(), signal, abort))
       if (sync.type !== HolePunchType.SYNC) throw new Error('expected SYNC')
@@ -233,6 +237,7 @@ export class HolePunchService {
 
   private finish (peer: string, role: 'initiator' | 'responder', outcome: PunchOutcome, started: number, detail: string, counted: boolean): void {
     if (counted && outcome === 'direct') this.snap.successes++
+    this.log('hole punch with %s (%s): %s after %d ms: %s', peer, role, outcome, Date.now() - started, detail)
     this.snap.recent.push({ peer_id: peer, outcome, role, at: Date.now(), elapsed_ms: Date.now() - started, detail: detail.slice(0, 200) })
     if (this.snap.recent.length > 10) this.snap.recent.shift()
     for (const fn of this.listeners) fn(peer, outcome)

@@ -10,7 +10,7 @@
  * expiry, refused refresh — the relay addresses vanish from the transport) within
  * `checkMs`, and tries again with jittered backoff, 1 s doubling to 60 s, without end.
  */
-import type { IdentifyResult, Libp2pEvents, PeerId, PeerStore, TypedEventTarget } from '@libp2p/interface'
+import type { ComponentLogger, IdentifyResult, Libp2pEvents, Logger, PeerId, PeerStore, TypedEventTarget } from '@libp2p/interface'
 import type { ConnectionManager, TransportManager } from '@libp2p/interface-internal'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -27,6 +27,7 @@ export interface RelayKeeperComponents {
   transportManager: TransportManager
   peerStore: PeerStore
   events: TypedEventTarget<Libp2pEvents>
+  logger: ComponentLogger
 }
 
 export interface RelayKeeperInit {
@@ -69,6 +70,7 @@ export interface RelayKeeperSnapshot {
 
 export class RelayReservationKeeper {
   private readonly c: RelayKeeperComponents
+  private readonly log: Logger
   private readonly init: Required<RelayKeeperInit>
   private readonly relays = new Map<string, Relay>()
   private checkTimer: NodeJS.Timeout | undefined
@@ -77,6 +79,7 @@ export class RelayReservationKeeper {
 
   constructor (components: RelayKeeperComponents, init: RelayKeeperInit) {
     this.c = components
+    this.log = components.logger.forComponent('taskqueue:nat:relay-keeper')
     this.init = { max: 2, minBackoffMs: 1000, maxBackoffMs: 60_000, checkMs: 2000, dialTimeoutMs: 5000, ...init }
   }
 
@@ -170,6 +173,7 @@ export class RelayReservationKeeper {
 
   private markLost (r: Relay, why: string): void {
     this.lost++
+    this.log('relay: reservation on %s lost: %s', r.peerId, why)
     r.state = 'waiting'
     r.reservedAt = null
     r.lastError = why
@@ -186,7 +190,9 @@ export class RelayReservationKeeper {
     }
     r.state = 'connecting'
     r.attempts++
+    this.log('relay: reserving a slot on %s (attempt %d)', r.peerId !== '' ? r.peerId : r.addrs.map(String).join(', '), r.attempts)
     void this.reserve(r).then(() => {
+      this.log('relay: reservation made on %s', r.peerId)
       r.state = 'reserved'
       r.reservedAt = Date.now()
       r.lastError = ''
@@ -194,6 +200,7 @@ export class RelayReservationKeeper {
     }, (err: Error) => {
       r.state = 'waiting'
       r.lastError = err.message.split('\n')[0].slice(0, 200)
+      this.log('relay: reservation on %s failed: %s', r.peerId !== '' ? r.peerId : r.addrs.map(String).join(', '), r.lastError)
       this.retryLater(r)
     })
   }

@@ -14,7 +14,7 @@ import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { isDialableAddress } from './addresses.js'
 import { IDENTIFY_SCHEDULER, IdentifyScheduler } from './identify-scheduler.js'
-import { libp2pLogger } from './silent-logger.js'
+import { componentLogger } from './component-logger.js'
 import { applyTransportPatches } from './patches/index.js'
 import type { Logger } from '../logger.js'
 
@@ -47,7 +47,10 @@ export interface NodeOptions {
   dialTimeoutMs?: number
   /** Capabilities to add, in order. */
   parts?: NodeParts[]
-  /** Where the transport patches say at debug level which of them applied. */
+  /**
+   * Where libp2p's components log (at debug level and below; none = silent) and where
+   * the transport patches say which of them applied.
+   */
   logger?: Logger
 }
 
@@ -75,7 +78,7 @@ export async function createTaskQueueNode (opts: NodeOptions = {}): Promise<Task
   type Libp2pInit = NonNullable<Parameters<typeof createLibp2p>[0]>
   const node = await createLibp2p({
     privateKey: opts.privateKey,
-    logger: libp2pLogger(),
+    logger: componentLogger(opts.logger),
     addresses: {
       listen,
       appendAnnounce: opts.appendAnnounce ?? [],

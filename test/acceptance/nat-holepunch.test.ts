@@ -16,7 +16,8 @@ test('hole punching: direct behind port-preserving NAT, relayed behind symmetric
   if (topo === null) return
   const relay = await startRelay(topo.relay)
   t.after(async () => { await relay.daemon.stop(); relay.box.cleanup() })
-  const svc = await startService(topo.service, { [`${P}BOOTSTRAP_PEERS`]: relay.addr, [`${P}RELAY`]: '1', [`${P}HOLEPUNCH`]: '1' })
+  // LOG_LEVEL=debug: the last subtest reads the service's log.
+  const svc = await startService(topo.service, { [`${P}BOOTSTRAP_PEERS`]: relay.addr, [`${P}RELAY`]: '1', [`${P}HOLEPUNCH`]: '1', [`${P}LOG_LEVEL`]: 'debug', [`${P}LOG_FORMAT`]: 'json' })
   t.after(async () => { await svc.daemon.stop(); svc.box.cleanup() })
   await waitFor('a relay reservation', 20_000, async () => (await localNat(topo.service, svc.daemon.peerId)).relay.reservations.length > 0 ? true : null)
   const circuit = `${relay.addr}/p2p-circuit/p2p/${svc.daemon.peerId}`
@@ -36,6 +37,26 @@ test('hole punching: direct behind port-preserving NAT, relayed behind symmetric
     const nat = await localNat(topo.service, svc.daemon.peerId)
     assert.equal(nat.holepunch.enabled, true)
     assert.ok(nat.holepunch.successes >= 1, JSON.stringify(nat.holepunch))
+  })
+
+  await t.test('LOG_LEVEL=debug: AutoNAT, relay and hole-punch lines in the one log the queue writes to', () => {
+    const records = svc.daemon.stderr().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>)
+    const queue = records.find((r) => r.msg === 'TaskQueue service listening')
+    assert.ok(queue !== undefined, 'the queue logs through the sink')
+    const from = (component: string, text: RegExp): Record<string, unknown> | undefined =>
+      records.find((r) => r.component === component && text.test(String(r.msg)))
+    const lines = {
+      autonat: from('taskqueue:nat:autonat', /^AutoNAT/),
+      reservation: from('taskqueue:nat:relay-keeper', /reservation made on/),
+      holepunch: from('taskqueue:nat:holepunch', /: direct after/),
+      libp2pRelay: records.find((r) => String(r.component).startsWith('libp2p:circuit-relay'))
+    }
+    for (const [what, line] of Object.entries(lines)) {
+      assert.ok(line !== undefined, `a ${what} line; components seen: ${[...new Set(records.map((r) => r.component))].join(' ')}`)
+      assert.equal(line.level, 20, `${what} at debug`)
+      assert.equal(line.name, queue.name, `${what} through the queue's logger`)
+      assert.equal(line.pid, queue.pid)
+    }
   })
 
   await t.test('public client and NATed service: direct too', async () => {

@@ -5,7 +5,7 @@
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
-import { runRpc, sandbox, startDaemon } from '../helpers/procs.js'
+import { SERVE_BIN, runNode, runRpc, sandbox, startDaemon } from '../helpers/procs.js'
 import type { Daemon, Sandbox } from '../helpers/procs.js'
 
 type Obj = Record<string, any>
@@ -135,6 +135,25 @@ describe('a service without tools or cache', () => {
       assert.equal(d.code, 3)
       assert.equal(d.json?.ok, false)
       assert.equal((d.json as Obj).attempts[0].error, 'no_announce_multiaddr')
+    } finally {
+      box.cleanup()
+    }
+  })
+})
+
+describe('log settings', () => {
+  it('an invalid LOG_LEVEL or LOG_FORMAT is one line naming the variable, exit 2, even for --help', async () => {
+    const box = sandbox()
+    try {
+      for (const [variable, value] of [['TASKQUEUE_P2P_LOG_LEVEL', 'bogus'], ['IPFS_ACCELERATE_PY_TASK_P2P_LOG_LEVEL', 'loud'], ['IPFS_ACCELERATE_PY_TASK_P2P_LOG_FORMAT', 'xml']]) {
+        const r = await runNode([SERVE_BIN, '--help'], { ...box.env, [variable]: value })
+        assert.equal(r.code, 2, r.stderr)
+        assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr)
+        assert.match(r.stderr, new RegExp(`^config error: ${variable}="${value}"`))
+      }
+      const rpc = await runRpc(['status'], { ...box.env, IPFS_ACCELERATE_PY_TASK_P2P_LOG_LEVEL: 'bogus' })
+      assert.equal(rpc.code, 2)
+      assert.equal(rpc.json?.error, 'invalid_config')
     } finally {
       box.cleanup()
     }

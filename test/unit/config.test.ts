@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import {
-  ConfigError, EnvReader, loadSettings, parseBool, parseInteger, parseNumber, parseProtocol,
+  ConfigError, EnvReader, loadLogSettings, loadSettings, parseBool, parseInteger, parseNumber, parseProtocol,
   redactSettings, resolveSettings
 } from '../../src/config/index.js'
 import type { Env, LoadOptions, Settings, SettingsOverrides } from '../../src/config/index.js'
@@ -412,5 +412,31 @@ describe('config derived values', () => {
   it('CACHE_DIR is null unless set', () => {
     assert.equal(load({}).s.cacheDir, null)
     assert.equal(load({ [`${P}CACHE_DIR`]: '/c' }).s.cacheDir, '/c')
+  })
+})
+
+describe('LOG_LEVEL and LOG_FORMAT', () => {
+  it('are read like every other variable: ACCELERATE > DATASETS > the older TASKQUEUE_P2P_LOG_LEVEL', () => {
+    assert.equal(load({}).s.logLevel, null, 'unset: each command has its own default')
+    assert.equal(load({ [`${P}LOG_LEVEL`]: 'DEBUG' }).s.logLevel, 'debug')
+    assert.equal(load({ [`${D}LOG_LEVEL`]: 'trace' }).s.logLevel, 'trace')
+    assert.equal(load({ TASKQUEUE_P2P_LOG_LEVEL: 'error' }).s.logLevel, 'error')
+    assert.equal(load({ TASKQUEUE_P2P_LOG_LEVEL: 'error', [`${P}LOG_LEVEL`]: 'warn' }).s.logLevel, 'warn')
+    assert.deepEqual(loadLogSettings({ [`${P}LOG_LEVEL`]: 'silent' }, false), { logLevel: 'silent', logFormat: 'json' })
+  })
+
+  it('LOG_FORMAT is pretty on a terminal, json otherwise, unless set', () => {
+    assert.equal(load({}, {}, { stderrIsTty: true }).s.logFormat, 'pretty')
+    assert.equal(load({}, {}, { stderrIsTty: false }).s.logFormat, 'json')
+    assert.equal(load({ [`${P}LOG_FORMAT`]: 'json' }, {}, { stderrIsTty: true }).s.logFormat, 'json')
+    assert.equal(loadLogSettings({ [`${P}LOG_FORMAT`]: 'Pretty' }, false).logFormat, 'pretty')
+  })
+
+  it('an invalid value is a one-line error naming the variable', () => {
+    assert.match(refuse({ [`${P}LOG_LEVEL`]: 'bogus' }).message, new RegExp(`^config error: ${P}LOG_LEVEL="bogus" is not a log level`))
+    assert.equal(refuse({ TASKQUEUE_P2P_LOG_LEVEL: 'loud' }).variable, 'TASKQUEUE_P2P_LOG_LEVEL')
+    assert.equal(refuse({ [`${P}LOG_FORMAT`]: 'xml' }).variable, `${P}LOG_FORMAT`)
+    assert.throws(() => loadLogSettings({ [`${D}LOG_LEVEL`]: 'bogus' }, false),
+      (e: unknown) => e instanceof ConfigError && e.variable === `${D}LOG_LEVEL`)
   })
 })
