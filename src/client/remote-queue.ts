@@ -22,6 +22,7 @@ import { PeerLink } from './peer-link.js'
 import { submitFields, submitManyChunks, submitManyResult, submitManyResults } from './submit-batch.js'
 import type { SubmitManyResult, SubmitRequest } from './submit-batch.js'
 import { probeStatus } from './status-probe.js'
+import { backoffDelay } from '../util/backoff.js'
 import type { Logger } from '../logger.js'
 import { silentLogger } from '../logger.js'
 
@@ -334,8 +335,8 @@ export class RemoteQueue {
   }
 
   private async backoff (attempt: number, deadline: number): Promise<void> {
-    const cap = Math.min(this.settings.retryDelayMaxMs, this.settings.rpcRetryBaseMs * 2 ** attempt)
-    const ms = Math.min(Math.random() * cap, Math.max(0, deadline - Date.now()))
+    const policy = { initialMs: this.settings.rpcRetryBaseMs, maxMs: this.settings.retryDelayMaxMs, jitter: 'full' } as const
+    const ms = Math.min(backoffDelay(attempt, policy), Math.max(0, deadline - Date.now()))
     await new Promise((resolve) => setTimeout(resolve, ms))
   }
 

@@ -7,6 +7,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import type { Libp2p, PeerId } from '@libp2p/interface'
 import type { Logger } from '../logger.js'
 import { peerIdOf } from '../node/addresses.js'
+import { Backoff } from '../util/backoff.js'
 
 export interface BootstrapKeeperInit {
   node: Libp2p
@@ -31,12 +32,12 @@ export class BootstrapKeeper {
   private readonly states: BootstrapPeerState[]
   private readonly timers = new Set<NodeJS.Timeout>()
   private readonly abort = new AbortController()
-  private readonly backoff: number[]
+  private readonly backoff: Backoff[]
 
   constructor (init: BootstrapKeeperInit) {
     this.init = init
     this.states = init.peers.map((addr) => ({ addr, peer_id: peerIdOf(addr), connected: false, attempts: 0, last_error: '' }))
-    this.backoff = init.peers.map(() => init.minBackoffMs ?? 1000)
+    this.backoff = init.peers.map(() => new Backoff({ initialMs: init.minBackoffMs ?? 1000, maxMs: init.maxBackoffMs ?? 60_000, jitter: 'half' }))
   }
 
   start (): void {
@@ -77,7 +78,7 @@ export class BootstrapKeeper {
       s.peer_id = conn.remotePeer.toString()
       s.connected = true
       s.last_error = ''
-      this.backoff[i] = this.init.minBackoffMs ?? 1000
+      this.backoff[i].reset()
       this.init.logger.debug({ peer: s.addr }, 'connected to bootstrap peer')
     } catch (err) {
       if (this.abort.signal.aborted) return
@@ -89,8 +90,7 @@ export class BootstrapKeeper {
 
   private retryLater (i: number): void {
     if (this.abort.signal.aborted) return
-    const delay = this.backoff[i] * (0.5 + Math.random() / 2)
-    this.backoff[i] = Math.min(this.init.maxBackoffMs ?? 60_000, this.backoff[i] * 2)
+    const delay = this.backoff[i].next()
     const t = setTimeout(() => {
       this.timers.delete(t)
       void this.connect(i)

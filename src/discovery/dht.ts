@@ -13,6 +13,7 @@ import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import type { NodeParts } from '../node/create-node.js'
 import type { Logger } from '../logger.js'
+import { Backoff } from '../util/backoff.js'
 import type { Discoverer, DiscoveryScope, ProbeSuccess } from './types.js'
 
 /** The go-libp2p convention: the namespace's UTF-8 bytes hashed into a raw CID. */
@@ -126,7 +127,8 @@ export class DhtProvider {
   private timer: NodeJS.Timeout | null = null
   private running = false
   private stopped = false
-  private backoffMs = 1000
+  /** discovery.md §6: a failed provide is retried from 1 s, doubling to 60 s. */
+  private readonly retry = new Backoff({ initialMs: 1000, maxMs: 60_000, jitter: 'none' })
   private readonly abort = new AbortController()
   readonly state: DhtProviderState = { provided: false, last_provide_at: null, peers_reached: 0, last_error: '' }
   private readonly onChange = (): void => { this.schedule(0) }
@@ -186,15 +188,15 @@ export class DhtProvider {
       if (reached === 0) throw new Error('the provide reached no peer')
       Object.assign(this.state, { provided: true, last_provide_at: Date.now() / 1000, peers_reached: reached, last_error: '' })
       log.info({ peers: reached, cid: cid.toString() }, 'DHT provider record published')
-      this.backoffMs = 1000
+      this.retry.reset()
       void this.putLegacyRecord(signal)
       if (this.init.provideIntervalS > 0) this.schedule(this.init.provideIntervalS * 1000)
     } catch (err) {
       if (this.stopped) return
       this.state.last_error = (err as Error).message
-      log.debug({ err: this.state.last_error, retryMs: this.backoffMs }, 'DHT provide failed; retrying')
-      this.schedule(this.backoffMs)
-      this.backoffMs = Math.min(60_000, this.backoffMs * 2)
+      const retryMs = this.retry.next()
+      log.debug({ err: this.state.last_error, retryMs }, 'DHT provide failed; retrying')
+      this.schedule(retryMs)
     } finally {
       this.running = false
     }

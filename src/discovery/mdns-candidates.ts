@@ -5,44 +5,13 @@
  * is what every TaskQueue node listens on. Also the memory of LAN peers that turned
  * out not to serve TaskQueue, so a busy LAN is not re-dialled on every poll.
  */
-import { BlockList, isIP } from 'node:net'
 import type { Multiaddr } from '@multiformats/multiaddr'
-import { withoutPeerId } from '../node/addresses.js'
-
-export type AddressClass = 'unspecified' | 'link-local' | 'loopback' | 'usable'
-
-const unspecified = new BlockList()
-unspecified.addAddress('0.0.0.0', 'ipv4')
-unspecified.addAddress('::', 'ipv6')
-const linkLocal = new BlockList()
-linkLocal.addSubnet('169.254.0.0', 16, 'ipv4')
-linkLocal.addSubnet('fe80::', 10, 'ipv6')
-const loopback = new BlockList()
-loopback.addSubnet('127.0.0.0', 8, 'ipv4')
-loopback.addAddress('::1', 'ipv6')
-
-/** Classifies a bare IP literal; IPv4-mapped IPv6 is judged by its IPv4 part. */
-export function classifyIp (ip: string): AddressClass {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip)
-  if (mapped !== null) return classifyIp(mapped[1])
-  const family = isIP(ip)
-  if (family === 0) return 'usable'
-  const type = family === 4 ? 'ipv4' : 'ipv6'
-  if (unspecified.check(ip, type)) return 'unspecified'
-  if (linkLocal.check(ip, type)) return 'link-local'
-  if (loopback.check(ip, type)) return 'loopback'
-  return 'usable'
-}
-
-/** Classifies a multiaddr by its first (network) component; names (/dns…) count as usable. */
-export function classifyAddr (addr: string): AddressClass {
-  const m = /^\/ip[46]\/([^/]+)/.exec(addr)
-  return m === null ? 'usable' : classifyIp(m[1])
-}
+import { classifyAddr, isCircuitAddr, withoutPeerId } from '../node/addresses.js'
+import type { AddressClass } from '../node/addresses.js'
 
 /** 0: IPv4 TCP, 1: IPv6 TCP, 2: named TCP, 3: anything else (other transports, relayed). */
 export function addrRank (addr: string): number {
-  if (addr.includes('/p2p-circuit')) return 3
+  if (isCircuitAddr(addr)) return 3
   const tcp = /^\/(ip4|ip6|dns4|dns6|dns)\/[^/]+\/tcp\/\d+(\/p2p\/[^/]+)?$/.exec(addr)
   if (tcp === null) return 3
   return tcp[1] === 'ip4' ? 0 : tcp[1] === 'ip6' ? 1 : 2

@@ -16,8 +16,10 @@ import { findMdns } from './mdns-service.js'
 
 export { mdnsParts, findMdns, TaskQueueMdns, MDNS_SERVICE_TAG, MDNS_SERVICE_KEY } from './mdns-service.js'
 export type { MdnsPartsOptions, MdnsLease } from './mdns-service.js'
-export { filterMdnsAddrs, classifyAddr, classifyIp, addrRank, NotTaskQueueMemory, notTaskQueuePeers, NOT_TASKQUEUE_TTL_MS } from './mdns-candidates.js'
-export type { AddressClass, FilteredAddrs } from './mdns-candidates.js'
+export { classifyAddr, classifyIp } from '../node/addresses.js'
+export type { AddressClass } from '../node/addresses.js'
+export { filterMdnsAddrs, addrRank, NotTaskQueueMemory, notTaskQueuePeers, NOT_TASKQUEUE_TTL_MS } from './mdns-candidates.js'
+export type { FilteredAddrs } from './mdns-candidates.js'
 
 /** Budget per address, so unreachable private addresses cannot eat the step (§9.1). */
 const PER_ADDRESS_DIAL_MS = 2000

@@ -18,7 +18,7 @@ import type { NatComponents } from './components.js'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { AUTONAT_PROTOCOL, AutoNatStatus, PbStream, decodeAutoNat, encodeAutoNat, withSignal } from './pb.js'
-import { ipPortOf, isCircuitAddr, isPrivateIp, isPublicTcpAddr, tcpAddr } from './addrs.js'
+import { ipPortOf, isCircuitAddr, isPrivateIp, isPublicTcpAddr, isRelayedConnection, tcpAddr } from './addrs.js'
 
 export type Reachability = 'unknown' | 'public' | 'private'
 export const REACHABILITY_CODE: Record<Reachability, number> = { unknown: 0, public: 1, private: 2 }
@@ -191,7 +191,7 @@ export class AutoNatService {
 
   private readonly onIdentify = (evt: CustomEvent<IdentifyResult>): void => {
     const { connection, observedAddr, peerId, protocols } = evt.detail
-    if (connection.limits != null || isCircuitAddr(connection.remoteAddr)) return
+    if (isRelayedConnection(connection)) return
     const seen = observedAddr !== undefined ? ipPortOf(observedAddr) : null
     if (seen !== null && !isPrivateIp(seen.ip)) {
       this.observed.set(seen.ip, Date.now())
@@ -292,7 +292,7 @@ export class AutoNatService {
   private refresh (): void {
     if (!this.started) return
     if (this.init.probe) {
-      const direct = this.c.connectionManager.getConnections().filter((c) => c.limits == null && !isCircuitAddr(c.remoteAddr))
+      const direct = this.c.connectionManager.getConnections().filter((c) => !isRelayedConnection(c))
       const seen = new Set<string>()
       for (const conn of direct) {
         const key = conn.remotePeer.toString()

@@ -5,13 +5,13 @@
  * will actually use from then on.
  */
 import type { Connection, Libp2p } from '@libp2p/interface'
-import { isCircuitAddr } from './addrs.js'
+import { isRelayedConnection } from './addrs.js'
 import { holePunchOf } from './report.js'
 
 export type ConnectionKind = 'direct' | 'relayed'
 
 export function connectionKindOf (conn: Pick<Connection, 'limits' | 'remoteAddr'>): ConnectionKind {
-  return conn.limits != null || isCircuitAddr(conn.remoteAddr) ? 'relayed' : 'direct'
+  return isRelayedConnection(conn) ? 'relayed' : 'direct'
 }
 
 /** Kind of the best open connection to `peerId` (direct preferred), or null when none. */

@@ -28,7 +28,7 @@ import type { NatComponents } from './components.js'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { DCUTR_PROTOCOL, HolePunchType, PbStream, decodeHolePunch, encodeHolePunch, withSignal } from './pb.js'
-import { ipPortOf, isCircuitAddr, isPrivateIp, isPublicTcpAddr, tcpAddr } from './addrs.js'
+import { ipPortOf, isCircuitAddr, isPrivateIp, isPublicTcpAddr, isRelayedConnection, tcpAddr } from './addrs.js'
 
 export type HolePunchComponents = NatComponents
 
@@ -81,7 +81,7 @@ export class HolePunchService {
       notifyOnLimitedConnection: true,
       onConnect: (_peer, connection) => {
         // The side that received the relayed connection starts, as in the spec.
-        if (isRelayed(connection) && connection.direction === 'inbound') void this.initiate(connection)
+        if (isRelayedConnection(connection) && connection.direction === 'inbound') void this.initiate(connection)
       }
     })
   }
@@ -113,7 +113,7 @@ export class HolePunchService {
 
   private readonly onIdentify = (evt: CustomEvent<IdentifyResult>): void => {
     const { connection, observedAddr } = evt.detail
-    if (isRelayed(connection) || observedAddr === undefined) return
+    if (isRelayedConnection(connection) || observedAddr === undefined) return
     const seen = ipPortOf(observedAddr)
     if (seen !== null && seen.family === 4 && !isPrivateIp(seen.ip)) this.observed.set(seen.ip, Date.now())
   }
@@ -203,7 +203,7 @@ export class HolePunchService {
     while (!signal.aborted) {
       try {
         const conn = await this.c.transportManager.dial(target, { signal, localPort, initiator } as Parameters<TransportManager['dial']>[1])
-        if (isRelayed(conn)) return null
+        if (isRelayedConnection(conn)) return null
         this.punched.add(conn)
         conn.addEventListener('close', () => this.punched.delete(conn), { once: true })
         return conn
@@ -217,7 +217,7 @@ export class HolePunchService {
   }
 
   private hasDirect (peer: PeerId): boolean {
-    return this.c.connectionManager.getConnections(peer).some((c) => !isRelayed(c) && c.status === 'open')
+    return this.c.connectionManager.getConnections(peer).some((c) => !isRelayedConnection(c) && c.status === 'open')
   }
 
   /** Closes a relayed connection once no application stream uses it (or after drainMs). */
@@ -242,10 +242,6 @@ export class HolePunchService {
     if (this.snap.recent.length > 10) this.snap.recent.shift()
     for (const fn of this.listeners) fn(peer, outcome)
   }
-}
-
-function isRelayed (c: Connection): boolean {
-  return c.limits != null || isCircuitAddr(c.remoteAddr)
 }
 
 /** The first public IPv4 TCP address the peer sent, with its peer id appended. */

@@ -24,7 +24,7 @@ import type { AutoNatComponents, AutoNatService, Reachability } from './autonat.
 import { holePunchService } from './holepunch.js'
 import { relayKeeperService } from './relay-keeper.js'
 import { relayServerService } from './relay-server.js'
-import { ipPortOf, isCircuitAddr, isPublicTcpAddr } from './addrs.js'
+import { classifyIp, ipPortOf, isCircuitAddr, isPublicTcpAddr, isRelayedConnection } from './addrs.js'
 
 /** Names of the NAT services in `node.services`. */
 export const NAT_SERVICES = {
@@ -48,7 +48,7 @@ class RelayedConnectionCloser {
   stop (): void {}
   beforeStop (): void {
     for (const conn of this.c.connectionManager.getConnections()) {
-      if (conn.limits != null || isCircuitAddr(conn.remoteAddr)) conn.abort(new Error('node stopping'))
+      if (isRelayedConnection(conn)) conn.abort(new Error('node stopping'))
     }
   }
 }
@@ -71,13 +71,9 @@ export function hopEnabled (s: Settings, role: Role): boolean {
 export function reachableAnnounceFilter (reachability: () => Reachability): (addrs: Multiaddr[]) => Multiaddr[] {
   return (addrs) => {
     // A circuit through the relay's loopback address only works on the relay's host.
-    const useful = addrs.filter((a) => !isCircuitAddr(a) || !isLoopbackIp(ipPortOf(a)?.ip ?? ''))
+    const useful = addrs.filter((a) => !isCircuitAddr(a) || classifyIp(ipPortOf(a)?.ip ?? '') !== 'loopback')
     return reachability() !== 'private' ? useful : useful.filter((a) => isCircuitAddr(a) || !isPublicTcpAddr(a))
   }
-}
-
-function isLoopbackIp (ip: string): boolean {
-  return ip.startsWith('127.') || ip === '::1'
 }
 
 export function natParts (s: Settings, role: Role, opts: NatPartsOptions = {}): NodeParts {

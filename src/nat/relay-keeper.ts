@@ -15,7 +15,8 @@ import type { ConnectionManager, TransportManager } from '@libp2p/interface-inte
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Multiaddr } from '@multiformats/multiaddr'
-import { ipPortOf, isCircuitAddr, isPrivateIp, jitter } from './addrs.js'
+import { classifyIp, ipPortOf, isCircuitAddr, isPrivateIp, isRelayedConnection } from './addrs.js'
+import { Backoff } from '../util/backoff.js'
 import { reservationStoreOf } from '../node/patches/index.js'
 import type { ReservationStoreView } from '../node/patches/index.js'
 
@@ -48,7 +49,7 @@ interface Relay {
   addrs: Multiaddr[]
   source: 'configured' | 'discovered'
   state: RelayState
-  backoffMs: number
+  backoff: Backoff
   attempts: number
   lastError: string
   reservedAt: number | null
@@ -94,7 +95,7 @@ export class RelayReservationKeeper {
       const key = id ?? text
       const known = this.relays.get(key)
       if (known !== undefined) known.addrs.push(ma)
-      else this.relays.set(key, { peerId: id ?? '', addrs: [ma], source: 'configured', state: 'waiting', backoffMs: this.init.minBackoffMs, attempts: 0, lastError: '', reservedAt: null })
+      else this.relays.set(key, { peerId: id ?? '', addrs: [ma], source: 'configured', state: 'waiting', backoff: this.newBackoff(), attempts: 0, lastError: '', reservedAt: null })
     }
     this.c.events.addEventListener('peer:identify', this.onIdentify)
     this.c.events.addEventListener('peer:disconnect', this.onDisconnect)
@@ -141,7 +142,7 @@ export class RelayReservationKeeper {
   private readonly onIdentify = (evt: CustomEvent<IdentifyResult>): void => {
     if (this.init.relays.length > 0) return
     const { peerId, protocols, connection } = evt.detail
-    if (!protocols.includes(HOP_PROTOCOL) || connection.limits != null || isCircuitAddr(connection.remoteAddr)) return
+    if (!protocols.includes(HOP_PROTOCOL) || isRelayedConnection(connection)) return
     const key = peerId.toString()
     const known = this.relays.get(key)
     const addr = connection.direction === 'outbound' ? connection.remoteAddr : null
@@ -150,7 +151,7 @@ export class RelayReservationKeeper {
       if (known.state === 'waiting' || known.state === 'standby') this.attempt(known)
       return
     }
-    const r: Relay = { peerId: key, addrs: addr !== null ? [addr] : [], source: 'discovered', state: 'waiting', backoffMs: this.init.minBackoffMs, attempts: 0, lastError: '', reservedAt: null }
+    const r: Relay = { peerId: key, addrs: addr !== null ? [addr] : [], source: 'discovered', state: 'waiting', backoff: this.newBackoff(), attempts: 0, lastError: '', reservedAt: null }
     this.relays.set(key, r)
     this.attempt(r)
   }
@@ -177,7 +178,7 @@ export class RelayReservationKeeper {
     r.state = 'waiting'
     r.reservedAt = null
     r.lastError = why
-    r.backoffMs = this.init.minBackoffMs
+    r.backoff.reset()
     this.retryLater(r)
   }
 
@@ -196,7 +197,7 @@ export class RelayReservationKeeper {
       r.state = 'reserved'
       r.reservedAt = Date.now()
       r.lastError = ''
-      r.backoffMs = this.init.minBackoffMs
+      r.backoff.reset()
     }, (err: Error) => {
       r.state = 'waiting'
       r.lastError = err.message.split('\n')[0].slice(0, 200)
@@ -209,7 +210,7 @@ export class RelayReservationKeeper {
     const signal = AbortSignal.timeout(this.init.dialTimeoutMs)
     const target = r.peerId !== '' && r.addrs.length === 0 ? peerIdFromString(r.peerId) : r.addrs
     const conn = await this.c.connectionManager.openConnection(target, { signal })
-    if (conn.limits != null || isCircuitAddr(conn.remoteAddr)) throw new Error('only a relayed connection to the relay')
+    if (isRelayedConnection(conn)) throw new Error('only a relayed connection to the relay')
     const id = conn.remotePeer.toString()
     if (id === this.c.peerId.toString()) throw new Error('cannot use self as relay')
     if (r.peerId === '') {
@@ -235,10 +236,14 @@ export class RelayReservationKeeper {
   private retryLater (r: Relay): void {
     if (!this.started) return
     clearTimeout(r.timer)
-    const delay = jitter(r.backoffMs)
-    r.backoffMs = Math.min(this.init.maxBackoffMs, r.backoffMs * 2)
+    const delay = r.backoff.next()
     r.timer = setTimeout(() => { if (r.state === 'waiting') this.attempt(r) }, delay)
     r.timer.unref()
+  }
+
+  /** discovery.md §9: jittered backoff, 1 s doubling to 60 s, without end. */
+  private newBackoff (): Backoff {
+    return new Backoff({ initialMs: this.init.minBackoffMs, maxMs: this.init.maxBackoffMs, jitter: 'half' })
   }
 
   /** The circuit transport's reservation store, when its shape is the one we know. */
@@ -271,7 +276,7 @@ export class RelayReservationKeeper {
 function rankRelayAddr (a: Multiaddr): number {
   const ip = ipPortOf(a)?.ip
   if (ip === undefined) return 1
-  if (ip.startsWith('127.') || ip === '::1') return 3
+  if (classifyIp(ip) === 'loopback') return 3
   return isPrivateIp(ip) ? 2 : 0
 }
 

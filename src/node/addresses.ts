@@ -5,9 +5,11 @@
  */
 import { readFileSync } from 'node:fs'
 import os from 'node:os'
-import { isIP } from 'node:net'
+import { BlockList, isIP } from 'node:net'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Multiaddr } from '@multiformats/multiaddr'
+import { Circuit } from '@multiformats/multiaddr-matcher'
+import { isPrivateIp as libp2pIsPrivateIp } from '@libp2p/utils'
 
 export function isWildcardHost (host: string): boolean {
   return host === '0.0.0.0' || host === '::' || host === ''
@@ -87,15 +89,66 @@ export function withPeerId (addr: Multiaddr | string, peerId: string): string {
 
 /** Drops unspecified and link-local addresses, which no peer can dial. */
 export function isDialableAddress (addr: Multiaddr): boolean {
-  const s = addr.toString()
-  return !(/^\/ip4\/0\.0\.0\.0\//.test(s) || /^\/ip6\/::\//.test(s) || /^\/ip4\/169\.254\./.test(s) || /^\/ip6\/fe80:/i.test(s))
+  const cls = classifyAddr(addr.toString())
+  return cls !== 'unspecified' && cls !== 'link-local'
+}
+
+export type AddressClass = 'unspecified' | 'link-local' | 'loopback' | 'usable'
+
+const unspecified = new BlockList()
+unspecified.addAddress('0.0.0.0', 'ipv4')
+unspecified.addAddress('::', 'ipv6')
+const linkLocal = new BlockList()
+linkLocal.addSubnet('169.254.0.0', 16, 'ipv4')
+linkLocal.addSubnet('fe80::', 10, 'ipv6')
+const loopback = new BlockList()
+loopback.addSubnet('127.0.0.0', 8, 'ipv4')
+loopback.addAddress('::1', 'ipv6')
+
+/**
+ * The one classifier of what an address can reach: unspecified and link-local addresses
+ * are never dialable from another host, loopback only reaches this host. (@libp2p/utils'
+ * isLinkLocal only knows fe80::/16, not all of fe80::/10.) Whether an IP is private is
+ * libp2p's own judgement: `isPrivateIp` below.
+ */
+/** Classifies a bare IP literal; IPv4-mapped IPv6 is judged by its IPv4 part. */
+export function classifyIp (ip: string): AddressClass {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip)
+  if (mapped !== null) return classifyIp(mapped[1])
+  const family = isIP(ip)
+  if (family === 0) return 'usable'
+  const type = family === 4 ? 'ipv4' : 'ipv6'
+  if (unspecified.check(ip, type)) return 'unspecified'
+  if (linkLocal.check(ip, type)) return 'link-local'
+  if (loopback.check(ip, type)) return 'loopback'
+  return 'usable'
+}
+
+/** Classifies a multiaddr by its first (network) component; names (/dns…) count as usable. */
+export function classifyAddr (addr: string): AddressClass {
+  const m = /^\/ip[46]\/([^/]+)/.exec(addr)
+  return m === null ? 'usable' : classifyIp(m[1])
+}
+
+/**
+ * Private as libp2p judges it (@libp2p/utils): the address manager, identify and DCUtR
+ * decide with that list, so classifying differently would make us probe or announce
+ * addresses libp2p then silently drops. Anything that is not an IP counts as private.
+ */
+export function isPrivateIp (ip: string): boolean {
+  return libp2pIsPrivateIp(ip) ?? true
+}
+
+/** A relayed (circuit) address. */
+export function isCircuitAddr (ma: Multiaddr | string): boolean {
+  return Circuit.matches(typeof ma === 'string' ? multiaddr(ma) : ma)
 }
 
 export function sortPreferred (addrs: string[], preferredIp: string): string[] {
   const rank = (a: string): number => {
-    if (a.includes('/p2p-circuit')) return 3
+    if (isCircuitAddr(a)) return 3
     if (a.startsWith(`/${ipFamilyPrefix(preferredIp)}/${preferredIp}/`)) return 0
-    if (a.startsWith('/ip4/127.') || a.startsWith('/ip6/::1/')) return 2
+    if (classifyAddr(a) === 'loopback') return 2
     return 1
   }
   return [...addrs].sort((a, b) => rank(a) - rank(b))

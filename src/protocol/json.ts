@@ -3,6 +3,7 @@
  * default), which JSON.parse rejects; B19 asks us to read them as null and never emit
  * them (JSON.stringify already turns non-finite numbers into null).
  */
+import type { JsonObject } from './types.js'
 
 const decoder = new TextDecoder('utf-8', { fatal: true })
 const encoder = new TextEncoder()
@@ -71,9 +72,13 @@ export function encodeJson (value: unknown): Uint8Array {
   return encoder.encode(JSON.stringify(value))
 }
 
+/** The one plain-object check: an object that is neither null nor an array. */
 export function isPlainObject (value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
+
+/** The same check for values that came from JSON (payloads, results, progress). */
+export const isJsonObject = isPlainObject as (value: unknown) => value is JsonObject
 
 /** Deterministic JSON (keys sorted recursively), used for pretty output and comparisons. */
 export function sortKeysDeep (value: unknown): unknown {

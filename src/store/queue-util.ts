@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto'
 import type { SQLOutputValue } from 'node:sqlite'
 import { TaskQueueError } from '../protocol/errors.js'
+import { isJsonObject } from '../protocol/json.js'
 import type { JsonObject, JsonValue, Task, TaskStatus } from '../protocol/types.js'
 
 export type Row = Record<string, SQLOutputValue>
@@ -31,9 +32,7 @@ export function parseJson (text: SQLOutputValue | undefined): JsonValue | null {
   return JSON.parse(str(text)) as JsonValue
 }
 
-export function isObject (v: unknown): v is JsonObject {
-  return typeof v === 'object' && v !== null && !Array.isArray(v)
-}
+export const isObject = isJsonObject
 
 /** The columns of a full task, in the order taskFromArray reads them. */
 const TASK_FIELDS = ['task_id', 'task_type', 'model_name', 'payload', 'status', 'assigned_worker', 'created_at',

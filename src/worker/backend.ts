@@ -7,6 +7,7 @@
 import type { ClaimedTask, JsonObject, JsonValue } from '../protocol/types.js'
 import { TaskQueueError } from '../protocol/errors.js'
 import { ClientError, ProtocolError, RemoteError } from '../client/errors.js'
+import { backoffDelay } from '../util/backoff.js'
 
 export interface BackendClaimOptions {
   workerId: string
@@ -100,10 +101,9 @@ export function aborted (signal: AbortSignal | undefined): boolean {
   return signal?.aborted === true
 }
 
-/** Exponential backoff with jitter (half to all of the capped ceiling): spreads reconnecting workers apart. */
+/** A worker's retry delay (half to all of the capped ceiling): spreads reconnecting workers apart. */
 export function backoffMs (attempt: number, capMs = 5000, baseMs = 100): number {
-  const ceiling = Math.min(capMs, baseMs * 2 ** Math.min(attempt, 16))
-  return ceiling / 2 + Math.random() * ceiling / 2
+  return backoffDelay(attempt, { initialMs: baseMs, maxMs: capMs, jitter: 'half' })
 }
 
 /**

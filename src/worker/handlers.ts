@@ -9,6 +9,7 @@ import { isAbsolute, join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { canonicalTaskType, expandTaskTypes } from '../store/aliases.js'
 import type { ClaimedTask, JsonObject } from '../protocol/types.js'
+import { isJsonObject } from '../protocol/json.js'
 import { ToolRegistry } from '../tools/registry.js'
 
 export interface TaskContext {
@@ -28,9 +29,7 @@ export const MAX_SLEEP_S = 3600
 
 // ---- built-ins ----------------------------------------------------------------------
 
-function isObject (v: unknown): v is JsonObject {
-  return typeof v === 'object' && v !== null && !Array.isArray(v)
-}
+const isObject = isJsonObject
 
 function firstString (o: JsonObject, ...keys: string[]): string {
   for (const k of keys) {

@@ -5,6 +5,7 @@ import { QueueStore } from '../store/queue.js'
 import { openDatabase } from '../store/db.js'
 import type { ClaimedTask, JsonObject } from '../protocol/types.js'
 import { TaskQueueError } from '../protocol/errors.js'
+import { isJsonObject } from '../protocol/json.js'
 import { BackendError, toBackendError } from './backend.js'
 import type { BackendClaimOptions, BackendCompleteOptions, BackendHeartbeatOptions, BackendReleaseOptions, QueueBackend } from './backend.js'
 
@@ -153,7 +154,7 @@ export class LocalBackend implements QueueBackend {
     // Same coercion as the `complete` op: a non-object result is wrapped.
     const result: JsonObject | null = r === undefined || r === null
       ? null
-      : typeof r === 'object' && !Array.isArray(r) ? r : { result: r }
+      : isJsonObject(r) ? r : { result: r }
     try {
       const out = this.store.complete({ task_id: opts.taskId, status: opts.status, result, error: opts.error ?? '', worker_id: opts.workerId })
       return { replayed: out.replayed }

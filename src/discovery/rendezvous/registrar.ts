@@ -14,6 +14,8 @@ import { RendezvousError, dialerFromComponents, register, unregister } from './c
 import type { RendezvousDialer } from './client.js'
 import { peerIdOfMultiaddr, recordAddresses, sealPeerRecord } from './record.js'
 import { DEFAULT_TTL_S } from './point.js'
+import { Backoff } from '../../util/backoff.js'
+import type { Jitter } from '../../util/backoff.js'
 
 export interface RendezvousRegistrarInit {
   namespace: string
@@ -75,7 +77,7 @@ interface PointState {
   ttl: number | null
   expiresAt: number | null
   lastError: string | null
-  backoffMs: number
+  backoff: Backoff
   timer: NodeJS.Timeout | null
   inFlight: boolean
   /** A registration was requested while one was in flight (addresses changed meanwhile). */
@@ -182,7 +184,7 @@ class RendezvousRegistrarService implements RendezvousRegistrar, Startable {
   }
 
   private newState (label: string, target: Multiaddr | null, peerId: string | null, lastError: string | null): PointState {
-    return { label, target, peerId, ttl: null, expiresAt: null, lastError, backoffMs: this.initialBackoffMs, timer: null, inFlight: false, again: false, lost: false }
+    return { label, target, peerId, ttl: null, expiresAt: null, lastError, backoff: this.newBackoff('half'), timer: null, inFlight: false, again: false, lost: false }
   }
 
   private schedule (state: PointState, delayMs: number): void {
@@ -222,7 +224,7 @@ class RendezvousRegistrarService implements RendezvousRegistrar, Startable {
       state.ttl = granted
       state.expiresAt = Date.now() + granted * 1000
       state.lastError = null
-      state.backoffMs = this.initialBackoffMs
+      state.backoff.reset()
       this.init.logger?.debug({ point: state.label, ttl: granted }, 'registered at rendezvous point')
       this.schedule(state, Math.max(1000, (granted * 1000) / 2))
     } catch (err) {
@@ -235,12 +237,15 @@ class RendezvousRegistrarService implements RendezvousRegistrar, Startable {
         state.ttl = null
       }
       // Jitter keeps many services from hammering a point that just came back in lockstep.
-      this.schedule(state, state.backoffMs * (0.9 + Math.random() * 0.2))
-      state.backoffMs = Math.min(this.maxBackoffMs, state.backoffMs * 2)
+      this.schedule(state, state.backoff.next())
     } finally {
       state.inFlight = false
       if (state.again && this.running) this.schedule(state, 0)
     }
+  }
+
+  private newBackoff (jitter: Jitter): Backoff {
+    return new Backoff({ initialMs: this.initialBackoffMs, maxMs: this.maxBackoffMs, jitter })
   }
 
   /** Our signed record, re-signed only when our addresses change. */
@@ -258,7 +263,7 @@ class RendezvousRegistrarService implements RendezvousRegistrar, Startable {
   private readonly onDisconnect = (evt: CustomEvent): void => {
     for (const p of this.pointsOf(String(evt.detail))) {
       p.lost = true
-      if (!p.inFlight) this.schedule(p, Math.max(this.initialBackoffMs, p.backoffMs))
+      if (!p.inFlight) this.schedule(p, p.backoff.ceilingMs)
     }
   }
 
@@ -313,7 +318,7 @@ class RendezvousRegistrarService implements RendezvousRegistrar, Startable {
     }
     const key = peerIdOfMultiaddr(target) ?? `addr:${addr}`
     this.candidates.set(key, target)
-    let backoff = this.initialBackoffMs
+    const backoff = this.newBackoff('none')
     const tryDial = async (): Promise<void> => {
       if (!this.running || !this.candidates.has(key)) return
       try {
@@ -332,10 +337,9 @@ class RendezvousRegistrarService implements RendezvousRegistrar, Startable {
         const timer = setTimeout(() => {
           this.backgroundTimers.delete(timer)
           void tryDial()
-        }, backoff)
+        }, backoff.next())
         timer.unref()
         this.backgroundTimers.add(timer)
-        backoff = Math.min(this.maxBackoffMs, backoff * 2)
       }
     }
     void tryDial()

@@ -5,7 +5,7 @@
 import { TaskQueueError } from '../../protocol/errors.js'
 import { MAX_KEY_CHARS, bounded, firstId, firstStr, idList, int, num, objectOrWrap, str, strList, truthy } from '../../protocol/coerce.js'
 import type { Envelope } from '../../protocol/coerce.js'
-import { isPlainObject } from '../../protocol/json.js'
+import { isJsonObject, isPlainObject } from '../../protocol/json.js'
 import { MAX_BATCH_ITEMS, REPLY_BYTE_BUDGET } from '../../protocol/ids.js'
 import { expandTaskTypes } from '../../store/aliases.js'
 import { SCHEDULER_CLOCK } from '../../store/scheduler.js'
@@ -244,7 +244,7 @@ export async function release (env: Envelope, ctx: ServiceContext): Promise<Repl
 }
 
 function progressOf (value: unknown): JsonObject | null {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) ? value as JsonObject : null
+  return isJsonObject(value) ? value : null
 }
 
 export async function taskHeartbeat (env: Envelope, ctx: ServiceContext): Promise<Reply> {

@@ -1,0 +1,34 @@
+/** The one capped backoff: ceilings double from the initial delay to the cap, each jitter stays in its band, and reset starts over. */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { Backoff, backoffCeiling, backoffDelay } from '../../src/util/backoff.js'
+
+test('ceilings double from initialMs and stop at maxMs', () => {
+  const policy = { initialMs: 1000, maxMs: 60_000, jitter: 'none' } as const
+  assert.deepEqual([0, 1, 2, 3, 4, 5, 6, 7].map((n) => backoffCeiling(n, policy)), [1000, 2000, 4000, 8000, 16_000, 32_000, 60_000, 60_000])
+  assert.equal(backoffCeiling(10_000, policy), 60_000, 'huge attempt counts stay finite and capped')
+  assert.equal(backoffDelay(3, policy), 8000, 'no jitter: exactly the ceiling')
+})
+
+test('half jitter lands in [c/2, c), full jitter in [0, c)', () => {
+  const half = { initialMs: 1000, maxMs: 60_000, jitter: 'half' } as const
+  const full = { initialMs: 50, maxMs: 5000, jitter: 'full' } as const
+  assert.equal(backoffDelay(2, half, () => 0), 2000)
+  assert.equal(backoffDelay(2, half, () => 0.999), 3998)
+  assert.equal(backoffDelay(2, full, () => 0), 0)
+  for (let i = 0; i < 200; i++) {
+    const h = backoffDelay(0, half)
+    assert.ok(h >= 500 && h < 1000)
+    const f = backoffDelay(20, full)
+    assert.ok(f >= 0 && f < 5000)
+  }
+})
+
+test('a Backoff counts failures until reset', () => {
+  const b = new Backoff({ initialMs: 100, maxMs: 350, jitter: 'none' })
+  assert.equal(b.ceilingMs, 100)
+  assert.deepEqual([b.next(), b.next(), b.next(), b.next()], [100, 200, 350, 350])
+  b.reset()
+  assert.equal(b.next(), 100)
+  assert.equal(b.ceilingMs, 200, 'the ceiling the next delay is drawn under')
+})
