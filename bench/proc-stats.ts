@@ -11,3 +11,9 @@ export function rssMb (pid: number): number {
   const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)\s+kB/)
   return m === null ? NaN : Number(m[1]) / 1024
 }
+
+/** Write-type system calls (write, writev, pwrite, …) a process has made so far: /proc/<pid>/io syscw. */
+export function writeSyscalls (pid: number): number {
+  const m = readFileSync(`/proc/${pid}/io`, 'utf8').match(/syscw:\s+(\d+)/)
+  return m === null ? NaN : Number(m[1])
+}

@@ -26,7 +26,7 @@ import type { ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { sandbox, startDaemon } from '../../test/helpers/procs.js'
 import { positive } from '../env.js'
-import { cpuMs } from '../proc-stats.js'
+import { cpuMs, writeSyscalls } from '../proc-stats.js'
 import { median, pct } from '../report.js'
 import { benchTransportFloor } from '../floor.js'
 import { ensureRedisServer, loudly, startRedis } from './redis.js'
@@ -134,7 +134,10 @@ async function setUpBullmq (redisBinary: string, cfg: Config, withWorker: boolea
 }
 
 async function setUpOurs (cfg: Config, withWorker: boolean): Promise<Setup> {
-  const box = sandbox({ TASKQUEUE_P2P_LOG_LEVEL: 'error' })
+  // BENCH_CHILD_NODE_OPTIONS (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`) reaches our
+  // service and worker, as in the other sections, to profile them under this load.
+  const childOptions = process.env.BENCH_CHILD_NODE_OPTIONS
+  const box = sandbox({ TASKQUEUE_P2P_LOG_LEVEL: 'error', ...(childOptions !== undefined ? { NODE_OPTIONS: childOptions } : {}) })
   const stops: Array<() => Promise<void>> = [async () => { box.cleanup() }]
   try {
     const svc = await startDaemon('serve', [], box.env)
@@ -177,7 +180,7 @@ class Figures {
       const ratios = o.map((v, i) => b[i] === undefined || b[i] === 0 ? NaN : v / b[i]).filter((r) => Number.isFinite(r))
       // A growth factor is each side's own; dividing one by the other means nothing.
       const both = ratios.length > 0 && f.unit !== '×'
-      process.stdout.write(`  ${f.name} (${f.unit})\n`)
+      process.stdout.write(`  ${f.name}${f.unit === '' ? '' : ` (${f.unit})`}\n`)
       if (b.length > 0) process.stdout.write(`    BullMQ  ${b.map(fmt).join(' | ')}   median ${fmt(median(b))}\n`)
       if (o.length > 0) process.stdout.write(`    ours    ${o.map(fmt).join(' | ')}   median ${fmt(median(o))}\n`)
       if (both) process.stdout.write(`    ratio ours/BullMQ per round ${ratios.map((r) => r.toFixed(2)).join(' | ')}   median ${median(ratios).toFixed(2)}×   (target ${f.target})\n`)
@@ -188,10 +191,27 @@ class Figures {
 
 const perTaskUs = (ms: number, tasks: number): number => ms * 1000 / tasks
 
+/**
+ * Waits (at most 5 s) until the server has been quiet for 200 ms: our service finishes
+ * loading parts of libp2p after its ready line, and a round must not time that.
+ */
+async function settle (pid: number): Promise<void> {
+  const end = Date.now() + 5000
+  let before = cpuMs(pid)
+  while (Date.now() < end) {
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    const now = cpuMs(pid)
+    if (now - before <= 20) return
+    before = now
+  }
+}
+
 async function runShape (shape: Shape, side: SideName, setup: Setup, cfg: Config, figs: Figures): Promise<void> {
-  const cpu0 = { server: cpuMs(setup.serverPid), worker: setup.workerPid === null ? 0 : cpuMs(setup.workerPid) }
+  const cpu0 = { server: cpuMs(setup.serverPid), worker: setup.workerPid === null ? 0 : cpuMs(setup.workerPid), serverWrites: writeSyscalls(setup.serverPid) }
   const cpuFigures = (tasks: number, producerUs: number): void => {
     figs.add('server CPU per task', side, perTaskUs(cpuMs(setup.serverPid) - cpu0.server, tasks), 'µs', 0, 'reported')
+    // Socket writes wake another process; with the store's own writes (WAL / AOF) included.
+    figs.add('server write system calls per task', side, (writeSyscalls(setup.serverPid) - cpu0.serverWrites) / tasks, '', 2, 'reported')
     if (setup.workerPid !== null) figs.add('worker process CPU per task', side, perTaskUs(cpuMs(setup.workerPid) - cpu0.worker, tasks), 'µs', 0, 'reported')
     figs.add('producer process CPU per task', side, producerUs / tasks, 'µs', 0, 'reported')
   }
@@ -261,6 +281,7 @@ export async function benchBullmq (): Promise<void> {
       for (const side of cfg.sides) {
         const setup = side === 'bullmq' ? await setUpBullmq(redisBinary, cfg, withWorker) : await setUpOurs(cfg, withWorker)
         try {
+          await settle(setup.serverPid)
           await runShape(shape, side, setup, cfg, figs)
         } finally {
           await setup.stop()

@@ -38,8 +38,8 @@ test('the bullmq section runs every shape at tiny sizes (our side only) and prin
     assert.ok(out.includes(`[bullmq] ${title}`), `section ${title} printed:\n${out}`)
   }
   const ours = out.split('\n').filter((l) => l.trimStart().startsWith('ours '))
-  // one-by-one and bulk: 5 figures each; round trip: 4 + 3 CPU; deep: 9.
-  assert.equal(ours.length, 5 + 5 + 7 + 9, out)
+  // one-by-one and bulk: 6 figures each; round trip: 4 + 4 per-task costs; deep: 9.
+  assert.equal(ours.length, 6 + 6 + 8 + 9, out)
   for (const line of ours) assert.match(line, /^ {4}ours {4}[\d,.]+ {3}median [\d,.]+$/, line)
   assert.ok(!out.includes('BullMQ  '), 'no BullMQ figures without its side')
   assert.match(out, /floor: bare js-libp2p/)
