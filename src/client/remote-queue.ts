@@ -20,6 +20,7 @@ import type { ClaimedTask, JsonObject, JsonValue, Task } from '../protocol/types
 import { ClientError, DeadlineError, DialError, DiscoveryError, ProtocolError, ProtocolNotSupportedError, RemoteError } from './errors.js'
 import { PeerLink } from './peer-link.js'
 import { submitFields, submitManyChunks, submitManyResult, submitManyResults } from './submit-batch.js'
+import { SubmitCoalescer } from './submit-coalescer.js'
 import type { SubmitManyResult, SubmitRequest } from './submit-batch.js'
 import { probeStatus } from './status-probe.js'
 import { backoffDelay } from '../util/backoff.js'
@@ -85,6 +86,7 @@ export class RemoteQueue {
   private link: PeerLink | null = null
   private resolving: Promise<PeerLink> | null = null
   private closed = false
+  private readonly submits = new SubmitCoalescer(async (op, fields) => await this.request(op, fields, { retries: this.settings.submitRetries }))
 
   constructor (opts: RemoteQueueOptions = {}) {
     this.opts = opts
@@ -121,9 +123,16 @@ export class RemoteQueue {
     return await this.ok('status', { detail }, options)
   }
 
-  /** Submits a task; an idempotency key is generated once and reused on every retry (B8). */
+  /**
+   * Submits a task; an idempotency key is generated once and reused on every retry (B8).
+   * Submits called in the same event-loop turn without options share one ★
+   * `submit_many` request (SubmitCoalescer); each still gets its own outcome.
+   */
   async submit (task: SubmitRequest, options?: RequestOptions): Promise<{ task_id: string, replayed: boolean }> {
-    const reply = await this.ok('submit', submitFields(task), { retries: this.settings.submitRetries, ...options })
+    const fields = submitFields(task)
+    const reply = options === undefined
+      ? await this.submits.submit(fields)
+      : await this.ok('submit', fields, { retries: this.settings.submitRetries, ...options })
     return { task_id: String(reply.task_id), replayed: reply.replayed === true }
   }
 

@@ -130,6 +130,23 @@ describe('the library entry point, in one process over real libp2p', () => {
     assert.deepEqual(again, results.slice(0, 3).map((r) => ({ ...r, replayed: true })))
   })
 
+  it('concurrent submits share one submit_many request; each caller gets its own task', async () => {
+    const sent: string[] = []
+    const request = q.request.bind(q)
+    q.request = async (op, fields, options) => { sent.push(op); return await request(op, fields, options) }
+    let ids: string[]
+    try {
+      ids = (await Promise.all(Array.from({ length: 16 }, async (_, i) => await q.submit({ task_type: 'upper', payload: { text: `c${i}` } })))).map((r) => r.task_id)
+      assert.deepEqual(sent, ['submit_many'])
+      await q.submit({ task_type: 'upper', payload: { text: 'alone' } })
+      assert.deepEqual(sent, ['submit_many', 'submit'], 'a lone submit is the original request')
+    } finally {
+      q.request = request
+    }
+    assert.equal(new Set(ids).size, 16)
+    assert.deepEqual((await q.wait(ids[15], 30)).task?.result, { text: 'C15' })
+  })
+
   it('without wait_s the submit reply is exactly the original one', async () => {
     const reply = await raw.originalCall({ op: 'submit', task_type: 'nobody-runs-this', payload: {} }) as Obj
     const zero = await raw.originalCall({ op: 'submit', task_type: 'nobody-runs-this', payload: {}, wait_s: 0 }) as Obj
