@@ -13,6 +13,7 @@
  * turns coalescing off for this client, and the batch is resent one submit at a time.
  */
 import { RemoteError } from './errors.js'
+import { TurnBatch } from './turn-batch.js'
 import { submitManyChunks, submitManyResults } from './submit-batch.js'
 
 /** RemoteQueue's `request`, with the submit retry policy applied by the caller. */
@@ -25,8 +26,7 @@ interface Pending {
 }
 
 export class SubmitCoalescer {
-  private pending: Pending[] = []
-  private scheduled = false
+  private readonly turn = new TurnBatch<Pending>((all) => { this.flush(all) })
   /** False once the service answered `submit_many` with `unknown_op`. */
   private supported = true
 
@@ -38,21 +38,10 @@ export class SubmitCoalescer {
    * RemoteError for an item the service refused, or with the transport's error.
    */
   async submit (fields: Record<string, unknown>): Promise<Record<string, unknown>> {
-    return await new Promise((resolve, reject) => {
-      this.pending.push({ fields, resolve, reject })
-      if (!this.scheduled) {
-        this.scheduled = true
-        // After this turn's microtasks: every caller resumed by the same reply has
-        // queued its next submit by then.
-        process.nextTick(this.flush)
-      }
-    })
+    return await new Promise((resolve, reject) => { this.turn.add({ fields, resolve, reject }) })
   }
 
-  private readonly flush = (): void => {
-    this.scheduled = false
-    const all = this.pending
-    this.pending = []
+  private flush (all: Pending[]): void {
     if (all.length === 1 || !this.supported) {
       for (const p of all) void this.sendOne(p)
       return

@@ -14,6 +14,7 @@
 import type { JsonValue } from '../protocol/types.js'
 import { SERVER_FEATURE_COMPLETE_MANY } from '../protocol/ids.js'
 import { ProtocolError } from '../client/errors.js'
+import { TurnBatch } from '../client/turn-batch.js'
 
 export interface CompleteItem {
   task_id: string
@@ -47,8 +48,10 @@ export class CompleteBatcher {
   /** null until the feature probe answered. */
   private supported: boolean | null = null
   private probing: Promise<void> | null = null
-  private pending: Pending[] = []
-  private scheduled = false
+  // Once this turn's microtasks are done: every task that finished in it shares the
+  // frame, and it leaves in the same TCP write as the worker's next long-poll claim
+  // (issued in the same turn), so the service wakes once for both.
+  private readonly turn = new TurnBatch<Pending>((all) => { this.flush(all) })
 
   constructor (private readonly transport: CompleteManyTransport) {}
 
@@ -77,22 +80,10 @@ export class CompleteBatcher {
    */
   async submit (item: CompleteItem): Promise<ItemOutcome> {
     const size = estimateSize(item)
-    return await new Promise<ItemOutcome>((resolve, reject) => {
-      this.pending.push({ item, size, resolve, reject })
-      if (!this.scheduled) {
-        this.scheduled = true
-        // Once this turn's microtasks are done: every task that finished in it shares
-        // the frame, and it leaves in the same TCP write as the worker's next
-        // long-poll claim (issued in the same turn), so the service wakes once for both.
-        process.nextTick(this.flush)
-      }
-    })
+    return await new Promise<ItemOutcome>((resolve, reject) => { this.turn.add({ item, size, resolve, reject }) })
   }
 
-  private readonly flush = (): void => {
-    this.scheduled = false
-    const all = this.pending
-    this.pending = []
+  private flush (all: Pending[]): void {
     let batch: Pending[] = []
     let bytes = 0
     for (const p of all) {
