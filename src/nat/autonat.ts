@@ -17,7 +17,7 @@ import type { Connection, IdentifyResult, Logger, Stream } from '@libp2p/interfa
 import type { NatComponents } from './components.js'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Multiaddr } from '@multiformats/multiaddr'
-import { AUTONAT_PROTOCOL, AutoNatStatus, PbStream, decodeAutoNat, encodeAutoNat, withSignal } from './pb.js'
+import { AUTONAT_PROTOCOL, AutoNatStatus, PbStream, withSignal } from './pb.js'
 import { ipPortOf, isCircuitAddr, isPrivateIp, isPublicTcpAddr, isRelayedConnection, tcpAddr } from './addrs.js'
 
 export type Reachability = 'unknown' | 'public' | 'private'
@@ -137,10 +137,10 @@ export class AutoNatService {
     const signal = AbortSignal.timeout(this.init.timeoutMs + 5000)
     const pb = new PbStream(stream)
     try {
-      const request = decodeAutoNat(await withSignal(pb.read(), signal, () => stream.abort(new Error('autonat request timed out'))))
+      const request = (await withSignal(pb.readAutoNat(), signal, () => stream.abort(new Error('autonat request timed out'))))
       const response = await this.dialBack(request.dial, connection)
       this.log('AutoNAT: dial-back for %p: %s', connection.remotePeer, response.statusText)
-      await pb.write(encodeAutoNat({ dialResponse: response }))
+      await pb.writeAutoNat({ dialResponse: response })
       await stream.close()
     } catch (err) {
       stream.abort(err as Error)
@@ -237,9 +237,9 @@ export class AutoNatService {
       const signal = AbortSignal.timeout(this.init.timeoutMs + 5000)
       stream = await connection.newStream(AUTONAT_PROTOCOL, { signal })
       const pb = new PbStream(stream)
-      await pb.write(encodeAutoNat({ dial: { peerId: this.c.peerId.toMultihash().bytes, addrs: addrs.map((a) => a.bytes) } }))
+      await pb.writeAutoNat({ dial: { peerId: this.c.peerId.toMultihash().bytes, addrs: addrs.map((a) => a.bytes) } })
       const s = stream
-      const reply = decodeAutoNat(await withSignal(pb.read(), signal, () => s.abort(new Error('autonat reply timed out')))).dialResponse
+      const reply = (await withSignal(pb.readAutoNat(), signal, () => s.abort(new Error('autonat reply timed out')))).dialResponse
       await stream.close().catch(() => {})
       if (reply === undefined) return
       if (reply.status === AutoNatStatus.OK) {

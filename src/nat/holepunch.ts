@@ -27,7 +27,7 @@ import type { TransportManager } from '@libp2p/interface-internal'
 import type { NatComponents } from './components.js'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Multiaddr } from '@multiformats/multiaddr'
-import { DCUTR_PROTOCOL, HolePunchType, PbStream, decodeHolePunch, encodeHolePunch, withSignal } from './pb.js'
+import { DCUTR_PROTOCOL, HolePunchType, PbStream, withSignal } from './pb.js'
 import { ipPortOf, isCircuitAddr, isPrivateIp, isPublicTcpAddr, isRelayedConnection, tcpAddr } from './addrs.js'
 
 export type HolePunchComponents = NatComponents
@@ -143,12 +143,12 @@ export class HolePunchService {
       const pb = new PbStream(stream, 4096)
       const abort = (): void => s.abort(new Error('dcutr timed out'))
       const t0 = Date.now()
-      await pb.write(encodeHolePunch({ type: HolePunchType.CONNECT, addrs: [tcpAddr(ip, port).bytes] }))
-      const connect = decodeHolePunch(await withSignal(pb.read(), signal, abort))
+      await pb.writeHolePunch({ type: HolePunchType.CONNECT, addrs: [tcpAddr(ip, port).bytes] })
+      const connect = (await withSignal(pb.readHolePunch(), signal, abort))
       if (connect.type !== HolePunchType.CONNECT) throw new Error('expected CONNECT')
       const rtt = Date.now() - t0
       const target = pickTarget(connect.addrs, relayed.remotePeer)
-      await pb.write(encodeHolePunch({ type: HolePunchType.SYNC, addrs: [] }))
+      await pb.writeHolePunch({ type: HolePunchType.SYNC, addrs: [] })
       // Not awaited: the half-RTT timer below must start now, not after the close handshake.
       void stream.close().catch(() => {})
       if (target === null) return this.finish(peer, 'initiator', 'failed', started, 'peer sent no public TCP address', true)
@@ -171,14 +171,14 @@ export class HolePunchService {
     const abort = (): void => stream.abort(new Error('dcutr timed out'))
     try {
       const pb = new PbStream(stream, 4096)
-      const connect = decodeHolePunch(await withSignal(pb.read(), signal, abort))
+      const connect = (await withSignal(pb.readHolePunch(), signal, abort))
       if (connect.type !== HolePunchType.CONNECT) throw new Error('expected CONNECT')
       const ip = this.publicIp()
       const port = await freePort()
       this.snap.attempts++
       this.log('hole punch: %s asked to connect; answering from %s:%d', peer, ip ?? '(no public IP)', port)
-      await pb.write(encodeHolePunch({ type: HolePunchType.CONNECT, addrs: ip !== null ? [tcpAddr(ip, port).bytes] : [] }))
-      const sync = decodeHolePunch(await withSignal(pb.read(), signal, abort))
+      await pb.writeHolePunch({ type: HolePunchType.CONNECT, addrs: ip !== null ? [tcpAddr(ip, port).bytes] : [] })
+      const sync = (await withSignal(pb.readHolePunch(), signal, abort))
       if (sync.type !== HolePunchType.SYNC) throw new Error('expected SYNC')
       void stream.close().catch(() => {})
       const target = pickTarget(connect.addrs, relayed.remotePeer)

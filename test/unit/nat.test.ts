@@ -48,7 +48,28 @@ test('DCUtR messages round-trip with the spec type values', () => {
   assert.deepEqual([...bytes.subarray(0, 2)], [0x08, 100])
   assert.deepEqual(decodeHolePunch(bytes), { type: HolePunchType.CONNECT, addrs })
   assert.equal(decodeHolePunch(encodeHolePunch({ type: HolePunchType.SYNC, addrs: [] })).type, 300)
-  assert.throws(() => decodeHolePunch(Uint8Array.from([0x0a, 0x05, 1])), /truncated/)
+  // Malformed input is refused, never half-read: a bytes field where the type belongs, a cut-off field.
+  assert.throws(() => decodeHolePunch(Uint8Array.from([0x0a, 0x05, 1])))
+  assert.throws(() => decodeHolePunch(Uint8Array.from([0x12, 0x05, 1])))
+})
+
+/** Bytes the hand-written codecs produced before protons generated them: the wire must not move. */
+test('AutoNAT and DCUtR bytes are exactly the golden bytes', () => {
+  const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
+  const peerId = Uint8Array.from([0, 36, 8, 1, 18, 32, ...new Array(32).fill(7)])
+  const a1 = Uint8Array.from([4, 203, 0, 114, 11, 6, 0x25, 0xe6])
+  const a2 = Uint8Array.from([4, 10, 0, 0, 2, 6, 0x25, 0xe6])
+  const golden: Array<[Uint8Array, string]> = [
+    [encodeAutoNat({ dial: { peerId, addrs: [a1, a2] } }), '0800123e0a3c0a260024080112200707070707070707070707070707070707070707070707070707070707070707120804cb00720b0625e61208040a0000020625e6'],
+    [encodeAutoNat({ dial: { peerId: new Uint8Array([1]), addrs: [] } }), '080012050a030a0101'],
+    [encodeAutoNat({ dialResponse: { status: AutoNatStatus.OK, statusText: '', addr: a1 } }), '08011a0e080012001a0804cb00720b0625e6'],
+    [encodeAutoNat({ dialResponse: { status: AutoNatStatus.E_DIAL_ERROR, statusText: 'no route' } }), '08011a0c086412086e6f20726f757465'],
+    [encodeHolePunch({ type: HolePunchType.CONNECT, addrs: [a1, a2] }), '0864120804cb00720b0625e61208040a0000020625e6'],
+    [encodeHolePunch({ type: HolePunchType.SYNC, addrs: [] }), '08ac02']
+  ]
+  for (const [bytes, want] of golden) assert.equal(hex(bytes), want)
+  assert.deepEqual(decodeAutoNat(new Uint8Array(Buffer.from(golden[0][1], 'hex'))), { dial: { peerId, addrs: [a1, a2] } })
+  assert.deepEqual(decodeAutoNat(new Uint8Array(Buffer.from(golden[2][1], 'hex'))), { dialResponse: { status: AutoNatStatus.OK, statusText: '', addr: a1 } })
 })
 
 test('announce filter: private reachability keeps circuits and LAN addresses only; relay loopback circuits never', () => {
