@@ -27,6 +27,22 @@ import type { MechanismCheck, PeerCheck, Reach, Verdict } from '../nat/diagnose.
 import { HOP_PROTOCOL } from '../nat/relay-keeper.js'
 import type { Logger } from '../logger.js'
 
+export interface SecurityFacts {
+  token: string
+  allow_list: string
+  private_network: string
+}
+
+/** What the settings say about tokens, the allow list and the private network (no secrets). */
+export function securityFacts (s: Settings): SecurityFacts {
+  const loopback = s.listenHost === '::1' || s.listenHost.startsWith('127.')
+  return {
+    token: s.token !== null ? 'configured' : s.tokenOpen ? 'open (TOKEN set empty)' : loopback ? 'open (loopback only)' : 'generated (service_token beside the identity)',
+    allow_list: s.allowPeers === null ? 'off' : s.allowPeers.kind === 'file' ? `on, from ${s.allowPeers.path}` : `on, ${s.allowPeers.entries.length} peer(s)`,
+    private_network: s.swarmKey !== null ? 'on (swarm key)' : 'off'
+  }
+}
+
 /** The rendezvous protocol id (discovery.md §5). */
 const RENDEZVOUS_PROTOCOL = '/rendezvous/1.0.0'
 
@@ -42,6 +58,8 @@ export interface DoctorReport {
   peers: PeerCheck[]
   discovery: MechanismCheck[]
   verdict: Verdict
+  /** ★ Which access controls these settings turn on (README "Security"). */
+  security?: SecurityFacts
   /** Client side: the discovery trace the verdict is based on. */
   trace?: DiscoveryTrace
 }
@@ -65,7 +83,7 @@ export async function checkPeers (s: Settings, timeoutMs: number): Promise<PeerC
   add(s.relayPeers, 'RELAY_PEERS')
   add(s.rendezvousPoints, 'RENDEZVOUS_POINTS')
   if (wanted.length === 0) return []
-  const node = await createTaskQueueNode({ listen: [], dialTimeoutMs: timeoutMs })
+  const node = await createTaskQueueNode({ listen: [], dialTimeoutMs: timeoutMs, swarmKey: s.swarmKey })
   try {
     return await Promise.all(wanted.map(async ({ addr, role }): Promise<PeerCheck> => {
       const started = Date.now()
@@ -178,7 +196,8 @@ export async function serviceDoctor (s: Settings, env: Env, timeoutMs: number, l
     holepunch: nat?.holepunch ?? { enabled: s.holepunch, attempts: 0, successes: 0 },
     peers,
     discovery,
-    verdict
+    verdict,
+    security: securityFacts(s)
   }
 }
 
@@ -241,6 +260,11 @@ export function formatDoctor (r: DoctorReport): string {
   line('reachability', `${r.reachability.status}${r.side === 'client' ? ' (as the service reports it)' : ' (AutoNAT)'}`)
   line('relay', `${r.relay.enabled ? 'on' : 'off'}${r.relay.hop ? ', relaying for others (HOP)' : ''}, ${r.relay.reservations.length} reservation(s)`)
   for (const res of r.relay.reservations) line('', `${res.addr}${res.expires_at !== null ? ` (until ${new Date(res.expires_at * 1000).toISOString()})` : ''}`)
+  if (r.security !== undefined) {
+    line('token', r.security.token)
+    line('allow list', r.security.allow_list)
+    line('private net', r.security.private_network)
+  }
   line('hole punch', r.holepunch.enabled ? `on, ${r.holepunch.successes}/${r.holepunch.attempts} succeeded` : 'off')
   if (r.peers.length > 0) {
     out.push('  peers')

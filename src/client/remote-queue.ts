@@ -366,6 +366,7 @@ export class RemoteQueue {
     if (this.node !== null) return this.node
     this.nodeStarting ??= createTaskQueueNode({
       dialTimeoutMs: this.settings.rpcDialTimeoutS * 1000,
+      swarmKey: this.settings.swarmKey,
       parts: [...this.resolver.nodeParts(), natParts(this.settings, 'client')],
       logger: this.log
     }).then((node) => {

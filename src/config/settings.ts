@@ -186,7 +186,7 @@ export function defaultIdentityFile (role: Role, queuePath: string, cacheBase: s
 export function resolveSettings (env: Env, overrides: SettingsOverrides = {}, warn: WarnSink = () => {},
   opts: LoadOptions = {}): { settings: Settings, sources: Readonly<Record<string, Source>> } {
   const role = opts.role ?? 'serve'
-  const r = new EnvReader(env, warn, { cwd: opts.cwd, home: opts.home, secrets: [TOKEN_VAR] })
+  const r = new EnvReader(env, warn, { cwd: opts.cwd, home: opts.home, secrets: [TOKEN_VAR, `${P}ROLE_TOKENS`, `${P}SWARM_KEY`] })
   const ov = <K extends keyof SettingsOverrides>(key: K): Override<Settings[K]> =>
     ({ flag: FLAGS[key] ?? `override:${key}`, value: overrides[key] })
   const base = cacheHome(r)
@@ -367,7 +367,9 @@ export function loadSettings (env: Env, overrides: SettingsOverrides = {}, warn:
 export function redactSettings (s: Settings): Settings {
   return Object.freeze({
     ...s,
-    token: s.token === null ? null : REDACTED
+    token: s.token === null ? null : REDACTED,
+    roleTokens: s.roleTokens.map(t => ({ role: t.role, token: REDACTED })),
+    swarmKey: s.swarmKey === null ? null : REDACTED
   })
 }
 

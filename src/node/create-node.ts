@@ -5,13 +5,14 @@
  * transports and services), so this file never needs to know about each of them.
  */
 import { createLibp2p } from 'libp2p'
-import type { Libp2p, PrivateKey, ServiceMap, Transport } from '@libp2p/interface'
+import type { ConnectionGater, Libp2p, PrivateKey, ServiceMap, Transport } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { tcp } from '@libp2p/tcp'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
+import { preSharedKey } from '@libp2p/pnet'
 import { isDialableAddress } from './addresses.js'
 import { IDENTIFY_SCHEDULER, IdentifyScheduler } from './identify-scheduler.js'
 import { componentLogger } from './component-logger.js'
@@ -52,6 +53,13 @@ export interface NodeOptions {
    * the transport patches say which of them applied.
    */
   logger?: Logger
+  /**
+   * A `/key/swarm/psk/1.0.0/` document (SWARM_KEY): a private network through libp2p's
+   * pnet, where nodes without the key cannot even complete a handshake. Null/absent = public.
+   */
+  swarmKey?: string | null
+  /** Refuses connections before any protocol runs (the service's ALLOW_PEERS). */
+  connectionGater?: ConnectionGater
 }
 
 export type TaskQueueNode = Libp2p<ServiceMap>
@@ -86,6 +94,8 @@ export async function createTaskQueueNode (opts: NodeOptions = {}): Promise<Task
     },
     transports: transports as unknown as Libp2pInit['transports'],
     connectionEncrypters: [noise()],
+    ...(opts.swarmKey != null ? { connectionProtector: preSharedKey({ psk: new TextEncoder().encode(opts.swarmKey.trimEnd()) }) } : {}),
+    ...(opts.connectionGater !== undefined ? { connectionGater: opts.connectionGater } : {}),
     streamMuxers: [yamux()],
     connectionManager: {
       dialTimeout: opts.dialTimeoutMs ?? 8000,

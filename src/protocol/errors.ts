@@ -4,6 +4,10 @@
  */
 export const ERROR_CODES = [
   'unauthorized',
+  // ★ The caller's role (README "Roles") does not include the op.
+  'forbidden',
+  // ★ A per-peer limit (README "Security"); retryable after a pause.
+  'rate_limited',
   'unknown_op',
   'frame_too_large',
   'invalid_json',
@@ -31,7 +35,7 @@ export const ERROR_CODES = [
 
 export type ErrorCode = (typeof ERROR_CODES)[number]
 
-const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['timeout', 'busy'])
+const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['timeout', 'busy', 'rate_limited'])
 
 export function isRetryableCode (code: string): boolean {
   return RETRYABLE.has(code as ErrorCode)

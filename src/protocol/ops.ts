@@ -15,7 +15,11 @@ import { SERVER_FEATURE_COMPLETE_MANY, SERVER_FEATURE_SUBMIT_MANY } from './ids.
  */
 export type OpBlocking = 'always' | 'wait_s' | 'never'
 
-/** Who may call an op (filled in by the roles work; undefined = anyone with the token). */
+/**
+ * Who may call an op (README "Roles"): a caller whose token or allow-list entry is
+ * limited to a role may call only that role's ops; `admin` may call all. Undefined =
+ * anyone with a valid token (`status`).
+ */
 export type OpRole = 'client' | 'worker' | 'admin'
 
 export interface OpProperties {
@@ -40,27 +44,27 @@ const op = (name: string, aliases: readonly string[], props: Partial<Omit<OpProp
 
 export const OPS = [
   // submit carries an idempotency key (B8), so a repeat is answered from the first.
-  op('submit', [], { idempotent: true, pipelined: true, blocking: 'wait_s' }),
+  op('submit', [], { idempotent: true, pipelined: true, blocking: 'wait_s', role: 'client' }),
   // ★ Batched submits (README): every item carries an idempotency key made once by the client.
-  op('submit_many', ['task.submit_many'], { idempotent: true, pipelined: true, feature: SERVER_FEATURE_SUBMIT_MANY }),
-  op('claim', ['claim_next'], { blocking: 'wait_s' }),
-  op('claim_many', ['claim_batch'], { blocking: 'wait_s' }),
-  op('complete', ['task.complete', 'complete_task'], { idempotent: true, pipelined: true }),
+  op('submit_many', ['task.submit_many'], { idempotent: true, pipelined: true, feature: SERVER_FEATURE_SUBMIT_MANY, role: 'client' }),
+  op('claim', ['claim_next'], { blocking: 'wait_s', role: 'worker' }),
+  op('claim_many', ['claim_batch'], { blocking: 'wait_s', role: 'worker' }),
+  op('complete', ['task.complete', 'complete_task'], { idempotent: true, pipelined: true, role: 'worker' }),
   // ★ Batched completes (README).
-  op('complete_many', ['task.complete_many'], { pipelined: true, feature: SERVER_FEATURE_COMPLETE_MANY }),
-  op('release', ['task.release', 'release_task'], { pipelined: true }),
-  op('task.heartbeat', ['lease.renew', 'renew_lease', 'task_heartbeat'], { idempotent: true, pipelined: true }),
-  op('peer.heartbeat', ['heartbeat', 'peer'], { idempotent: true }),
-  op('list', ['tasks.list', 'queue.list'], { idempotent: true }),
-  op('cancel', ['task.cancel'], { idempotent: true, pipelined: true }),
-  op('get', [], { idempotent: true }),
-  op('wait', [], { idempotent: true, blocking: 'always' }),
+  op('complete_many', ['task.complete_many'], { pipelined: true, feature: SERVER_FEATURE_COMPLETE_MANY, role: 'worker' }),
+  op('release', ['task.release', 'release_task'], { pipelined: true, role: 'worker' }),
+  op('task.heartbeat', ['lease.renew', 'renew_lease', 'task_heartbeat'], { idempotent: true, pipelined: true, role: 'worker' }),
+  op('peer.heartbeat', ['heartbeat', 'peer'], { idempotent: true, role: 'worker' }),
+  op('list', ['tasks.list', 'queue.list'], { idempotent: true, role: 'client' }),
+  op('cancel', ['task.cancel'], { idempotent: true, pipelined: true, role: 'admin' }),
+  op('get', [], { idempotent: true, role: 'client' }),
+  op('wait', [], { idempotent: true, blocking: 'always', role: 'client' }),
   op('status', ['capabilities', 'describe'], { idempotent: true }),
-  op('tool', ['call_tool', 'tool.call'], { blocking: 'always' }),
-  op('cache.get', ['cache_get', 'cache'], { idempotent: true }),
-  op('cache.has', ['cache_has'], { idempotent: true }),
-  op('cache.set', ['cache_set'], { idempotent: true }),
-  op('cache.delete', ['cache_del', 'cache_delete'], { idempotent: true })
+  op('tool', ['call_tool', 'tool.call'], { blocking: 'always', role: 'admin' }),
+  op('cache.get', ['cache_get', 'cache'], { idempotent: true, role: 'client' }),
+  op('cache.has', ['cache_has'], { idempotent: true, role: 'client' }),
+  op('cache.set', ['cache_set'], { idempotent: true, role: 'client' }),
+  op('cache.delete', ['cache_del', 'cache_delete'], { idempotent: true, role: 'client' })
 ] as const satisfies readonly OpProperties[]
 
 export type OpName = (typeof OPS)[number]['name']

@@ -10,6 +10,7 @@ import type { TaskEvents } from './task-events.js'
 import type { ServiceStats } from './stats.js'
 import type { WriteBatcher } from './write-batcher.js'
 import type { NatReport } from '../nat/report.js'
+import type { AccessControl } from './access.js'
 
 export interface ServiceOptions {
   /** Shared token; null = open service. */
@@ -25,6 +26,8 @@ export interface ServiceOptions {
   /** Max bytes of one cache value (wire-protocol.md §6.2). */
   cacheMaxValueBytes: number
   mcp: McpLimits
+  /** ★ SWARM_KEY is set: the node only talks to nodes with the same key (status `security`). */
+  privateNetwork?: boolean
 }
 
 export interface McpLimits {
@@ -51,6 +54,8 @@ export interface ServiceComponents {
   /** Group commit of queue writes (write-batcher.ts). */
   writes: WriteBatcher
   stats: ServiceStats
+  /** Allow list, tokens and roles: every refusal is decided (and counted) there. */
+  access: AccessControl
   /** Own peer id as a string ('' before the node exists). */
   peerId: () => string
   /** Announced multiaddrs (with /p2p/). */

@@ -9,7 +9,6 @@ import { lookupOp } from '../protocol/ops.js'
 import type { OpName } from '../protocol/ops.js'
 import { str } from '../protocol/coerce.js'
 import type { Envelope } from '../protocol/coerce.js'
-import { createTokenCheck } from './auth.js'
 import type { CallerInfo, Reply, ServiceContext } from './context.js'
 import * as queue from './ops/queue-ops.js'
 import * as cache from './ops/cache-ops.js'
@@ -51,13 +50,14 @@ export function errorReply (ctx: ServiceContext, code: string, detail?: string, 
 export type Dispatch = (env: Envelope, caller: CallerInfo) => Promise<Reply>
 
 export function createDispatcher (ctx: ServiceContext): Dispatch {
-  const tokenOk = createTokenCheck(ctx.options.token)
   return async (env, caller) => {
-    if (!tokenOk(env.token)) {
-      ctx.stats.mcp.unauthorized++
-      return errorReply(ctx, 'unauthorized')
-    }
     const spec = lookupOp(str(env.op))
+    const verdict = ctx.access.check(caller.remotePeerId, env.token, spec?.role)
+    if (!verdict.ok) {
+      if (verdict.reason === 'rate_limited') return errorReply(ctx, 'rate_limited', verdict.detail)
+      ctx.stats.mcp.unauthorized++
+      return errorReply(ctx, verdict.reason === 'role' ? 'forbidden' : 'unauthorized', verdict.detail)
+    }
     if (spec === undefined) return errorReply(ctx, 'unknown_op')
     ctx.stats.countOp(spec.name)
     try {

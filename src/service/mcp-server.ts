@@ -11,7 +11,6 @@ import { MCP_PROFILES, MCP_PROTOCOL, MCP_PROTOCOL_VERSION, SERVER_FEATURES, TASK
 import type { Envelope } from '../protocol/coerce.js'
 import { lookupOp } from '../protocol/ops.js'
 import { IMPL_NAME, VERSION } from '../version.js'
-import { createTokenCheck } from './auth.js'
 import { errorReply } from './dispatch.js'
 import type { Dispatch } from './dispatch.js'
 import type { CallerInfo, ServiceContext } from './context.js'
@@ -194,7 +193,8 @@ class OrderedReplies {
 export function createMcpHandler (ctx: ServiceContext, dispatch: Dispatch, log: Logger): (stream: Stream, connection: Connection) => void {
   const limits = ctx.options.mcp
   const stats = ctx.stats.mcp
-  const tokenOk = createTokenCheck(ctx.options.token)
+  /** Tool listing and direct tool calls are the admin role's (README "Roles"). */
+  const adminOk = (peer: string, token: unknown): boolean => ctx.access.check(peer, token, 'admin').ok
 
   const writeError = async (writer: FrameWriter, id: RpcId, code: number, message: string): Promise<void> => {
     await writer.writeJson(JSON.stringify({ jsonrpc: '2.0', id, error: { code, message } }))
@@ -341,7 +341,7 @@ export function createMcpHandler (ctx: ServiceContext, dispatch: Dispatch, log: 
         case 'tools/list':
         case 'tools.list':
           // ★ The tool names are the service's business: the token is required, as for tools/call.
-          if (!tokenOk(initToken)) {
+          if (!adminOk(caller.remotePeerId, initToken)) {
             stats.unauthorized++
             throw new RpcFailure(-32001, 'unauthorized')
           }
@@ -377,7 +377,7 @@ export function createMcpHandler (ctx: ServiceContext, dispatch: Dispatch, log: 
     }
 
     async function directToolCall (name: string, args: unknown): Promise<unknown> {
-      if (!ctx.options.enableTools || !tokenOk(initToken)) {
+      if (!ctx.options.enableTools || !adminOk(caller.remotePeerId, initToken)) {
         stats.unauthorized++
         throw new RpcFailure(-32001, 'unauthorized')
       }

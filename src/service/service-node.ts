@@ -16,6 +16,7 @@ import type { TaskQueueNode } from '../node/create-node.js'
 import { isWildcardHost, preferredAnnounceIp, sortPreferred, tcpMultiaddr, withPeerId } from '../node/addresses.js'
 import { removeAnnounceFileIfOurs, writeAnnounceFile } from '../discovery/announce-file.js'
 import { isLoopbackHost, loadOrCreateServiceToken, serviceTokenFile } from '../node/service-token.js'
+import { AccessControl } from './access.js'
 import { discoveryParts } from '../discovery/parts.js'
 import { BootstrapKeeper } from '../discovery/bootstrap-keeper.js'
 import { DhtProvider } from '../discovery/dht.js'
@@ -84,6 +85,7 @@ export function serviceOptionsFrom (s: Settings): ServiceOptions {
     leaseS: s.leaseS,
     waitMaxS: s.waitMaxS,
     cacheMaxValueBytes: s.cacheMaxValueBytes,
+    privateNetwork: s.swarmKey !== null,
     mcp: {
       maxFrameBytes: s.mcpMaxFrameBytes,
       maxFrames: s.mcpMaxFrames,
@@ -126,9 +128,19 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
     const privateKey = await loadOrCreateIdentity(s.identityFile)
 
     // 2. listen
-    const node = await createListeningNode(s, privateKey, [...discoveryParts(s, 'serve', log), natParts(s, 'serve', { logger: log })], log)
-    cleanups.push(() => node.stop())
     const access = serviceAccess(s)
+    const control = new AccessControl({
+      token: access.token,
+      roleTokens: s.roleTokens,
+      allowPeers: s.allowPeers,
+      peerMaxConnections: s.peerMaxConnections,
+      peerOpsPerS: s.peerOpsPerS,
+      logger: log
+    })
+    const node = await createListeningNode(s, privateKey, [...discoveryParts(s, 'serve', log), natParts(s, 'serve', { logger: log })], log, control.gater())
+    cleanups.push(() => node.stop())
+    control.start(node)
+    cleanups.push(() => control.stop())
     if (access.token === null && !isLoopbackHost(s.listenHost)) {
       log.warn('TOKEN set empty and listening beyond loopback: any peer that reaches this port can use the queue')
     }
@@ -146,6 +158,7 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
       cache,
       tools,
       options: { ...serviceOptionsFrom(s), token: access.token },
+      access: control,
       cacheSweepIntervalS: s.cacheSweepIntervalS,
       nat: () => natReport(node, s),
       localWorker: init.localWorker,

@@ -20,6 +20,7 @@ import type { Dispatch } from './dispatch.js'
 import { createMcpHandler } from './mcp-server.js'
 import { createLegacyHandler } from './legacy-server.js'
 import { ServiceStats } from './stats.js'
+import { AccessControl } from './access.js'
 import { TaskEvents } from './task-events.js'
 import { WriteBatcher } from './write-batcher.js'
 import { releaseStartupMemoryWhenQuiet } from './startup-memory.js'
@@ -45,6 +46,8 @@ export interface TaskQueueServiceInit {
    * default true). Embedders that manage their own heap can turn it off.
    */
   releaseStartupMemory?: boolean
+  /** Allow list, role tokens (service-node builds it, for its connection gater too); default: `options.token` only. */
+  access?: AccessControl
 }
 
 export class TaskQueueService {
@@ -77,6 +80,7 @@ export class TaskQueueService {
       events,
       writes: new WriteBatcher(init.store),
       stats: new ServiceStats(),
+      access: init.access ?? new AccessControl({ token: init.options.token }),
       peerId: () => this.node?.peerId.toString() ?? '',
       multiaddrs: () => this.node?.getMultiaddrs().map((a) => a.toString()) ?? [],
       nat: init.nat ?? (() => NAT_UNAVAILABLE),

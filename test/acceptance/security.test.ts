@@ -6,7 +6,7 @@
  */
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { readFileSync, statSync } from 'node:fs'
+import { readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { RawClient } from '../helpers/raw-client.js'
 import { runRpc, sandbox, startDaemon } from '../helpers/procs.js'
@@ -98,5 +98,99 @@ describe('TOKEN set empty: the open mode, with its warning', () => {
       await svc.stop()
       box.cleanup()
     }
+  })
+})
+
+describe('peer allow list (ALLOW_PEERS file, reloaded on change)', () => {
+  it('refuses unlisted peers before any stream; a change to the file applies without a restart', async () => {
+    const a = await RawClient.create('')
+    const b = await RawClient.create('')
+    const box = sandbox()
+    const list = join(box.dir, 'allowed_peers')
+    writeFileSync(list, `# the fleet\n${a.node.peerId.toString()}\n`)
+    const svc = await startDaemon('serve', [], { ...box.env, [`${P}ALLOW_PEERS`]: list })
+    const ca = await RawClient.attach(a.node, svc.multiaddr)
+    const cb = await RawClient.attach(b.node, svc.multiaddr)
+    try {
+      const status = await ca.originalCall({ op: 'status' }) as Obj
+      assert.equal(status.ok, true)
+      assert.equal(status.security.allow_list.peers, 1)
+      await assert.rejects(cb.open(), 'an unlisted peer cannot open any stream')
+
+      writeFileSync(list, `${b.node.peerId.toString()} client\n`)
+      let served: Obj | null = null
+      for (let i = 0; i < 50 && served === null; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 200))
+        served = await cb.originalCall({ op: 'status' }).catch(() => null) as Obj | null
+      }
+      assert.equal(served?.ok, true, 'the newly listed peer is served')
+      // A is gone from the list: its connection is closed and a new one refused.
+      await assert.rejects(async () => { await ca.originalCall({ op: 'status' }) })
+      // The list's role applies: B is a client, so it may submit but not claim.
+      assert.equal((await cb.originalCall({ op: 'submit', task_type: 'echo' }) as Obj).ok, true)
+      const claim = await cb.originalCall({ op: 'claim', worker_id: 'w' }) as Obj
+      assert.equal(claim.error, 'forbidden')
+      const doctor = await runRpc(['status', '--detail'], box.env)
+      assert.ok(doctor.code === 1 || doctor.code === 3, 'the local CLI is not on the list either')
+    } finally {
+      await a.close()
+      await b.close()
+      await svc.stop()
+      box.cleanup()
+    }
+  })
+})
+
+describe('roles and per-peer limits', () => {
+  let box: Sandbox
+  let svc: Daemon
+  let raw: RawClient
+
+  before(async () => {
+    box = sandbox({ [`${P}TOKEN`]: 'admin-t', [`${P}ROLE_TOKENS`]: 'worker:worker-t,client:client-t', [`${P}PEER_OPS_PER_S`]: '200', IPFS_ACCELERATE_PY_MCP_P2P_MAX_FRAMES: '1000' })
+    svc = await startDaemon('serve', ['--enable-tools'], box.env)
+    raw = await RawClient.create(svc.multiaddr)
+  })
+
+  after(async () => {
+    await raw?.close()
+    await svc?.stop()
+    box?.cleanup()
+  })
+
+  it('a worker token cannot cancel; a client token cannot claim; admin can do both', async () => {
+    const call = async (token: string, env: Obj): Promise<Obj> => await raw.originalCall({ ...env, token }) as Obj
+    const sub = await call('client-t', { op: 'submit', task_type: 'echo' })
+    assert.equal(sub.ok, true)
+    const refused = await call('client-t', { op: 'claim', worker_id: 'w1' })
+    assert.equal(refused.error, 'forbidden')
+    assert.match(refused.detail, /client role/)
+    const claimed = await call('worker-t', { op: 'claim', worker_id: 'w1' })
+    assert.equal(claimed.task.task_id, sub.task_id)
+    assert.equal((await call('worker-t', { op: 'cancel', task_id: sub.task_id })).error, 'forbidden')
+    assert.equal((await call('worker-t', { op: 'submit', task_type: 'echo' })).error, 'forbidden')
+    assert.equal((await call('client-t', { op: 'status' })).ok, true, 'status is for every role')
+    assert.equal((await call('admin-t', { op: 'cancel', task_id: sub.task_id })).ok, true)
+    assert.equal((await call('wrong', { op: 'status' })).error, 'unauthorized')
+    const status = await call('admin-t', { op: 'status' })
+    assert.ok(status.security.refusals.role >= 3)
+    assert.equal(status.security.role_tokens, 2)
+  })
+
+  it('PEER_OPS_PER_S: past the rate a peer gets a typed, retryable rate_limited', async () => {
+    const s = await raw.open()
+    await s.sendJson({ jsonrpc: '2.0', id: 0, method: 'initialize', params: {} })
+    const n = 400
+    for (let i = 1; i <= n; i++) await s.sendJson({ jsonrpc: '2.0', id: i, method: 'tools/call', params: { name: 'task_queue.rpc', arguments: { op: 'status', token: 'client-t' } } })
+    await s.readJson()
+    const errors: string[] = []
+    for (let i = 1; i <= n; i++) {
+      const c = (await s.readJson() as Obj).result.content
+      if (c.ok !== true) errors.push(c.error)
+      if (c.error === 'rate_limited') assert.equal(c.retryable, true)
+    }
+    await s.close()
+    assert.ok(errors.length > 0, 'some calls were refused')
+    assert.ok(errors.every((e) => e === 'rate_limited'), errors.join(','))
   })
 })

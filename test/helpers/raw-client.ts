@@ -19,6 +19,11 @@ export class RawClient {
     return new RawClient(await createTaskQueueNode(), target)
   }
 
+  /** Another client on the same node (same peer id), e.g. for a target known only later. */
+  static async attach (node: TaskQueueNode, target: string): Promise<RawClient> {
+    return new RawClient(node, target)
+  }
+
   async open (protocol: string = MCP_PROTOCOL): Promise<RawStream> {
     const stream = await this.node.dialProtocol(multiaddr(this.target), protocol)
     return new RawStream(stream)

@@ -440,3 +440,38 @@ describe('LOG_LEVEL and LOG_FORMAT', () => {
       (e: unknown) => e instanceof ConfigError && e.variable === `${D}LOG_LEVEL`)
   })
 })
+
+describe('config access control (issue 21)', () => {
+  const id = '12D3KooWGRUVh7ufDBM8SVDRRFB7gYGQMMj4dRKYcTHwdTexRoD8'
+  it('TOKEN set empty is the open mode; unset is not', () => {
+    assert.equal(load({ [`${P}TOKEN`]: '' }).s.tokenOpen, true)
+    assert.equal(load({ IPFS_DATASETS_PY_TASK_P2P_TOKEN: ' ' }).s.tokenOpen, true)
+    assert.equal(load({}).s.tokenOpen, false)
+    assert.equal(load({ [`${P}TOKEN`]: 'x' }).s.tokenOpen, false)
+  })
+  it('ALLOW_PEERS: peer ids with optional roles, or a file of them', () => {
+    accepts(`${P}ALLOW_PEERS`, 'allowPeers', [[`${id}, ${id}:worker`, { kind: 'list', entries: [{ peerId: id, role: 'admin' }, { peerId: id, role: 'worker' }] }]])
+    rejects(`${P}ALLOW_PEERS`, ['not-a-peer', `${id}:root`, './no/such/file'])
+  })
+  it('ROLE_TOKENS: role:token pairs, secret', () => {
+    assert.deepEqual(load({ [`${P}ROLE_TOKENS`]: 'worker:w1, client:c1' }).s.roleTokens, [{ role: 'worker', token: 'w1' }, { role: 'client', token: 'c1' }])
+    const err = refuse({ [`${P}ROLE_TOKENS`]: 'boss:s3cret' })
+    assert.ok(!err.message.includes('s3cret'), err.message)
+    assert.equal(redactSettings(load({ [`${P}ROLE_TOKENS`]: 'worker:w1' }).s).roleTokens[0].token, '***')
+  })
+  it('SWARM_KEY: the /key/swarm/psk/1.0.0/ document or its 64 hex digits; SWARM_KEY_FILE', () => {
+    const hex = 'ab'.repeat(32)
+    const doc = `/key/swarm/psk/1.0.0/\n/base16/\n${hex}\n`
+    assert.equal(load({ [`${P}SWARM_KEY`]: hex }).s.swarmKey, doc)
+    assert.equal(load({ [`${P}SWARM_KEY`]: doc }).s.swarmKey, doc)
+    const err = refuse({ [`${P}SWARM_KEY`]: 'abc' })
+    assert.equal(err.variable, `${P}SWARM_KEY`)
+    assert.ok(!err.message.includes('abc'), 'the key is never printed')
+    assert.equal(refuse({ [`${P}SWARM_KEY_FILE`]: '/no/such/swarm.key' }).variable, `${P}SWARM_KEY_FILE`)
+  })
+  it('per-peer limits are ranged integers/numbers', () => {
+    rejects(`${P}PEER_MAX_CONNECTIONS`, ['0', 'many'])
+    assert.equal(load({ [`${P}PEER_OPS_PER_S`]: '50' }).s.peerOpsPerS, 50)
+    rejects(`${P}PEER_OPS_PER_S`, ['-1', 'fast'])
+  })
+})

@@ -35,7 +35,9 @@ export function status (env: Envelope, ctx: ServiceContext): Reply {
     },
     nat: ctx.nat(),
     multiaddrs: ctx.multiaddrs(),
-    server: { impl: IMPL_NAME, version: VERSION, namespace: ctx.options.namespace, features: [...SERVER_FEATURES] }
+    server: { impl: IMPL_NAME, version: VERSION, namespace: ctx.options.namespace, features: [...SERVER_FEATURES] },
+    // ★ Which access controls are on (never a secret), and how many calls each refused.
+    security: { ...ctx.access.describe(), private_network: ctx.options.privateNetwork === true, refusals: { ...ctx.access.refusals } }
   }
   if (!truthy(env.detail)) return reply
 
