@@ -25,7 +25,7 @@ export {
 } from './tools/registry.js'
 
 export {
-  Worker, WorkerShutdownError, LeaseLostError, RemoteBackend, LocalBackend, BackendError, builtinHandlers, mergeHandlers,
+  Worker, WorkerShutdownError, LeaseLostError, FinalError, RemoteBackend, LocalBackend, BackendError, builtinHandlers, mergeHandlers,
   loadHandlerModule,
   type WorkerOptions, type WorkerStats, type WorkerRunResult, type QueueBackend, type TaskHandler, type TaskContext,
   type HandlerMap, type RemoteBackendOptions, type LocalBackendOptions

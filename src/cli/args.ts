@@ -5,6 +5,7 @@
  * parseArgs' strict mode rejects option values that start with `-` (`--priority -1`,
  * `--value -5`) and its messages name internals rather than the command.
  */
+import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { parseInteger, parseNumber } from '../config/index.js'
 import { isPlainObject } from '../protocol/json.js'
@@ -278,14 +279,45 @@ export function formatHelp (spec: ProgramSpec, commandName?: string): string {
 
 /** Any JSON value. */
 export function parseJsonOption (name: string, text: string): unknown {
+  const { json, from } = jsonSource(name, text)
   try {
-    return JSON.parse(text)
+    return JSON.parse(json)
   } catch (err) {
-    throw new UsageError(`option --${name} is not valid JSON: ${(err as Error).message}`)
+    throw new UsageError(`option --${name}${from} is not valid JSON: ${(err as Error).message}`)
   }
 }
 
-/** A JSON object (`OBJ` in cli.md). */
+let stdinTakenBy: string | null = null
+
+/**
+ * A JSON option's text: `@PATH` reads the file, `-` reads standard input (once per
+ * run), anything else is the JSON itself. No JSON text starts with `@`, and `-` alone
+ * is not JSON, so neither form shadows a value. Files and stdin also carry what the
+ * argument list cannot (Linux caps one argument at 128 KiB).
+ */
+function jsonSource (name: string, text: string): { json: string, from: string } {
+  if (text === '-') {
+    if (stdinTakenBy !== null) throw new UsageError(`options --${stdinTakenBy} and --${name} cannot both read standard input`)
+    stdinTakenBy = name
+    try {
+      return { json: readFileSync(0, 'utf8'), from: ' (standard input)' }
+    } catch (err) {
+      throw new UsageError(`option --${name}: cannot read standard input: ${(err as Error).message}`)
+    }
+  }
+  if (text.startsWith('@')) {
+    const path = text.slice(1)
+    if (path === '') throw new UsageError(`option --${name}: @ must be followed by a file name`)
+    try {
+      return { json: readFileSync(path, 'utf8'), from: ` (file ${path})` }
+    } catch (err) {
+      throw new UsageError(`option --${name}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+    }
+  }
+  return { json: text, from: '' }
+}
+
+/** A JSON object (`OBJ` in cli.md), given inline, as `@file` or as `-` (stdin). */
 export function parseJsonObjectOption (name: string, text: string): Record<string, unknown> {
   const v = parseJsonOption(name, text)
   if (!isPlainObject(v)) throw new UsageError(`option --${name} must be a JSON object, got ${Array.isArray(v) ? 'an array' : v === null ? 'null' : typeof v}`)

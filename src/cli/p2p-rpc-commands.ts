@@ -47,6 +47,16 @@ const TERMINAL = new Set(['completed', 'failed', 'cancelled'])
 
 // ---- the table ---------------------------------------------------------------------------
 
+/** `--backoff TYPE` and `--backoff-delay S` as the submit's ★ `backoff`; undefined when neither is given. */
+function backoffOption (a: ParsedArgs): Doc | undefined {
+  const type = a.string('backoff')
+  const delay = optional(a, 'backoff-delay', (t) => parseNumberOption('backoff-delay', t, { min: 0, max: 86400 }))
+  if (type === undefined && delay === undefined) return undefined
+  if (type !== undefined && type !== 'fixed' && type !== 'exponential') throw new UsageError(`option --backoff must be fixed or exponential, got ${JSON.stringify(type)}`, 'task-submit')
+  return { type: type ?? 'exponential', delay_s: delay }
+}
+
+
 const timeout = (def: number, help = 'overall deadline in seconds, discovery included'): OptionSpec =>
   ({ name: 'timeout', type: 'string', valueName: 'S', default: String(def), help })
 const str = (name: string, valueName: string, help: string, extra: Partial<OptionSpec> = {}): OptionSpec =>
@@ -54,6 +64,7 @@ const str = (name: string, valueName: string, help: string, extra: Partial<Optio
 const req = (name: string, valueName: string, help: string): OptionSpec => str(name, valueName, help, { required: true })
 const bool = (name: string, help: string): OptionSpec => ({ name, type: 'boolean', help })
 const taskId = req('task-id', 'ID', 'task id')
+const typesOption = str('task-types', 'a,b', 'only these task types (comma-separated)')
 const key = req('key', 'K', 'cache key')
 
 const GLOBAL_OPTIONS: OptionSpec[] = [
@@ -172,17 +183,35 @@ export const COMMANDS: CommandDef[] = [
       req('task-type', 'T', 'task type'), req('model-name', 'M', 'model name'),
       str('payload', 'OBJ', 'task payload, a JSON object', { default: '{}' }),
       str('priority', 'N', 'priority 1..10 (10 is highest; service default 5)'),
-      str('idempotency-key', 'K', 'idempotency key (generated when absent)'), timeout(10)
+      str('idempotency-key', 'K', 'idempotency key (generated when absent)'),
+      str('max-attempts', 'N', 'attempts before the task fails for good (0 = unlimited; service default MAX_ATTEMPTS)'),
+      str('delay', 'S', '★ claimable only this many seconds from now'),
+      str('run-at', 'T', '★ claimable only from this time (epoch seconds)'),
+      str('backoff', 'TYPE', '★ retry backoff: fixed or exponential (service default RETRY_BACKOFF)'),
+      str('backoff-delay', 'S', '★ retry wait in seconds (fixed), or the first one (exponential)'),
+      str('keep-s', 'S', '★ keep the task this long once finished (service default RETENTION_*)'),
+      timeout(10)
     ]
   }, 'submit', (a) => {
     const payload = parseJsonObjectOption('payload', a.requireString('payload'))
     const priority = optional(a, 'priority', (t) => parseIntegerOption('priority', t, { min: 1, max: 10 }))
     if (priority !== undefined) payload.priority = priority
+    const maxAttempts = optional(a, 'max-attempts', (t) => parseIntegerOption('max-attempts', t, { min: 0, max: 1000 }))
+    if (maxAttempts !== undefined) payload.max_attempts = maxAttempts
     const given = a.string('idempotency-key')
     // B8: generated once here, so every retry inside RemoteQueue carries the same key.
     const existing = typeof payload.idempotency_key === 'string' && payload.idempotency_key !== '' ? payload.idempotency_key : undefined
     payload.idempotency_key = given ?? existing ?? `auto-${randomUUID()}`
-    return { task_type: a.requireString('task-type'), model_name: a.requireString('model-name'), payload }
+    if (a.has('delay') && a.has('run-at')) throw new UsageError('give --delay or --run-at, not both', 'task-submit')
+    return {
+      task_type: a.requireString('task-type'),
+      model_name: a.requireString('model-name'),
+      payload,
+      delay_s: optional(a, 'delay', (t) => parseNumberOption('delay', t, { min: 0, max: 366 * 86400 })),
+      run_at: optional(a, 'run-at', (t) => parseNumberOption('run-at', t, { min: 0 })),
+      backoff: backoffOption(a),
+      keep_s: optional(a, 'keep-s', (t) => parseNumberOption('keep-s', t, { min: 0 }))
+    }
   }, (reply) => ({ code: EXIT_OK, doc: { ok: true, task_id: reply.task_id, replayed: reply.replayed === true } }),
   (_a, s) => ({ retries: s.submitRetries })),
   {
@@ -277,6 +306,58 @@ export const COMMANDS: CommandDef[] = [
     reason: a.string('reason'),
     delay_s: parseNumberOption('delay-s', a.requireString('delay-s'), { min: 0, max: 86400 })
   })),
+  replyCommand({
+    name: 'task-retry',
+    summary: '★ requeue failed (or cancelled) tasks with fresh attempts (op retry)',
+    description: 'By --task-id (comma-separated ids) or by filter; tasks not failed/cancelled are listed in "skipped".',
+    options: [
+      str('task-id', 'ID', 'task ids (comma-separated)'), str('status', 'S', 'failed (default) and/or cancelled, comma-separated'), typesOption,
+      str('since', 'T', 'finished at or after this time (epoch seconds)'), str('until', 'T', 'finished before this time (epoch seconds)'),
+      str('limit', 'N', 'at most this many tasks', { default: '1000' }), str('delay-s', 'S', 'claimable this many seconds from now'), timeout(10)
+    ]
+  }, 'retry', (a) => ({
+    task_ids: list(a, 'task-id'),
+    status: list(a, 'status'),
+    task_types: list(a, 'task-types'),
+    since: optional(a, 'since', (t) => parseNumberOption('since', t, { min: 0 })),
+    until: optional(a, 'until', (t) => parseNumberOption('until', t, { min: 0 })),
+    limit: parseIntegerOption('limit', a.requireString('limit'), { min: 1, max: 10000 }),
+    delay_s: optional(a, 'delay-s', (t) => parseNumberOption('delay-s', t, { min: 0 }))
+  })),
+  replyCommand({
+    name: 'task-purge',
+    summary: '★ delete tasks by status, never running ones (op purge)',
+    options: [
+      req('status', 'S', 'queued, completed, failed and/or cancelled (comma-separated)'), typesOption,
+      str('before', 'T', 'only tasks last changed before this time (epoch seconds)'), str('limit', 'N', 'at most this many tasks'), timeout(60)
+    ]
+  }, 'purge', (a) => ({
+    status: list(a, 'status'),
+    task_types: list(a, 'task-types'),
+    before: optional(a, 'before', (t) => parseNumberOption('before', t, { min: 0 })),
+    limit: optional(a, 'limit', (t) => parseIntegerOption('limit', t, { min: 1 }))
+  })),
+  replyCommand({ name: 'queue-pause', summary: '★ stop claims of some task types, or of the whole queue (op pause)', options: [typesOption, timeout(10)] },
+    'pause', (a) => ({ task_types: list(a, 'task-types') })),
+  replyCommand({ name: 'queue-resume', summary: '★ resume claims of some task types, or of everything (op resume)', options: [typesOption, timeout(10)] },
+    'resume', (a) => ({ task_types: list(a, 'task-types') })),
+  replyCommand({
+    name: 'events',
+    summary: '★ task state changes after a cursor (op events)',
+    description: 'Resume with the reply\'s "cursor"; "gap": true means entries were trimmed before they were read.',
+    options: [
+      str('cursor', 'N', '0 = from the oldest kept, -1 = from now', { default: '0' }), str('limit', 'N', 'at most this many events', { default: '100' }),
+      str('wait', 'S', 'with nothing new, wait this long for the next change', { default: '0' }), str('task-id', 'ID', 'only these tasks (comma-separated)'), timeout(30)
+    ]
+  }, 'events', (a) => ({
+    cursor: parseIntegerOption('cursor', a.requireString('cursor'), { min: -1 }),
+    limit: parseIntegerOption('limit', a.requireString('limit'), { min: 1, max: 1000 }),
+    wait_s: parseNumberOption('wait', a.requireString('wait'), { min: 0, max: 3600 }),
+    task_ids: list(a, 'task-id')
+  }), (a) => {
+    const waitS = parseNumberOption('wait', a.requireString('wait'), { min: 0, max: 3600 })
+    return waitS > 0 ? { attemptTimeoutMs: (waitS + 15) * 1000 } : {}
+  }),
   replyCommand({
     name: 'task-heartbeat',
     summary: 'renew a running task\'s lease (op task.heartbeat)',
@@ -376,6 +457,54 @@ async function submitManyOutcome (rq: QueueClient, items: Doc[], options: Reques
  * served by several waits within one deadline of wait + discovery + 15 s.
  */
 async function waitForTask (rq: QueueClient, taskId: string, waitS: number, s: Settings): Promise<Outcome> {
+  // ★ On a terminal, a progress line on stderr while the wait runs; stdout stays one document.
+  const progress = process.stderr.isTTY === true ? new ProgressLine(rq, taskId) : null
+  try {
+    return await waitUntilTerminal(rq, taskId, waitS, s)
+  } finally {
+    await progress?.stop()
+  }
+}
+
+/** Follows a task's ★ events and keeps one status line on the terminal (stderr) up to date. */
+class ProgressLine {
+  private readonly abort = new AbortController()
+  private readonly done: Promise<void>
+  private printed = false
+
+  constructor (rq: QueueClient, taskId: string) {
+    this.done = this.follow(rq, taskId).catch(() => {})
+  }
+
+  async stop (): Promise<void> {
+    this.abort.abort()
+    await this.done
+    if (this.printed) process.stderr.write('\n')
+  }
+
+  private async follow (rq: QueueClient, taskId: string): Promise<void> {
+    let cursor = -1
+    while (!this.abort.signal.aborted) {
+      const reply = await rq.request('events', { cursor, task_ids: [taskId], wait_s: 20 }, { timeoutMs: 40_000, attemptTimeoutMs: 35_000, signal: this.abort.signal })
+      // An original service has no events op: no progress line, the wait goes on.
+      if (reply.ok !== true || !Array.isArray(reply.events)) return
+      for (const e of reply.events as Doc[]) this.show(e)
+      cursor = typeof reply.cursor === 'number' ? reply.cursor : cursor
+    }
+  }
+
+  private show (e: Doc): void {
+    const parts = [`task ${String(e.task_id).slice(0, 8)}…`, String(e.kind)]
+    if (typeof e.attempt === 'number') parts.push(`attempt ${e.attempt}`)
+    if (isPlainObject(e.progress)) parts.push(`progress ${JSON.stringify(e.progress)}`)
+    if (typeof e.error === 'string' && e.error !== '') parts.push(`error: ${e.error}`)
+    const cols = process.stderr.columns ?? 100
+    process.stderr.write(`\r\x1b[K${parts.join(' · ').slice(0, Math.max(20, cols - 1))}`)
+    this.printed = true
+  }
+}
+
+async function waitUntilTerminal (rq: QueueClient, taskId: string, waitS: number, s: Settings): Promise<Outcome> {
   const start = Date.now()
   const waitEnd = start + waitS * 1000
   const deadline = waitEnd + (s.discoveryTimeoutS + 15) * 1000

@@ -5,14 +5,16 @@
  */
 import './quiet-warnings.js'
 import os from 'node:os'
+import { dirname } from 'node:path'
 import { ConfigError, isFalseWord, loadSettings } from '../config/index.js'
 import type { Settings, SettingsOverrides } from '../config/index.js'
 import { createLogger } from '../logger.js'
 import type { Logger } from '../logger.js'
-import { ListenError, startServiceNode } from '../service/service-node.js'
+import { ListenError, queueStoreOptionsFrom, startServiceNode } from '../service/service-node.js'
 import { runServiceDoctor } from './doctor.js'
 import type { ServiceNode } from '../service/service-node.js'
-import { IdentityError } from '../node/identity.js'
+import { IdentityError, loadOrCreateIdentity } from '../node/identity.js'
+import { claimWorkerSlot, type WorkerSlot } from '../worker/worker-slot.js'
 import { RemoteQueue } from '../client/remote-queue.js'
 import { ClientError } from '../client/errors.js'
 import { LocalBackend } from '../worker/local-backend.js'
@@ -35,7 +37,7 @@ const opt = (name: string, help: string, extra: Partial<OptionSpec> = {}): Optio
 const flag = (name: string, help: string): OptionSpec => ({ name, type: 'boolean', help })
 
 const WORKER_OPTIONS: OptionSpec[] = [
-  opt('worker-id', 'worker id sent in claims and completes (env TASK_WORKER_ID, else the host name)', { valueName: 'W' }),
+  opt('worker-id', 'worker id sent in claims and completes (env TASK_WORKER_ID, else <host>-<id persisted per worker slot>)', { valueName: 'W' }),
   opt('task-types', 'claim only these types, comma-separated, alias-expanded (env TASK_WORKER_TASK_TYPES, else all handler types)', { valueName: 'a,b' }),
   opt('handlers', 'module exporting handlers keyed by task type (repeatable); built-ins: tool.call, echo, sleep', { valueName: 'MODULE', repeatable: true }),
   opt('concurrency', 'tasks run in parallel', { valueName: 'N', default: '1' }),
@@ -78,6 +80,7 @@ const SPEC: ProgramSpec = {
         opt('multiaddr', 'remote mode: the service address', { valueName: 'MA' }),
         opt('announce-file', 'remote mode: read the service address from this announce file', { valueName: 'PATH' }),
         opt('peer-id', 'remote mode: accept only this service peer', { valueName: 'ID' }),
+        opt('identity', 'remote mode: Ed25519 identity file, created 0600 if missing (env IDENTITY_FILE, default workers/slot-<n>.identity.key beside the queue)', { valueName: 'PATH' }),
         ...WORKER_OPTIONS,
         opt('poll-interval-s', 'idle wait against services without long-poll claims', { valueName: 'X', default: '0.5' }),
         flag('once', 'run at most one batch, then exit (3 if the service is unreachable)'),
@@ -149,9 +152,19 @@ async function loadHandlers (a: ParsedArgs, tools: ToolRegistry): Promise<Handle
   return mergeHandlers(...maps)
 }
 
-function workerOptions (a: ParsedArgs, s: Settings) {
+/** Whether a variable (either spelling, config.md §1) is set. */
+function envGiven (suffix: string): boolean {
+  return [`IPFS_ACCELERATE_PY_${suffix}`, `IPFS_DATASETS_PY_${suffix}`].some((n) => (process.env[n] ?? '').trim() !== '')
+}
+
+/**
+ * The worker's default id is unique per process and stable across restarts: the host
+ * name plus the persisted id of the worker slot this process holds (worker-slot.ts).
+ */
+function workerOptions (a: ParsedArgs, s: Settings, slot: WorkerSlot) {
+  const explicitId = a.has('worker-id') || envGiven('TASK_WORKER_ID')
   return {
-    workerId: s.workerId !== '' ? s.workerId : os.hostname(),
+    workerId: explicitId && s.workerId !== '' ? s.workerId : slot.workerId,
     taskTypes: s.workerTaskTypes,
     concurrency: parseIntegerOption('concurrency', a.requireString('concurrency'), { min: 1, max: 4096 }),
     batch: parseIntegerOption('batch', a.requireString('batch'), { min: 1, max: 128 }),
@@ -174,7 +187,8 @@ async function serve (a: ParsedArgs, log: Logger): Promise<number> {
   let worker: Worker | null = null
   const embedded = a.flag('worker')
   const handlers = embedded ? await loadHandlers(a, tools) : null
-  const wopts = embedded ? workerOptions(a, settings) : null
+  const slot = embedded ? claimWorkerSlot(dirname(settings.queuePath), os.hostname()) : null
+  const wopts = embedded && slot !== null ? workerOptions(a, settings, slot) : null
   let svc: ServiceNode
   try {
     svc = await startServiceNode({
@@ -208,6 +222,7 @@ async function serve (a: ParsedArgs, log: Logger): Promise<number> {
   log.info({ signal }, 'stopping')
   await worker?.stop({ graceMs: 5000 })
   await svc.stop()
+  slot?.release()
   return EXIT_OK
 }
 
@@ -240,18 +255,25 @@ async function relay (a: ParsedArgs, log: Logger): Promise<number> {
 }
 
 async function work (a: ParsedArgs, log: Logger): Promise<number> {
-  const settings = loadSettings(process.env, commonOverrides(a), (m) => log.warn(m), { role: 'worker' })
+  const overrides = commonOverrides(a)
+  if (a.has('identity')) (overrides as { identityFile?: string }).identityFile = a.requireString('identity')
+  const settings = loadSettings(process.env, overrides, (m) => log.warn(m), { role: 'worker' })
   const tools = new ToolRegistry()
   const handlers = await loadHandlers(a, tools)
-  const wopts = workerOptions(a, settings)
+  const slot = claimWorkerSlot(dirname(settings.queuePath), os.hostname())
+  const wopts = workerOptions(a, settings, slot)
   let backend: QueueBackend
   let remote: RemoteQueue | null = null
   const queue = a.string('queue')
   if (queue !== undefined) {
     if (a.has('multiaddr') || a.has('announce-file') || a.has('peer-id')) throw new UsageError('--queue (local mode) cannot be combined with --multiaddr, --announce-file or --peer-id', 'worker')
-    backend = LocalBackend.open(queue, { leaseS: settings.leaseS, peerTimeoutS: settings.peerTimeoutS, stealAfterS: settings.schedulerStealAfterS, deterministic: settings.deterministic })
+    backend = LocalBackend.open(queue, queueStoreOptionsFrom(settings))
   } else {
+    // A remote worker keeps its libp2p identity beside its state, as serve does (cli.md):
+    // its own slot's key unless IDENTITY_FILE / --identity names one.
+    const explicitIdentity = a.has('identity') || envGiven('TASK_P2P_IDENTITY_FILE')
     remote = new RemoteQueue({
+      privateKey: await loadOrCreateIdentity(explicitIdentity ? settings.identityFile : slot.identityFile),
       settings,
       multiaddr: a.string('multiaddr') ?? null,
       peerId: a.string('peer-id') ?? null,
@@ -273,11 +295,13 @@ async function work (a: ParsedArgs, log: Logger): Promise<number> {
   }
   const worker = new Worker({ backend, handlers, ...wopts, once: a.flag('once'), logger: log })
   await worker.start()
-  const line = { worker_id: worker.workerId, task_types: worker.taskTypes, mode: remote === null ? 'local' : 'remote', peer_id: remote?.peerId ?? null }
+  const ownPeerId = remote === null ? null : (await remote.getNode()).peerId.toString()
+  const line = { worker_id: worker.workerId, task_types: worker.taskTypes, mode: remote === null ? 'local' : 'remote', peer_id: remote?.peerId ?? null, worker_peer_id: ownPeerId }
   await writeStdout(a.flag('json') ? JSON.stringify(line) + '\n' : `taskqueue-p2p worker started\nworker_id=${line.worker_id}\n`)
   const outcome = await Promise.race([worker.done.then((r) => ({ kind: 'done' as const, r })), untilSignal().then(() => ({ kind: 'signal' as const }))])
   if (outcome.kind === 'signal') await worker.stop({ graceMs: 5000 })
   await backend.close()
+  slot.release()
   if (outcome.kind === 'done' && !outcome.r.reachable) return EXIT_UNREACHABLE
   return EXIT_OK
 }

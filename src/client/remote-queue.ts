@@ -6,7 +6,7 @@
  */
 import { blocksService, lookupOp } from '../protocol/ops.js'
 import { multiaddr } from '@multiformats/multiaddr'
-import type { Libp2p } from '@libp2p/interface'
+import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import { loadSettings } from '../config/index.js'
 import type { Env, Settings } from '../config/index.js'
 import { createTaskQueueNode } from '../node/create-node.js'
@@ -16,7 +16,7 @@ import { announceCandidates, cacheHomeDir } from '../discovery/announce-file.js'
 import { peerIdOf } from '../node/addresses.js'
 import { findLocalServiceToken } from '../node/service-token.js'
 import type { DiscoveryTrace } from '../discovery/types.js'
-import type { ClaimedTask, JsonObject, JsonValue, Task } from '../protocol/types.js'
+import type { ClaimedTask, JsonObject, JsonValue, Task, TaskEvent } from '../protocol/types.js'
 import { ClientError, DeadlineError, DialError, DiscoveryError, ProtocolError, ProtocolNotSupportedError, RemoteError } from './errors.js'
 import { PeerLink } from './peer-link.js'
 import { submitFields, submitManyChunks, submitManyResult, submitManyResults } from './submit-batch.js'
@@ -42,6 +42,8 @@ export interface RemoteQueueOptions {
   logger?: Logger
   /** Where remembered peer addresses are kept; null disables the on-disk cache. */
   addressBookPath?: string | null
+  /** A persistent identity (a remote worker's, cli.md); default: an ephemeral one per process. */
+  privateKey?: PrivateKey
 }
 
 export interface RequestOptions {
@@ -198,7 +200,7 @@ export class RemoteQueue {
     return Array.isArray(reply.tasks) ? reply.tasks as ClaimedTask[] : []
   }
 
-  async complete (req: { task_id: string, status?: 'completed' | 'failed' | 'cancelled', result?: JsonValue, error?: string, worker_id?: string }, options?: RequestOptions): Promise<{ task_id: string, replayed: boolean }> {
+  async complete (req: { task_id: string, status?: 'completed' | 'failed' | 'cancelled', result?: JsonValue, error?: string, worker_id?: string, retry?: boolean }, options?: RequestOptions): Promise<{ task_id: string, replayed: boolean }> {
     const reply = await this.ok('complete', { ...req }, options)
     return { task_id: String(reply.task_id), replayed: reply.replayed === true }
   }
@@ -239,6 +241,44 @@ export class RemoteQueue {
   async list (req: { status?: string, limit?: number, task_types?: string[], cursor?: string, order?: 'asc' | 'desc' } = {}, options?: RequestOptions): Promise<{ tasks: Task[], next_cursor: string | null, truncated: boolean }> {
     const reply = await this.ok('list', { ...req }, options)
     return { tasks: (reply.tasks ?? []) as Task[], next_cursor: (reply.next_cursor ?? null) as string | null, truncated: reply.truncated === true }
+  }
+
+  // ---- ★ operating the queue (README "Protocol additions") -------------------------
+
+  /** Requeues failed (or cancelled) tasks with fresh attempts, by ids or by filter. */
+  async retry (req: { task_ids?: string[], status?: string | string[], task_types?: string[], since?: number, until?: number, limit?: number, delay_s?: number }, options?: RequestOptions): Promise<{ retried: number, task_ids: string[], skipped: Array<{ task_id: string, status: string }> }> {
+    const reply = await this.ok('retry', { ...req }, options)
+    return { retried: Number(reply.retried), task_ids: (reply.task_ids ?? []) as string[], skipped: (reply.skipped ?? []) as Array<{ task_id: string, status: string }> }
+  }
+
+  /** Deletes tasks by status (never running ones), optionally by type and age; returns how many. */
+  async purge (req: { status: string | string[], task_types?: string[], before?: number, limit?: number }, options?: RequestOptions): Promise<number> {
+    return Number((await this.ok('purge', { ...req }, options)).purged)
+  }
+
+  /** Pauses claims of the given types, or of the whole queue. */
+  async pause (taskTypes?: string[], options?: RequestOptions): Promise<{ all: boolean, task_types: string[] }> {
+    return (await this.ok('pause', { task_types: taskTypes }, options)).paused as { all: boolean, task_types: string[] }
+  }
+
+  /** Resumes the given types, or everything. */
+  async resume (taskTypes?: string[], options?: RequestOptions): Promise<{ all: boolean, task_types: string[] }> {
+    return (await this.ok('resume', { task_types: taskTypes }, options)).paused as { all: boolean, task_types: string[] }
+  }
+
+  /**
+   * Task state changes after `cursor` (0 = the oldest kept, -1 = from now); with
+   * `wait_s`, waits for the next one. Resume with the returned `cursor`.
+   */
+  async events (req: { cursor?: number, limit?: number, wait_s?: number, task_ids?: string[] } = {}, options?: RequestOptions): Promise<{ events: TaskEvent[], cursor: number, oldest: number, gap: boolean, more: boolean }> {
+    const reply = await this.ok('events', { ...req }, this.longPollOptions(req.wait_s, options))
+    return {
+      events: (reply.events ?? []) as TaskEvent[],
+      cursor: Number(reply.cursor),
+      oldest: Number(reply.oldest),
+      gap: reply.gap === true,
+      more: reply.more === true
+    }
   }
 
   async callTool (tool: string, args: JsonObject = {}, timeoutS = 30, options?: RequestOptions): Promise<unknown> {
@@ -367,6 +407,7 @@ export class RemoteQueue {
     this.nodeStarting ??= createTaskQueueNode({
       dialTimeoutMs: this.settings.rpcDialTimeoutS * 1000,
       swarmKey: this.settings.swarmKey,
+      privateKey: this.opts.privateKey,
       parts: [...this.resolver.nodeParts(), natParts(this.settings, 'client')],
       logger: this.log
     }).then((node) => {

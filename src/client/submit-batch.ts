@@ -3,7 +3,7 @@
  * `p2p-rpc task-submit-many` (no libp2p here, so the CLI can use it before it loads one).
  */
 import { MAX_BATCH_ITEMS, uuidV7 } from '../protocol/ids.js'
-import type { JsonObject } from '../protocol/types.js'
+import type { Backoff, JsonObject } from '../protocol/types.js'
 import { ProtocolError } from './errors.js'
 
 export interface SubmitRequest {
@@ -13,6 +13,14 @@ export interface SubmitRequest {
   priority?: number
   idempotency_key?: string
   max_attempts?: number
+  /** ★ Claimable this many seconds after the service receives it. */
+  delay_s?: number
+  /** ★ Claimable from this time (epoch seconds). */
+  run_at?: number
+  /** ★ Retry backoff of this task (default: the service's). */
+  backoff?: Backoff
+  /** ★ Seconds the task is kept once finished (default: the service's retention). */
+  keep_s?: number
 }
 
 /**
@@ -24,7 +32,10 @@ export function submitFields (task: SubmitRequest): Record<string, unknown> {
   payload.idempotency_key = task.idempotency_key ?? (typeof payload.idempotency_key === 'string' && payload.idempotency_key !== '' ? payload.idempotency_key : `auto-${uuidV7()}`)
   if (task.priority !== undefined) payload.priority = task.priority
   if (task.max_attempts !== undefined) payload.max_attempts = task.max_attempts
-  return { task_type: task.task_type, model_name: task.model_name ?? '', payload }
+  const fields: Record<string, unknown> = { task_type: task.task_type, model_name: task.model_name ?? '', payload }
+  // ★ keys are top-level (an original service ignores them); absent ones are not sent.
+  for (const k of ['delay_s', 'run_at', 'backoff', 'keep_s'] as const) if (task[k] !== undefined) fields[k] = task[k]
+  return fields
 }
 
 /** One item's outcome of a `submit_many`, in the order of the items sent. */

@@ -102,6 +102,20 @@ export interface Settings extends SecuritySettings {
   readonly cacheMaxBytes: number
   readonly cacheMaxValueBytes: number
   readonly cacheSweepIntervalS: number
+  // ★ operating the queue (README "Protocol additions")
+  /** max_attempts of a task submitted without one (0 = unlimited). */
+  readonly maxAttempts: number
+  readonly retryBackoff: 'fixed' | 'exponential'
+  readonly retryDelayS: number
+  readonly retryMaxDelayS: number
+  /** Seconds completed tasks are kept (0 = no age limit). */
+  readonly retentionCompletedS: number
+  /** Seconds failed and cancelled tasks are kept (0 = no age limit). */
+  readonly retentionFailedS: number
+  /** Most finished tasks kept (0 = no count limit). */
+  readonly retentionMaxFinished: number
+  /** Entries of the events log (0 = no log, op events refused). */
+  readonly eventsMax: number
 
   // §3.5 MCP++ framing
   readonly mcpMaxFrameBytes: number
@@ -287,7 +301,17 @@ export function resolveSettings (env: Env, overrides: SettingsOverrides = {}, wa
     cacheMaxEntries: r.int(`${P}CACHE_MAX_ENTRIES`, 100000, 1, 1e8, ov('cacheMaxEntries')),
     cacheMaxBytes: r.int(`${P}CACHE_MAX_BYTES`, 256 * MIB, MIB, 64 * GIB, ov('cacheMaxBytes')),
     cacheMaxValueBytes: r.int(`${P}CACHE_MAX_VALUE_BYTES`, 524288, 1, 983040, ov('cacheMaxValueBytes')),
-    cacheSweepIntervalS: r.number(`${P}CACHE_SWEEP_INTERVAL_S`, 60, { min: 1, max: 3600 }, ov('cacheSweepIntervalS'))
+    cacheSweepIntervalS: r.number(`${P}CACHE_SWEEP_INTERVAL_S`, 60, { min: 1, max: 3600 }, ov('cacheSweepIntervalS')),
+    maxAttempts: r.int(`${P}MAX_ATTEMPTS`, 3, 0, 1000, ov('maxAttempts')),
+    retryBackoff: r.custom<'fixed' | 'exponential'>(`${P}RETRY_BACKOFF`, 'exponential',
+      text => { const t = text.toLowerCase(); return t === 'fixed' || t === 'exponential' ? t : undefined },
+      'is not a backoff type (use fixed or exponential)', ov('retryBackoff')),
+    retryDelayS: r.number(`${P}RETRY_DELAY_S`, 1, { min: 0, max: 86400 }, ov('retryDelayS')),
+    retryMaxDelayS: r.number(`${P}RETRY_MAX_DELAY_S`, 3600, { min: 0, max: 86400 * 7 }, ov('retryMaxDelayS')),
+    retentionCompletedS: r.number(`${P}RETENTION_COMPLETED_S`, 7 * 86400, { min: 0, max: 3650 * 86400 }, ov('retentionCompletedS')),
+    retentionFailedS: r.number(`${P}RETENTION_FAILED_S`, 7 * 86400, { min: 0, max: 3650 * 86400 }, ov('retentionFailedS')),
+    retentionMaxFinished: r.int(`${P}RETENTION_MAX_FINISHED`, 100_000, 0, 1e9, ov('retentionMaxFinished')),
+    eventsMax: r.int(`${P}EVENTS_MAX`, 100_000, 0, 1e8, ov('eventsMax'))
   }
   const cacheDir = queue.cacheDir === null ? null : r.resolvePath(queue.cacheDir)
 

@@ -28,6 +28,7 @@ export const ERROR_CODES = [
   'tool_not_found',
   'invalid_params',
   'tool_error',
+  'events_disabled',
   'timeout',
   'busy',
   'internal_error'

@@ -21,6 +21,13 @@ export const SERVER_FEATURE_SUBMIT_MANY = 'submit_many'
 /** Most items one ★ `complete_many` or `submit_many` request may carry (the 1 MiB frame limit applies too). */
 export const MAX_BATCH_ITEMS = 1024
 
+/** ★ The ops retry, purge, pause and resume (README). */
+export const SERVER_FEATURE_QUEUE_ADMIN = 'queue_admin'
+/** ★ The op events (README). */
+export const SERVER_FEATURE_EVENTS = 'events'
+/** ★ A failed complete with `retry: true` is retried with backoff (README). */
+export const SERVER_FEATURE_RETRIES = 'retries'
+
 /** Features advertised in `status.server.features` and `initialize.features` (§8). */
 export const SERVER_FEATURES = [
   'mcp_multi_call',
@@ -31,7 +38,12 @@ export const SERVER_FEATURES = [
   'typed_errors',
   'auto_idempotency',
   SERVER_FEATURE_COMPLETE_MANY,
-  SERVER_FEATURE_SUBMIT_MANY
+  SERVER_FEATURE_SUBMIT_MANY,
+  SERVER_FEATURE_RETRIES,
+  SERVER_FEATURE_QUEUE_ADMIN,
+  SERVER_FEATURE_EVENTS,
+  'delays',
+  'retention'
 ] as const
 
 export const DEFAULT_NAMESPACE = 'ipfs-accelerate-task-queue'

@@ -6,7 +6,7 @@
  * retry and stream rules all read it. A new op is one row here plus its handler in
  * `service/dispatch.ts` (the compiler insists on the handler).
  */
-import { SERVER_FEATURE_COMPLETE_MANY, SERVER_FEATURE_SUBMIT_MANY } from './ids.js'
+import { SERVER_FEATURE_COMPLETE_MANY, SERVER_FEATURE_EVENTS, SERVER_FEATURE_QUEUE_ADMIN, SERVER_FEATURE_SUBMIT_MANY } from './ids.js'
 
 /**
  * Whether a call occupies the service until something happens, so the client gives it
@@ -64,7 +64,15 @@ export const OPS = [
   op('cache.get', ['cache_get', 'cache'], { idempotent: true, role: 'client' }),
   op('cache.has', ['cache_has'], { idempotent: true, role: 'client' }),
   op('cache.set', ['cache_set'], { idempotent: true, role: 'client' }),
-  op('cache.delete', ['cache_del', 'cache_delete'], { idempotent: true, role: 'client' })
+  op('cache.delete', ['cache_del', 'cache_delete'], { idempotent: true, role: 'client' }),
+  // ★ Operating the queue (README "Protocol additions"). Repeating any of them changes
+  // nothing more: retry skips tasks no longer failed, purge finds nothing left.
+  op('retry', ['task.retry', 'tasks.retry'], { idempotent: true, feature: SERVER_FEATURE_QUEUE_ADMIN, role: 'admin' }),
+  op('purge', ['tasks.purge', 'queue.purge'], { idempotent: true, feature: SERVER_FEATURE_QUEUE_ADMIN, role: 'admin' }),
+  op('pause', ['queue.pause'], { idempotent: true, feature: SERVER_FEATURE_QUEUE_ADMIN, role: 'admin' }),
+  op('resume', ['queue.resume'], { idempotent: true, feature: SERVER_FEATURE_QUEUE_ADMIN, role: 'admin' }),
+  // ★ The task state change stream; long-polls with wait_s.
+  op('events', ['task.events', 'tasks.events'], { idempotent: true, blocking: 'wait_s', feature: SERVER_FEATURE_EVENTS, role: 'client' })
 ] as const satisfies readonly OpProperties[]
 
 export type OpName = (typeof OPS)[number]['name']

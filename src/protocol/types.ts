@@ -29,6 +29,44 @@ export interface Task {
   lease_until: number | null
   heartbeat_at: number | null
   idempotency_key: string | null
+  /** ★ Each failed attempt, oldest first (at most MAX_TASK_ERRORS). */
+  errors: TaskError[]
+  /** ★ Retry backoff given at submit; null = the service's default. */
+  backoff: Backoff | null
+  /** ★ Seconds the task is kept once finished; null = the service's retention. */
+  keep_s: number | null
+}
+
+export type BackoffType = 'fixed' | 'exponential'
+export interface Backoff {
+  type: BackoffType
+  /** Fixed: every wait; exponential: the first wait, doubled per further attempt. */
+  delay_s: number
+}
+
+/** What happened to a task; the `kind` of an ★ `events` entry. */
+export type TaskEventKind = 'submitted' | 'claimed' | 'progress' | 'released' | 'retried' | 'requeued' |
+  'completed' | 'failed' | 'cancelled' | 'pruned'
+
+/** One entry of the ★ `events` reply: the change, then its kind's details (attempt, worker_id, error, …). */
+export interface TaskEvent {
+  /** The cursor position of this entry. */
+  seq: number
+  at: number
+  kind: TaskEventKind
+  task_id: string
+  task_type: string
+  /** The task's status after the change (for `pruned`: before it). */
+  status: TaskStatus
+  [detail: string]: unknown
+}
+
+/** One failed attempt of a task (★ `errors`). */
+export interface TaskError {
+  attempt: number
+  at: number
+  error: string
+  worker_id: string | null
 }
 
 /** What a claimer receives (wire-protocol.md §7.1 "Claimed task"). */
@@ -41,6 +79,8 @@ export interface ClaimedTask {
   status: 'running'
   assigned_worker: string
   lease_until: number
+  /** ★ The lease granted (seconds): what the worker renews on, whatever it asked for. */
+  lease_s?: number
   attempt: number
   max_attempts: number
   priority: number

@@ -23,6 +23,8 @@ export interface ServiceOptions {
   namespace: string
   leaseS: number
   waitMaxS: number
+  /** ★ max_attempts of a task submitted without one (MAX_ATTEMPTS, default 3). */
+  maxAttempts?: number
   /** Max bytes of one cache value (wire-protocol.md §6.2). */
   cacheMaxValueBytes: number
   mcp: McpLimits

@@ -12,6 +12,7 @@ import type { Envelope } from '../protocol/coerce.js'
 import type { CallerInfo, Reply, ServiceContext } from './context.js'
 import * as queue from './ops/queue-ops.js'
 import * as cache from './ops/cache-ops.js'
+import * as admin from './ops/admin-ops.js'
 import { status } from './ops/status-ops.js'
 import { tool } from './ops/tool-ops.js'
 
@@ -37,7 +38,12 @@ const HANDLERS: Record<OpName, OpHandler> = {
   'cache.get': cache.cacheGet,
   'cache.has': cache.cacheHas,
   'cache.set': cache.cacheSet,
-  'cache.delete': cache.cacheDelete
+  'cache.delete': cache.cacheDelete,
+  retry: admin.retry,
+  purge: admin.purge,
+  pause: admin.pause,
+  resume: admin.resume,
+  events: admin.events
 }
 
 export function errorReply (ctx: ServiceContext, code: string, detail?: string, extra?: Record<string, unknown>): Reply {

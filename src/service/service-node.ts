@@ -8,7 +8,7 @@ import type { DatabaseSync } from 'node:sqlite'
 import type { Settings } from '../config/index.js'
 import { openDatabase } from '../store/db.js'
 import { Checkpointer } from '../store/checkpointer.js'
-import { QueueStore } from '../store/queue.js'
+import { QueueStore, type QueueStoreOptions } from '../store/queue.js'
 import { CacheStore } from '../store/cache.js'
 import { loadOrCreateIdentity } from '../node/identity.js'
 import { createListeningNode, ListenError } from '../node/listen.js'
@@ -84,6 +84,7 @@ export function serviceOptionsFrom (s: Settings): ServiceOptions {
     namespace: s.rendezvousNs,
     leaseS: s.leaseS,
     waitMaxS: s.waitMaxS,
+    maxAttempts: s.maxAttempts,
     cacheMaxValueBytes: s.cacheMaxValueBytes,
     privateNetwork: s.swarmKey !== null,
     mcp: {
@@ -96,6 +97,19 @@ export function serviceOptionsFrom (s: Settings): ServiceOptions {
   }
 }
 
+
+/** The queue store's policies from the settings: the service and a local worker sharing its file apply the same. */
+export function queueStoreOptionsFrom (s: Settings): Omit<QueueStoreOptions, 'db'> {
+  return {
+    leaseS: s.leaseS,
+    peerTimeoutS: s.peerTimeoutS,
+    stealAfterS: s.schedulerStealAfterS,
+    deterministic: s.deterministic,
+    retry: { backoff: { type: s.retryBackoff, delay_s: s.retryDelayS }, maxDelayS: s.retryMaxDelayS },
+    retention: { completedS: s.retentionCompletedS, failedS: s.retentionFailedS, maxFinished: s.retentionMaxFinished },
+    eventsMax: s.eventsMax
+  }
+}
 
 export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceNode> {
   const s = init.settings
@@ -115,7 +129,7 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
     cleanups.push(() => db.close())
     const checkpointer = new Checkpointer(s.queuePath)
     cleanups.push(async () => await checkpointer.stop())
-    const store = new QueueStore({ db, leaseS: s.leaseS, peerTimeoutS: s.peerTimeoutS, stealAfterS: s.schedulerStealAfterS, deterministic: s.deterministic })
+    const store = new QueueStore({ db, ...queueStoreOptionsFrom(s) })
     let cacheDb: DatabaseSync = db
     if (s.enableCache && s.cacheDir !== null) {
       const separate = openDatabase(join(s.cacheDir, 'cache.sqlite3'))

@@ -3,7 +3,7 @@
  * node and runs the store's background sweepers. Construction takes its components;
  * the daemon (service-node.ts) decides where they come from.
  */
-import type { Libp2p } from '@libp2p/interface'
+import type { Connection, Libp2p } from '@libp2p/interface'
 import { LEGACY_PROTOCOL, MCP_PROTOCOL } from '../protocol/ids.js'
 import type { QueueStore } from '../store/queue.js'
 import type { CacheStore } from '../store/cache.js'
@@ -29,6 +29,10 @@ import { applyTransportPatches } from '../node/patches/index.js'
 
 /** Lease expiry must be applied at least this often (wire-protocol.md §7.2). */
 const QUEUE_SWEEP_MS = 2000
+/** Retention runs this often, in batches of PRUNE_BATCH tasks, at most PRUNE_BATCHES_PER_SWEEP per run. */
+const RETENTION_SWEEP_MS = 1000
+const PRUNE_BATCH = 500
+const PRUNE_BATCHES_PER_SWEEP = 40
 /** Streams per connection and protocol: a worker pools many (long-poll, heartbeats, concurrency). */
 const MAX_STREAMS_PER_CONNECTION = 1024
 
@@ -63,8 +67,20 @@ export class TaskQueueService {
   private readonly releaseStartupMemory: boolean
   private cancelStartupRelease: () => void = () => {}
   private drained: (() => void) | undefined
+  private pruning = false
   private readonly onTerminal = (change: TaskChange): void => {
     if (TERMINAL_STATUSES.has(change.status)) reapOrphanedToolTask(this.context, change.task_id)
+  }
+
+  /**
+   * A worker whose last connection closed is gone: the scheduler stops counting it as
+   * a candidate at once, so the tasks it would own go to the next claimer instead of
+   * waiting for SCHEDULER_STEAL_AFTER_S (or PEER_TIMEOUT_S).
+   */
+  private readonly onConnectionClose = (evt: CustomEvent<Connection>): void => {
+    const peer = evt.detail.remotePeer
+    if (this.node === null || this.node.getConnections(peer).length > 0) return
+    this.context.store.registry.forgetTransportPeer(peer.toString())
   }
 
   constructor (init: TaskQueueServiceInit) {
@@ -105,6 +121,7 @@ export class TaskQueueService {
     this.node = node
     // Nodes from createTaskQueueNode have them already; an embedder's node gets them here.
     applyTransportPatches(node, this.log)
+    node.addEventListener('connection:close', this.onConnectionClose)
     const handlerOptions = {
       runOnLimitedConnection: true,
       maxInboundStreams: MAX_STREAMS_PER_CONNECTION,
@@ -116,6 +133,7 @@ export class TaskQueueService {
     }
     this.context.store.on('change', this.onTerminal)
     this.every(QUEUE_SWEEP_MS, () => this.context.store.sweep())
+    this.every(RETENTION_SWEEP_MS, async () => { await this.pruneFinished() })
     const cache = this.context.cache
     if (cache !== null) this.every(this.cacheSweepMs, () => cache.sweep())
     if (this.releaseStartupMemory) {
@@ -144,15 +162,37 @@ export class TaskQueueService {
     }
     const node = this.node
     if (node !== null) {
+      node.removeEventListener('connection:close', this.onConnectionClose)
       await node.unhandle(MCP_PROTOCOL).catch(() => {})
       if (this.context.options.enableLegacy) await node.unhandle(LEGACY_PROTOCOL).catch(() => {})
+    }
+  }
+
+  /**
+   * Retention (★): small batches, each its own short transaction, with the event loop
+   * free between them, so requests never wait behind a long delete; then the event
+   * log is trimmed to its bound.
+   */
+  private async pruneFinished (): Promise<void> {
+    if (this.pruning) return
+    this.pruning = true
+    try {
+      const store = this.context.store
+      for (let i = 0; i < PRUNE_BATCHES_PER_SWEEP && this.timers.length > 0; i++) {
+        if (!store.prune(PRUNE_BATCH).more) break
+        await new Promise<void>((resolve) => { setImmediate(resolve) })
+      }
+      if (store.events.enabled) store.events.trim()
+    } finally {
+      this.pruning = false
     }
   }
 
   private every (ms: number, fn: () => unknown): void {
     const timer = setInterval(() => {
       try {
-        fn()
+        const out = fn()
+        if (out instanceof Promise) out.catch((err: unknown) => { this.log.warn({ err }, 'background sweep failed') })
       } catch (err) {
         this.log.warn({ err }, 'background sweep failed')
       }

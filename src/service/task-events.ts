@@ -30,6 +30,8 @@ export class TaskEvents {
   private readonly store: QueueStore
   private readonly byTask = new Map<string, Set<Wake>>()
   private readonly workWaiters = new Set<Wake>()
+  /** ★ `events` long-polls: woken by any change at all. */
+  private readonly changeWaiters = new Set<Wake>()
   private externalTimer: NodeJS.Timeout | undefined
   private lastDataVersion = 0
   /** Watch ticks in a row that found nobody waiting. */
@@ -42,6 +44,8 @@ export class TaskEvents {
   private delayedAt: number | null | undefined = undefined
   private isClosed = false
   private readonly onChange = (change: TaskChange): void => {
+    if (this.changeWaiters.size > 0) for (const wake of [...this.changeWaiters]) wake()
+    if (change.kind === 'pruned') return
     if (change.status === 'queued') {
       this.noteQueued(change.next_attempt_at)
       this.wakeWork()
@@ -55,8 +59,12 @@ export class TaskEvents {
   constructor (store: QueueStore) {
     this.store = store
     store.on('change', this.onChange)
+    store.on('resumed', this.onResumed)
     store.watchesTask = (taskId) => this.byTask.has(taskId)
   }
+
+  /** A resumed queue or type: parked claimers look again. */
+  private readonly onResumed = (): void => { this.wakeWork() }
 
   /** After close every wait returns at once; loops must stop re-parking. */
   get closed (): boolean {
@@ -66,6 +74,7 @@ export class TaskEvents {
   close (): void {
     this.isClosed = true
     this.store.off('change', this.onChange)
+    this.store.off('resumed', this.onResumed)
     this.store.watchesTask = null
     if (this.externalTimer !== undefined) clearInterval(this.externalTimer)
     this.externalTimer = undefined
@@ -109,6 +118,14 @@ export class TaskEvents {
     })
   }
 
+  /** Resolves at the next change of any task (★ events), the timeout, or the signal. */
+  untilChange (timeoutMs: number, signal?: AbortSignal): Promise<Task | null> {
+    return this.park(timeoutMs, signal, (wake) => {
+      this.changeWaiters.add(wake)
+      return () => this.changeWaiters.delete(wake)
+    })
+  }
+
   /** The cached earliest delayed task, read again when unknown or already due. */
   private nextDelayedAt (): number | null {
     const known = this.delayedAt
@@ -136,6 +153,7 @@ export class TaskEvents {
 
   private wakeAll (): void {
     this.wakeWork()
+    for (const wake of [...this.changeWaiters]) wake()
     for (const set of [...this.byTask.values()]) for (const wake of [...set]) wake()
   }
 
@@ -167,7 +185,7 @@ export class TaskEvents {
   }
 
   private get waiting (): boolean {
-    return this.workWaiters.size > 0 || this.byTask.size > 0
+    return this.workWaiters.size > 0 || this.byTask.size > 0 || this.changeWaiters.size > 0
   }
 
   /**

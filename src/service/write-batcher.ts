@@ -150,7 +150,7 @@ export class WriteBatcher {
     let queued = 0
     const types = new Set<string>()
     for (const c of changes) {
-      if (c.status !== 'queued') continue
+      if (c.status !== 'queued' || c.kind === 'pruned') continue
       queued++
       types.add(normalizeTaskType(c.task_type))
     }

@@ -186,6 +186,33 @@ const MIGRATIONS: ReadonlyArray<string> = [
   `
   DROP INDEX IF EXISTS idx_tasks_done;
   CREATE INDEX idx_tasks_done ON tasks (status) WHERE status <> 'queued' AND status <> 'running';
+  `,
+  // 2 → 3: operating the queue (retries, retention, pause, events; README "Protocol additions").
+  `
+  -- Per-attempt failures, JSON [{attempt, at, error, worker_id}], oldest first, bounded.
+  ALTER TABLE tasks ADD COLUMN errors TEXT;
+  -- Retry backoff of this task, JSON {type, delay_s}; NULL = the service's default.
+  ALTER TABLE tasks ADD COLUMN backoff TEXT;
+  -- Seconds a finished task is kept; NULL = the service's retention for its status.
+  ALTER TABLE tasks ADD COLUMN keep_s REAL;
+  -- When a finished task may be pruned (set as it finishes); NULL = kept.
+  ALTER TABLE tasks ADD COLUMN expires_at REAL;
+  -- Only finished tasks with a retention: the pruner reads it oldest first.
+  CREATE INDEX idx_tasks_expires ON tasks (expires_at) WHERE expires_at IS NOT NULL;
+  -- Paused task types ('*' = the whole queue); survives restarts.
+  CREATE TABLE queue_pauses (type_norm TEXT PRIMARY KEY NOT NULL, paused_at REAL NOT NULL) WITHOUT ROWID;
+  -- Counters that outlive the process (e.g. pruned).
+  CREATE TABLE queue_meta (key TEXT PRIMARY KEY NOT NULL, value REAL NOT NULL) WITHOUT ROWID;
+  -- The bounded, persistent stream of task state changes (★ op events); seq is the cursor.
+  CREATE TABLE task_events (
+    seq        INTEGER PRIMARY KEY,
+    at         REAL NOT NULL,
+    task_id    TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    task_type  TEXT NOT NULL,
+    data       TEXT                -- JSON object of the kind's details, or NULL
+  );
   `
 ]
 

@@ -18,10 +18,12 @@ export type GroupOutcome<T> = { ok: true, value: T } | { ok: false, error: unkno
 export class Transactor {
   private readonly s: TxStatements & { savepoint: StatementSync, release: StatementSync, rollbackTo: StatementSync }
   private readonly emit: (change: TaskChange) => void
+  /** Called inside every write transaction, before its COMMIT, with the changes it made. */
+  private readonly record: (changes: readonly TaskChange[]) => void
   /** Changes of the open group transaction; null outside `group`. */
   private groupChanges: TaskChange[] | null = null
 
-  constructor (db: DatabaseSync, emit: (change: TaskChange) => void) {
+  constructor (db: DatabaseSync, emit: (change: TaskChange) => void, record: (changes: readonly TaskChange[]) => void = () => {}) {
     this.s = {
       ...prepareTx(db),
       savepoint: db.prepare('SAVEPOINT op'),
@@ -29,6 +31,7 @@ export class Transactor {
       rollbackTo: db.prepare('ROLLBACK TO op')
     }
     this.emit = emit
+    this.record = record
   }
 
   /** Whether a group transaction is open (its write lock held). */
@@ -68,7 +71,11 @@ export class Transactor {
       for (const c of changes) group.push(c)
       return out
     }
-    const out = immediate(this.s, () => fn(changes))
+    const out = immediate(this.s, () => {
+      const value = fn(changes)
+      this.record(changes)
+      return value
+    })
     this.publish(changes)
     return out
   }
@@ -107,6 +114,7 @@ export class Transactor {
           extra = list.length
           run(list)
         }
+        this.record(changes)
       })
     } catch (error) {
       return Array.from({ length: ops.length + extra }, () => ({ ok: false, error }))

@@ -20,3 +20,8 @@ export {
   CacheStore, validateCacheKey, MAX_CACHE_KEY_BYTES, DEFAULT_CACHE_MAX_ENTRIES, DEFAULT_CACHE_MAX_BYTES,
   DEFAULT_CACHE_MAX_VALUE_BYTES, type CacheStoreOptions, type CacheStats
 } from './cache.js'
+export {
+  type RetryPolicy, type RetentionPolicy, DEFAULT_RETRY_POLICY, DEFAULT_RETENTION, retryDelayS, parseBackoff
+} from './retry-policy.js'
+export { EventLog, DEFAULT_EVENTS_MAX, type EventPage } from './event-log.js'
+export type { RetryInput, RetryResult, PurgeInput, PausedState, PruneResult } from './queue-admin.js'

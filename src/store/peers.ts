@@ -205,6 +205,19 @@ export class PeerRegistry {
     }
   }
 
+  /** Drops every entry that reached us over this libp2p peer (its connection closed). */
+  forgetTransportPeer (peerId: string): number {
+    let n = 0
+    if (peerId === '') return n
+    for (const [k, e] of this.entries) {
+      if (e.transport_peer_id === peerId) {
+        this.entries.delete(k)
+        n++
+      }
+    }
+    return n
+  }
+
   delete (key: string): boolean {
     this.dropClaimer(key)
     return this.entries.delete(key)

@@ -98,7 +98,7 @@ export function claimsBefore (a: WalkRow, b: WalkRow): boolean {
  * The claim reply's task for a walked row. Under the write lock nothing changes the
  * row between the walk and the claim's UPDATE, so the walk's fields are current.
  */
-export function claimedTask (row: WalkRow, worker: string, leaseUntil: number, payload: JsonObject | 0): ClaimedTask {
+export function claimedTask (row: WalkRow, worker: string, leaseUntil: number, leaseS: number, payload: JsonObject | 0): ClaimedTask {
   return {
     task_id: row.task_id,
     task_type: row.task_type,
@@ -108,6 +108,7 @@ export function claimedTask (row: WalkRow, worker: string, leaseUntil: number, p
     status: 'running',
     assigned_worker: worker,
     lease_until: leaseUntil,
+    lease_s: leaseS,
     attempt: row.attempt + 1,
     max_attempts: row.max_attempts,
     priority: row.priority
@@ -115,14 +116,14 @@ export function claimedTask (row: WalkRow, worker: string, leaseUntil: number, p
 }
 
 /** Exact serialized size of the claimed task, without reading the payload text. */
-export function claimedSize (row: WalkRow, worker: string, leaseUntil: number): number {
+export function claimedSize (row: WalkRow, worker: string, leaseUntil: number, leaseS: number): number {
   // A one-character payload stands in for the stored text, whose length is known.
-  return Buffer.byteLength(JSON.stringify(claimedTask(row, worker, leaseUntil, 0))) - 1 + row.payload_bytes
+  return Buffer.byteLength(JSON.stringify(claimedTask(row, worker, leaseUntil, leaseS, 0))) - 1 + row.payload_bytes
 }
 
 /**
  * JSON members, punctuation and numbers of a claimed task other than its strings
- * and payload: ~150 bytes of keys and punctuation, five numbers of at most 24
+ * and payload: ~165 bytes of keys and punctuation, six numbers of at most 24
  * characters, `"running"`.
  */
 const CLAIMED_FIXED_MAX = 400
@@ -144,7 +145,7 @@ export class ReplySize {
   private bound = 2 // "[]"
   private exact: number | null = null
 
-  constructor (private readonly worker: string, private readonly leaseUntil: number, private readonly maxBytes: number) {}
+  constructor (private readonly worker: string, private readonly leaseUntil: number, private readonly leaseS: number, private readonly maxBytes: number) {}
 
   /** Counts `row`, to be taken after `picked`, unless it would pass the budget; the first task always counts. */
   take (row: WalkRow, picked: readonly WalkRow[]): boolean {
@@ -156,9 +157,9 @@ export class ReplySize {
         return true
       }
       this.exact = 2
-      for (let i = 0; i < picked.length; i++) this.exact += claimedSize(picked[i], this.worker, this.leaseUntil) + (i > 0 ? 1 : 0)
+      for (let i = 0; i < picked.length; i++) this.exact += claimedSize(picked[i], this.worker, this.leaseUntil, this.leaseS) + (i > 0 ? 1 : 0)
     }
-    const size = claimedSize(row, this.worker, this.leaseUntil) + comma
+    const size = claimedSize(row, this.worker, this.leaseUntil, this.leaseS) + comma
     if (this.exact + size > this.maxBytes && picked.length > 0) return false
     this.exact += size
     return true
@@ -212,8 +213,9 @@ export function prepareQueueStatements (db: DatabaseSync) {
     // (created_at comes from newestCreated, a statement of its own: computed here by a
     // subquery, the INSERT … SELECT form cost ~6 µs more, SQLite materializes it.)
     insert: p(`INSERT INTO tasks (task_id, task_type, type_norm, model_name, payload, status, created_at,
-      updated_at, priority, attempt, max_attempts, next_attempt_at, idempotency_key, req_session, sticky_worker)
-      VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6, ?7, 0, ?8, ?9, ?10, ?11, ?12)
+      updated_at, priority, attempt, max_attempts, next_attempt_at, idempotency_key, req_session, sticky_worker,
+      backoff, keep_s)
+      VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6, ?7, 0, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
       ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING`),
     newestCreated: p('SELECT created_at FROM tasks ORDER BY seq DESC LIMIT 1'),
     byIdempotency: p('SELECT task_id, task_type, model_name, payload FROM tasks WHERE idempotency_key = ?'),
@@ -241,22 +243,29 @@ export function prepareQueueStatements (db: DatabaseSync) {
     mayClaimType: p(`SELECT EXISTS (SELECT 1 FROM tasks INDEXED BY idx_tasks_lease
         WHERE status = 'running' AND lease_until <= ?1)
       OR EXISTS (SELECT 1 FROM tasks INDEXED BY idx_tasks_claim_type WHERE status = 'queued' AND type_norm = ?2) AS x`),
-    expiredLeases: p(`SELECT seq, task_id, task_type, attempt, max_attempts, error, assigned_worker FROM tasks
+    expiredLeases: p(`SELECT seq, task_id, task_type, attempt, max_attempts, error, assigned_worker, errors FROM tasks
       INDEXED BY idx_tasks_lease WHERE status = 'running' AND lease_until <= ?`),
     hasExpiredLease: p(`SELECT 1 AS x FROM tasks INDEXED BY idx_tasks_lease
       WHERE status = 'running' AND lease_until <= ? LIMIT 1`),
     requeueExpired: p(`UPDATE tasks SET status = 'queued', assigned_worker = NULL, lease_until = NULL,
-      next_attempt_at = ?, updated_at = ? WHERE seq = ?`),
-    fail: p('UPDATE tasks SET status = \'failed\', lease_until = NULL, error = ?, updated_at = ? WHERE seq = ?'),
+      next_attempt_at = ?1, updated_at = ?1, errors = coalesce(?2, errors) WHERE seq = ?3`),
+    // Every statement that finishes a task sets expires_at: now + (keep_s, else the
+    // retention of its status, ?-bound; NULL keeps it). See QueueStore.retentionOf.
+    fail: p(`UPDATE tasks SET status = 'failed', lease_until = NULL, error = ?1, updated_at = ?2,
+      expires_at = ?2 + coalesce(keep_s, ?3), errors = coalesce(?4, errors) WHERE seq = ?5`),
+    // A failed attempt with attempts left (★ retries): queued again after its backoff.
+    retryLater: p(`UPDATE tasks SET status = 'queued', assigned_worker = NULL, lease_until = NULL,
+      next_attempt_at = ?1, error = ?2, errors = ?3, result = coalesce(?4, result), updated_at = ?5 WHERE seq = ?6`),
     exhaustedQueued: p(`SELECT seq, task_id, task_type, error FROM tasks INDEXED BY idx_tasks_exhausted
       WHERE status = 'queued' AND max_attempts > 0 AND attempt >= max_attempts`),
-    guard: p('SELECT seq, status, assigned_worker, task_type, result, error FROM tasks WHERE task_id = ?'),
-    complete: p(`UPDATE tasks SET status = ?, result = ?, error = ?, lease_until = NULL, updated_at = ?
-      WHERE seq = ?`),
+    guard: p(`SELECT seq, status, assigned_worker, task_type, result, error, attempt, max_attempts, errors, backoff
+      FROM tasks WHERE task_id = ?`),
+    complete: p(`UPDATE tasks SET status = ?1, result = ?2, error = ?3, lease_until = NULL, updated_at = ?4,
+      expires_at = ?4 + coalesce(keep_s, ?5), errors = coalesce(?6, errors) WHERE seq = ?7`),
     // QueueStore.complete's usual case (same effect as its guarded path there). No
     // RETURNING: it builds a temporary table per execution; typeOf is cheaper.
     completeRunning: p(`UPDATE tasks SET status = ?1, result = ?2, error = CASE WHEN ?3 = '' THEN error ELSE ?3 END,
-      lease_until = NULL, updated_at = ?4
+      lease_until = NULL, updated_at = ?4, expires_at = ?4 + coalesce(keep_s, ?7)
       WHERE task_id = ?5 AND status = 'running' AND result IS NULL
         AND (?6 = '' OR assigned_worker IS NULL OR assigned_worker = ?6)`),
     typeOf: p('SELECT task_type FROM tasks WHERE task_id = ?'),
@@ -264,7 +273,8 @@ export function prepareQueueStatements (db: DatabaseSync) {
       next_attempt_at = ?, attempt = max(attempt - 1, 0), result = ?, updated_at = ? WHERE seq = ?`),
     heartbeat: p('UPDATE tasks SET lease_until = ?, heartbeat_at = ?, result = ?, updated_at = ? WHERE seq = ?'),
     cancel: p(`UPDATE tasks SET status = 'cancelled', assigned_worker = NULL, lease_until = NULL,
-      result = ?, updated_at = ? WHERE seq = ? AND status = 'queued'`),
+      result = ?1, updated_at = ?2, expires_at = ?2 + coalesce(keep_s, ?3) WHERE seq = ?4 AND status = 'queued'`),
+    pausedTypes: p('SELECT type_norm FROM queue_pauses'),
     get: returnArrays(p(`SELECT ${TASK_COLS} FROM tasks WHERE task_id = ?`)),
     delete: p('DELETE FROM tasks WHERE task_id = ?'),
     countsQueued: p(`SELECT task_type, count(*) AS n FROM tasks INDEXED BY idx_tasks_claim

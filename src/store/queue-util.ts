@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto'
 import type { SQLOutputValue } from 'node:sqlite'
 import { TaskQueueError } from '../protocol/errors.js'
 import { isJsonObject } from '../protocol/json.js'
-import type { JsonObject, JsonValue, Task, TaskStatus } from '../protocol/types.js'
+import type { Backoff, JsonObject, JsonValue, Task, TaskError, TaskStatus } from '../protocol/types.js'
 
 export type Row = Record<string, SQLOutputValue>
 
@@ -37,7 +37,7 @@ export const isObject = isJsonObject
 /** The columns of a full task, in the order taskFromArray reads them. */
 const TASK_FIELDS = ['task_id', 'task_type', 'model_name', 'payload', 'status', 'assigned_worker', 'created_at',
   'updated_at', 'result', 'error', 'priority', 'attempt', 'max_attempts', 'next_attempt_at', 'lease_until',
-  'heartbeat_at', 'idempotency_key'] as const
+  'heartbeat_at', 'idempotency_key', 'errors', 'backoff', 'keep_s'] as const
 export const TASK_COLS = TASK_FIELDS.join(', ')
 
 /** A full task from a row of TASK_COLS returned as an array (see db.ts returnArrays). */
@@ -60,8 +60,22 @@ export function taskFromArray (r: SQLOutputValue[]): Task {
     next_attempt_at: num(r[13]),
     lease_until: nnum(r[14]),
     heartbeat_at: nnum(r[15]),
-    idempotency_key: nstr(r[16])
+    idempotency_key: nstr(r[16]),
+    errors: r[17] == null ? [] : parseJson(r[17]) as unknown as TaskError[],
+    backoff: r[18] == null ? null : parseJson(r[18]) as unknown as Backoff,
+    keep_s: nnum(r[19])
   }
+}
+
+/** Most failed attempts kept on a task (`errors`); older ones are dropped first. */
+export const MAX_TASK_ERRORS = 20
+
+/** The stored `errors` text with one more failed attempt, bounded to the newest MAX_TASK_ERRORS. */
+export function appendTaskError (stored: SQLOutputValue | undefined, entry: TaskError): string {
+  const prev = stored == null ? [] : parseJson(stored)
+  const list = Array.isArray(prev) ? prev : []
+  list.push(entry as unknown as JsonValue)
+  return JSON.stringify(list.slice(-MAX_TASK_ERRORS))
 }
 
 /** A full task from a row read as an object (list pages). */

@@ -19,17 +19,30 @@ import { ClaimWalk } from './claim-walk.js'
 import { DEFAULT_MAX_REPLY_BYTES, type QueueStatements, ReplySize, type WalkRow, claimedTask, prepareQueueStatements } from './queue-sql.js'
 import { TaskLister } from './queue-list.js'
 import {
-  type Row, appendError, canonicalJson, clampInt, extractAffinity, isObject, nstr, num,
+  type Row, appendError, appendTaskError, canonicalJson, clampInt, extractAffinity, isObject, nstr, num,
   newTaskId, parseJson, resultObject, str, taskFromArray, withProgress
 } from './queue-util.js'
-import type { ClaimedTask, JsonObject, Task } from '../protocol/types.js'
+import type { Backoff, ClaimedTask, JsonObject, Task, TaskStatus } from '../protocol/types.js'
 import type {
   ClaimInput, CompleteInput, CompleteResult, ListInput, ListResult, PeerEntry, QueueCounts, ReleaseInput,
   SubmitInput, SubmitResult, SweepResult, TaskChange, TaskHeartbeatInput, TaskHeartbeatResult
 } from './types.js'
+import { DEFAULT_RETENTION, DEFAULT_RETRY_POLICY, type RetentionPolicy, type RetryPolicy, retentionOf, retryDelayS } from './retry-policy.js'
+import { DEFAULT_EVENTS_MAX, EventLog } from './event-log.js'
+import { QueueAdmin, type PausedState, type PruneResult, type PurgeInput, type RetryInput, type RetryResult } from './queue-admin.js'
 
 export { DEFAULT_MAX_REPLY_BYTES }
 export const LEASE_EXPIRED_ERROR = 'claim lease expired after maximum attempts'
+/** The release reason of a worker that stops (Worker.stop): it leaves scheduling at once. */
+export const WORKER_SHUTDOWN = 'worker_shutdown'
+const NO_PAUSES: ReadonlySet<string> = new Set()
+
+/** Whether the task's latest recorded failure is this worker's, of its current attempt. */
+function lastFailureBy (row: Row, worker: string): boolean {
+  const list = parseJson(row.errors)
+  const last = Array.isArray(list) ? list[list.length - 1] : undefined
+  return isObject(last) && last.worker_id === worker && last.attempt === num(row.attempt) && worker !== ''
+}
 export const ATTEMPTS_EXHAUSTED_ERROR = 'maximum attempts exhausted'
 /** §7.4: the scheduler considers at least this many eligible tasks per claim. */
 export const MIN_SCHEDULER_WALK = 1000
@@ -49,10 +62,16 @@ export interface QueueStoreOptions {
   maxPeers?: number
   /** Eligible tasks the deterministic scheduler examines per claim (≥ 1000). */
   schedulerWalk?: number
+  /** ★ Backoff of retried failures (default: exponential from 1 s, at most 1 h). */
+  retry?: RetryPolicy
+  /** ★ How long finished tasks are kept (default: a week, at most 100,000). */
+  retention?: RetentionPolicy
+  /** ★ Entries the event log keeps (default 100,000; 0 = no event log). */
+  eventsMax?: number
 }
 
 /** A type alias, not an interface: EventEmitter's event map must be index-compatible. */
-export type QueueStoreEvents = { change: [TaskChange] }
+export type QueueStoreEvents = { change: [TaskChange], resumed: [] }
 
 export class QueueStore extends EventEmitter<QueueStoreEvents> {
   readonly db: DatabaseSync
@@ -62,6 +81,11 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
   readonly deterministic: boolean
   readonly schedulerWalk: number
   readonly now: () => number
+  readonly retry: RetryPolicy
+  readonly retention: RetentionPolicy
+  /** ★ The persistent stream of task changes (op events). */
+  readonly events: EventLog
+  private readonly admin: QueueAdmin
   private readonly s: QueueStatements
   private readonly lister: TaskLister
   private readonly walker: ClaimWalk
@@ -86,10 +110,14 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
     this.deterministic = opts.deterministic
     this.schedulerWalk = Math.max(MIN_SCHEDULER_WALK, opts.schedulerWalk ?? MIN_SCHEDULER_WALK)
     this.registry = opts.registry ?? new PeerRegistry({ timeoutS: opts.peerTimeoutS, maxSize: opts.maxPeers, now: this.now })
+    this.retry = opts.retry ?? DEFAULT_RETRY_POLICY
+    this.retention = opts.retention ?? DEFAULT_RETENTION
     migrate(this.db)
     this.s = prepareQueueStatements(this.db)
+    this.events = new EventLog(this.db, opts.eventsMax ?? DEFAULT_EVENTS_MAX, this.now)
+    this.admin = new QueueAdmin(this.db, this.retention)
     this.walker = new ClaimWalk(this.db, this.s)
-    this.txr = new Transactor(this.db, (c) => this.emit('change', c))
+    this.txr = new Transactor(this.db, (c) => this.emit('change', c), (changes) => { this.events.record(changes) })
     this.lister = new TaskLister(this.db)
     this.owners = new OwnerCache(this.stealAfterS)
   }
@@ -108,7 +136,8 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
       const nextAttemptAt = Number.isFinite(input.next_attempt_at) ? Math.max(0, input.next_attempt_at) : 0
       const inserted = this.s.insert.run(
         taskId, input.task_type, normalizeTaskType(input.task_type), input.model_name, payloadText, this.nextCreatedAt(now),
-        clampInt(input.priority, 1, 10, 5), clampInt(input.max_attempts, 0, 1000, 3), nextAttemptAt, key, session, sticky
+        clampInt(input.priority, 1, 10, 5), clampInt(input.max_attempts, 0, 1000, 3), nextAttemptAt, key, session, sticky,
+        input.backoff == null ? null : JSON.stringify(input.backoff), input.keep_s ?? null
       )
       if (Number(inserted.changes) === 0 && key !== null) {
         const prev = this.s.byIdempotency.get(key)
@@ -119,7 +148,10 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
         throw new TaskQueueError('idempotency_conflict',
           `idempotency_key already names task ${str(prev.task_id)} with different work`)
       }
-      changes.push({ task_id: taskId, status: 'queued', task_type: input.task_type, next_attempt_at: nextAttemptAt })
+      changes.push({
+        task_id: taskId, status: 'queued', task_type: input.task_type, kind: 'submitted', next_attempt_at: nextAttemptAt,
+        detail: nextAttemptAt > now ? { next_attempt_at: nextAttemptAt } : undefined
+      })
       return { task_id: taskId, replayed: false }
     }, true)
   }
@@ -162,7 +194,28 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
   mayClaim (input: ClaimInput): boolean {
     const now = this.now()
     this.registry.touch(this.claimerProfile(input, now))
-    return this.walker.mayHaveWork(input.task_types, now)
+    const types = this.unpausedTypes(input.task_types)
+    return types !== false && this.walker.mayHaveWork(types, now)
+  }
+
+  /**
+   * The claim filter with paused types taken out: false when nothing it names may be
+   * claimed (the whole queue or every named type paused). A filter of "any" stays
+   * null; the claim walk then skips paused types row by row.
+   */
+  private unpausedTypes (types: readonly string[] | null): readonly string[] | null | false {
+    const paused = this.pausedSet()
+    if (paused.size === 0) return types
+    if (paused.has('*')) return false
+    if (types === null) return null
+    const left = types.filter(t => !paused.has(t))
+    return left.length === 0 ? false : left
+  }
+
+  /** Paused types ('*' = all), read from the file: a local worker in another process honours them too. */
+  private pausedSet (): ReadonlySet<string> {
+    const rows = this.s.pausedTypes.all()
+    return rows.length === 0 ? NO_PAUSES : new Set(rows.map(r => str(r.type_norm)))
   }
 
   claim (input: ClaimInput): ClaimedTask[] {
@@ -174,13 +227,16 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
     const maxTasks = clampInt(input.max_tasks, 1, 100_000, 1)
     const leaseS = input.lease_s > 0 ? input.lease_s : this.leaseS
     const leaseUntil = now + leaseS
+    const types = this.unpausedTypes(input.task_types)
+    if (types === false) return []
+    const paused = input.task_types === null ? this.pausedSet() : NO_PAUSES
     const maxBytes = input.max_reply_bytes ?? DEFAULT_MAX_REPLY_BYTES
     const walkLimit = Math.max(this.schedulerWalk, maxTasks * 16)
     // An idle long-poll claimer re-claims on every wake-up: with nothing it could
     // take and no lease to expire, two index reads answer without a write transaction.
     // Inside a group transaction the write lock is held anyway, and the walk's own
     // check of the queued types is the early exit.
-    if (!this.txr.inGroup && !this.walker.mayHaveWork(input.task_types, now)) return []
+    if (!this.txr.inGroup && !this.walker.mayHaveWork(types, now)) return []
 
     this.expireDue(now)
     // Expiring the requester's own lapsed lease forgets it; it is plainly alive.
@@ -193,11 +249,12 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
       // scheduler gives most of them to the other candidates (or same_task_type skips).
       const batch = Math.min(1024, maxTasks * (owner?.peers ?? 1) * (input.same_task_type ? 4 : 1))
       const picked: WalkRow[] = []
-      const size = new ReplySize(worker, leaseUntil, maxBytes)
+      const size = new ReplySize(worker, leaseUntil, leaseS, maxBytes)
       let firstType: string | null = null
       let walked = 0
-      for (const row of this.walker.walk(input.task_types, worker, input.session, now, batch)) {
+      for (const row of this.walker.walk(types, worker, input.session, now, batch)) {
         if (++walked > walkLimit) break
+        if (paused.size > 0 && paused.has(row.type_norm)) continue
         if (input.same_task_type && firstType !== null && row.task_type !== firstType) continue
         if (mine !== null && !mine(row)) continue
         // The first task always goes out: refusing it would leave it unclaimable forever.
@@ -213,10 +270,12 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
       const payloads = new Map<number, SQLOutputValue>()
       if (seqs === null) payloads.set(picked[0].seq, this.s.payloadOf.get(picked[0].seq)?.payload ?? null)
       else for (const r of this.s.payloadsOf.all(seqs)) payloads.set(num(r.seq), r.payload)
-      const out = picked.map(row => claimedTask(row, worker, leaseUntil, (parseJson(payloads.get(row.seq)) ?? {}) as JsonObject))
+      const out = picked.map(row => claimedTask(row, worker, leaseUntil, leaseS, (parseJson(payloads.get(row.seq)) ?? {}) as JsonObject))
       if (seqs === null) this.s.claimOne.run(worker, now, leaseUntil, picked[0].seq)
       else this.s.claim.run(worker, now, leaseUntil, seqs)
-      for (const row of picked) changes.push({ task_id: row.task_id, status: 'running', task_type: row.task_type })
+      for (const row of picked) {
+        changes.push({ task_id: row.task_id, status: 'running', task_type: row.task_type, kind: 'claimed', detail: { attempt: row.attempt + 1, worker_id: worker } })
+      }
       return out
     }, true)
   }
@@ -239,13 +298,17 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
       // scheduler would keep picking it as the owner of the requeued task until it steals.
       const holder = nstr(r.assigned_worker)
       if (holder !== null) this.registry.forgetWorker(holder)
-      if (maxAttempts === 0 || num(r.attempt) < maxAttempts) {
-        this.s.requeueExpired.run(now, now, num(r.seq))
-        changes.push({ task_id: id, status: 'queued', task_type: str(r.task_type) })
+      const attempt = num(r.attempt)
+      const errors = appendTaskError(r.errors, { attempt, at: now, error: 'lease expired', worker_id: holder })
+      const detail = { attempt, worker_id: holder, reason: 'lease_expired' }
+      if (maxAttempts === 0 || attempt < maxAttempts) {
+        this.s.requeueExpired.run(now, errors, num(r.seq))
+        changes.push({ task_id: id, status: 'queued', task_type: str(r.task_type), kind: 'released', detail })
         requeued++
       } else {
-        this.s.fail.run(appendError(nstr(r.error), LEASE_EXPIRED_ERROR), now, num(r.seq))
-        changes.push({ task_id: id, status: 'failed', task_type: str(r.task_type) })
+        const error = appendError(nstr(r.error), LEASE_EXPIRED_ERROR)
+        this.s.fail.run(error, now, this.keepFor('failed'), errors, num(r.seq))
+        changes.push({ task_id: id, status: 'failed', task_type: str(r.task_type), kind: 'failed', detail: { ...detail, error } })
         failed++
       }
     }
@@ -259,8 +322,9 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
       const res = this.expireLeases(now, changes)
       for (const r of this.s.exhaustedQueued.all()) {
         const id = str(r.task_id)
-        this.s.fail.run(appendError(nstr(r.error), ATTEMPTS_EXHAUSTED_ERROR), now, num(r.seq))
-        changes.push({ task_id: id, status: 'failed', task_type: str(r.task_type) })
+        const error = appendError(nstr(r.error), ATTEMPTS_EXHAUSTED_ERROR)
+        this.s.fail.run(error, now, this.keepFor('failed'), null, num(r.seq))
+        changes.push({ task_id: id, status: 'failed', task_type: str(r.task_type), kind: 'failed', detail: { error } })
         res.failed++
       }
       return res
@@ -276,14 +340,17 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
       // The usual case without a read first: a running task owned by the caller (or
       // by nobody) with no stored result to merge into. Anything else takes the guarded
       // path below, which re-reads the row; either way at most one row is written.
-      const done = id !== '' && Number(this.s.completeRunning.run(input.status,
-        input.result === null ? null : JSON.stringify(input.result), input.error, now, id, input.worker_id).changes) === 1
+      // A failure takes the guarded path: it records the attempt's error and may retry.
+      const done = id !== '' && input.status !== 'failed' && Number(this.s.completeRunning.run(input.status,
+        input.result === null ? null : JSON.stringify(input.result), input.error, now, id, input.worker_id,
+        this.keepFor(input.status)).changes) === 1
       if (done) {
+        const kind = input.status
         const task = this.watchesTask?.(id) === true ? this.get(id) : null
         if (task !== null) {
-          changes.push({ task_id: id, status: input.status, task_type: task.task_type, task })
+          changes.push({ task_id: id, status: input.status, task_type: task.task_type, kind, task })
         } else {
-          changes.push({ task_id: id, status: input.status, task_type: str(this.s.typeOf.get(id)?.task_type) })
+          changes.push({ task_id: id, status: input.status, task_type: str(this.s.typeOf.get(id)?.task_type), kind })
         }
         return { task_id: id, replayed: false }
       }
@@ -294,6 +361,8 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
       }
       const status = str(row.status)
       if (status !== 'running') {
+        // A resent failure that was already retried (the task waits for its next attempt).
+        if (input.status === 'failed' && status === 'queued' && lastFailureBy(row, input.worker_id)) return { task_id: id, replayed: true }
         if (input.status === 'cancelled' && status === 'queued') {
           this.cancelIn(id, row, input.error, now, changes)
           return { task_id: id, replayed: false, cancelled: true }
@@ -305,10 +374,43 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
       let result = stored
       if (input.result !== null) result = isObject(stored) ? { ...stored, ...input.result } : input.result
       const error = input.error !== '' ? input.error : nstr(row.error)
-      this.s.complete.run(input.status, result === null ? null : JSON.stringify(result), error, now, num(row.seq))
-      changes.push({ task_id: id, status: input.status, task_type: str(row.task_type) })
-      return { task_id: id, replayed: false }
+      const resultText = result === null ? null : JSON.stringify(result)
+      if (input.status !== 'failed') {
+        this.s.complete.run(input.status, resultText, error, now, this.keepFor(input.status), null, num(row.seq))
+        changes.push({ task_id: id, status: input.status, task_type: str(row.task_type), kind: input.status })
+        return { task_id: id, replayed: false }
+      }
+      return this.failAttempt(id, row, input, error, resultText, now, changes)
     }, true)
+  }
+
+  /**
+   * A failed attempt: recorded in `errors`, then queued again after its backoff when
+   * the worker asked for a retry and attempts remain (★), else failed for good.
+   */
+  private failAttempt (id: string, row: Row, input: CompleteInput, error: string | null, resultText: string | null, now: number, changes: TaskChange[]): CompleteResult {
+    const attempt = num(row.attempt)
+    const maxAttempts = num(row.max_attempts)
+    const worker = input.worker_id !== '' ? input.worker_id : nstr(row.assigned_worker)
+    const errors = appendTaskError(row.errors, { attempt, at: now, error: error ?? '', worker_id: worker })
+    const detail: JsonObject = { attempt, worker_id: worker, error }
+    if (input.retry === true && (maxAttempts === 0 || attempt < maxAttempts)) {
+      const stored = parseJson(row.backoff)
+      const backoff = isObject(stored) ? stored as unknown as Backoff : this.retry.backoff
+      const retryAt = now + retryDelayS(backoff, attempt, this.retry.maxDelayS)
+      // Only a result given with the failure replaces the stored one (progress is kept).
+      this.s.retryLater.run(retryAt, error, errors, input.result === null ? null : resultText, now, num(row.seq))
+      changes.push({ task_id: id, status: 'queued', task_type: str(row.task_type), kind: 'retried', next_attempt_at: retryAt, detail: { ...detail, next_attempt_at: retryAt } })
+      return { task_id: id, replayed: false, retry_at: retryAt }
+    }
+    this.s.complete.run('failed', resultText, error, now, this.keepFor('failed'), errors, num(row.seq))
+    changes.push({ task_id: id, status: 'failed', task_type: str(row.task_type), kind: 'failed', detail })
+    return { task_id: id, replayed: false }
+  }
+
+  /** Retention (s) of a task finishing with `status`, for the finishing statement; null = kept. */
+  private keepFor (status: TaskStatus): number | null {
+    return retentionOf(this.retention, status)
   }
 
   release (input: ReleaseInput): { task_id: string } {
@@ -325,7 +427,13 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
       })
       const delay = Number.isFinite(input.delay_s) ? Math.max(0, input.delay_s) : 0
       this.s.release.run(now + delay, JSON.stringify(result), now, num(row.seq))
-      changes.push({ task_id: id, status: 'queued', task_type: str(row.task_type) })
+      // A worker shutting down is gone: its tasks go to the next claimer at once instead
+      // of waiting for the scheduler to stop picking it (SCHEDULER_STEAL_AFTER_S).
+      if (input.reason === WORKER_SHUTDOWN) this.registry.forgetWorker(input.worker_id)
+      changes.push({
+        task_id: id, status: 'queued', task_type: str(row.task_type), kind: 'released', next_attempt_at: now + delay,
+        detail: { worker_id: input.worker_id, reason: input.reason }
+      })
       return { task_id: id }
     }, true)
   }
@@ -334,12 +442,14 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
     const now = this.now()
     const id = input.task_id
     const leaseUntil = now + (input.lease_s > 0 ? input.lease_s : this.leaseS)
-    return this.tx(() => {
+    return this.tx(changes => {
       const row = this.ownedRunning(id, input.worker_id)
-      const result = input.progress !== null && isObject(input.progress)
-        ? JSON.stringify(withProgress(parseJson(row.result), input.progress))
+      const progress = input.progress !== null && isObject(input.progress) ? input.progress : null
+      const result = progress !== null
+        ? JSON.stringify(withProgress(parseJson(row.result), progress))
         : nstr(row.result)
       this.s.heartbeat.run(leaseUntil, now, result, now, num(row.seq))
+      if (progress !== null) changes.push({ task_id: id, status: 'running', task_type: str(row.task_type), kind: 'progress', detail: { progress } })
       return { task_id: id, lease_until: leaseUntil, heartbeat_at: now }
     }, true)
   }
@@ -357,8 +467,8 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
   private cancelIn (id: string, row: Row, reason: string, now: number, changes: TaskChange[]): void {
     const patch: JsonObject = { cancelled_at: now }
     if (reason !== '') patch.cancel_reason = reason
-    this.s.cancel.run(JSON.stringify(withProgress(parseJson(row.result), patch)), now, num(row.seq))
-    changes.push({ task_id: id, status: 'cancelled', task_type: str(row.task_type) })
+    this.s.cancel.run(JSON.stringify(withProgress(parseJson(row.result), patch)), now, this.keepFor('cancelled'), num(row.seq))
+    changes.push({ task_id: id, status: 'cancelled', task_type: str(row.task_type), kind: 'cancelled', detail: reason === '' ? undefined : { reason } })
   }
 
   private guardRow (id: string): Row {
@@ -387,7 +497,52 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
   }
 
   delete (taskId: string): boolean {
-    return this.tx(() => Number(this.s.delete.run(taskId).changes) > 0, true)
+    return this.tx(changes => {
+      const r = this.s.guard.get(taskId)
+      if (r === undefined || Number(this.s.delete.run(taskId).changes) === 0) return false
+      changes.push({ task_id: taskId, status: str(r.status) as TaskStatus, task_type: str(r.task_type), kind: 'pruned', detail: { reason: 'deleted' } })
+      return true
+    }, true)
+  }
+
+  // ---- operating the queue (★ retry, purge, pause/resume, retention) ---------------
+
+  /** Requeues failed (or cancelled) tasks with fresh attempts. */
+  retryTasks (input: RetryInput): RetryResult {
+    return this.tx(changes => this.admin.retry(input, this.now(), changes))
+  }
+
+  /** Deletes up to `input.limit` matching tasks that are not running; returns how many. */
+  purge (input: PurgeInput): number {
+    return this.tx(changes => this.admin.purge(input, changes))
+  }
+
+  /** Pauses claims of the named types, or of the whole queue (null). Submits still go in. */
+  pause (types: readonly string[] | null): PausedState {
+    return this.tx(() => this.admin.pause(types, this.now()))
+  }
+
+  /** Resumes the named types, or everything (null); parked claimers are woken. */
+  resume (types: readonly string[] | null): PausedState {
+    const out = this.tx(() => this.admin.resume(types))
+    this.emit('resumed')
+    return out
+  }
+
+  paused (): PausedState {
+    return this.admin.paused()
+  }
+
+  /** One retention batch (RETENTION_*, keep_s); never a task `watchesTask` names. */
+  prune (batch = 500): PruneResult {
+    const now = this.now()
+    const watched = this.watchesTask
+    return this.tx(changes => this.admin.prune(now, batch, (id) => watched?.(id) === true, changes))
+  }
+
+  /** Tasks pruned by retention over the file's life. */
+  prunedTotal (): number {
+    return this.admin.prunedTotal()
   }
 
   list (input: ListInput): ListResult {

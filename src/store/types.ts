@@ -4,7 +4,7 @@
  * (wire-protocol.md §7.1).
  */
 
-import type { JsonObject, JsonValue, Task, TaskStatus } from '../protocol/types.js'
+import type { Backoff, JsonObject, JsonValue, Task, TaskEventKind, TaskStatus } from '../protocol/types.js'
 
 export interface SubmitInput {
   task_type: string
@@ -16,6 +16,10 @@ export interface SubmitInput {
   max_attempts: number
   next_attempt_at: number
   idempotency_key: string | null
+  /** ★ null/absent = the service's default. */
+  backoff?: Backoff | null
+  /** ★ null/absent = the service's retention. */
+  keep_s?: number | null
 }
 
 export interface SubmitResult {
@@ -48,6 +52,11 @@ export interface CompleteInput {
   error: string
   /** '' = not given (no owner check). */
   worker_id: string
+  /**
+   * ★ A `failed` complete with retry true requeues the task with backoff while
+   * attempts remain; false or absent fails it for good (the original's behaviour).
+   */
+  retry?: boolean
 }
 
 export interface CompleteResult {
@@ -55,6 +64,8 @@ export interface CompleteResult {
   replayed: boolean
   /** 'cancel' when a cancelled-status complete on a queued task acted as cancel. */
   cancelled?: boolean
+  /** ★ A retried failure: the task is queued again, claimable from this time. */
+  retry_at?: number
 }
 
 export interface ReleaseInput {
@@ -124,6 +135,9 @@ export interface TaskChange {
   task_id: string
   status: TaskStatus
   task_type: string
+  kind: TaskEventKind
+  /** Details recorded with the event (attempt, worker_id, error, progress, reason, …). */
+  detail?: JsonObject
   /**
    * On a `queued` change: when the task becomes claimable (epoch s). Absent means
    * unknown, and a listener that tracks delayed work must look again.

@@ -32,6 +32,8 @@ export interface BackendCompleteOptions {
   /** Any JSON; a non-object is wrapped as `{result: x}` by the service. */
   result?: JsonValue
   error?: string
+  /** ★ On a failure: true = retry with backoff while attempts remain; false = fail for good. */
+  retry?: boolean
 }
 
 export interface BackendReleaseOptions {

@@ -22,6 +22,8 @@ export interface CompleteItem {
   status: string
   result?: JsonValue
   error?: string
+  /** ★ On a failure: ask the service to retry with backoff (README). */
+  retry?: boolean
 }
 
 /** What the batcher needs from the client (RemoteQueue's `request` and `status`). */
@@ -150,7 +152,7 @@ function failure (reply: Record<string, unknown>): ItemOutcome {
 
 /** Rough JSON size of an item, for cutting batches under the frame limit. */
 function estimateSize (item: CompleteItem): number {
-  let n = 96 + item.task_id.length + item.worker_id.length + (item.error?.length ?? 0)
+  let n = 110 + item.task_id.length + item.worker_id.length + (item.error?.length ?? 0)
   if (item.result !== undefined && item.result !== null) {
     // UTF-16 length: at most 3 UTF-8 bytes each, so a full batch stays under 768 KiB.
     n += typeof item.result === 'string' ? item.result.length : (JSON.stringify(item.result)?.length ?? 4)

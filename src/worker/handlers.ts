@@ -20,7 +20,29 @@ export interface TaskContext {
   workerId: string
 }
 
-/** The return value becomes the `completed` result; a throw completes the task as failed. */
+/**
+ * Thrown by a handler whose failure no retry can cure (bad input, a refused request):
+ * the task fails at once instead of being retried with backoff. Any other thrown
+ * error is retried while the task has attempts left.
+ */
+export class FinalError extends Error {
+  /** Read by the worker, so a FinalError from another copy of this module counts too. */
+  readonly retry = false
+  constructor (message: string, options?: ErrorOptions) {
+    super(message, options)
+    this.name = 'FinalError'
+  }
+}
+
+/** Whether a thrown value asks for no retry: a FinalError, or any error with `retry: false`. */
+export function isFinalError (err: unknown): boolean {
+  return err instanceof FinalError || (typeof err === 'object' && err !== null && (err as { retry?: unknown }).retry === false)
+}
+
+/**
+ * The return value becomes the `completed` result. A throw fails the attempt: the task
+ * is retried with backoff while attempts remain, unless the error is a FinalError.
+ */
 export type TaskHandler = (task: ClaimedTask, ctx: TaskContext) => unknown
 
 export type HandlerMap = Record<string, TaskHandler>
@@ -48,14 +70,20 @@ export function toolCallHandler (registry: ToolRegistry): TaskHandler {
   return async (task, ctx) => {
     const payload = task.payload
     const name = firstString(payload, 'tool', 'tool_name', 'name')
-    if (name === '') throw new Error('tool.call task has no tool name in its payload')
+    if (name === '') throw new FinalError('tool.call task has no tool name in its payload')
     const tool = registry.get(name)
-    if (tool === undefined) throw new Error(`tool_not_found: no tool "${name}" on worker ${ctx.workerId}`)
-    if (tool.handler === undefined) throw new Error(`tool "${name}" has no handler on worker ${ctx.workerId}`)
+    if (tool === undefined) throw new FinalError(`tool_not_found: no tool "${name}" on worker ${ctx.workerId}`)
+    if (tool.handler === undefined) throw new FinalError(`tool "${name}" has no handler on worker ${ctx.workerId}`)
     const raw = payload.args ?? payload.arguments ?? payload.params
     const args: JsonObject = raw === undefined || raw === null ? {} : isObject(raw) ? raw : { value: raw }
     const callerPeerId = typeof payload._peer_id === 'string' ? payload._peer_id : ''
-    const result = await tool.handler(args, { callerPeerId, signal: ctx.signal })
+    let result: unknown
+    try {
+      result = await tool.handler(args, { callerPeerId, signal: ctx.signal })
+    } catch (err) {
+      // The caller waits for the outcome: a tool's error is its answer, not worth a retry.
+      throw new FinalError(err instanceof Error ? err.message : String(err), { cause: err })
+    }
     return { tool: name, result: result === undefined ? null : result }
   }
 }
@@ -66,9 +94,9 @@ export const echoHandler: TaskHandler = (task) => task.payload
 export const sleepHandler: TaskHandler = async (task, ctx) => {
   const seconds = task.payload.seconds ?? 0
   if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds < 0) {
-    throw new Error('sleep: payload.seconds must be a non-negative number')
+    throw new FinalError('sleep: payload.seconds must be a non-negative number')
   }
-  if (seconds > MAX_SLEEP_S) throw new Error(`sleep: payload.seconds must be at most ${MAX_SLEEP_S}`)
+  if (seconds > MAX_SLEEP_S) throw new FinalError(`sleep: payload.seconds must be at most ${MAX_SLEEP_S}`)
   await new Promise<void>((resolve, reject) => {
     const { signal } = ctx
     if (signal.aborted) {

@@ -8,7 +8,7 @@ export { type RemoteQueueLike, type RemoteBackendOptions, RemoteBackend } from '
 export { type LocalBackendOptions, type OpenLocalBackendOptions, LocalBackend } from './local-backend.js'
 export {
   type TaskHandler, type TaskContext, type HandlerMap, type BuiltinHandlerOptions, type LoadHandlerOptions,
-  MAX_SLEEP_S, builtinHandlers, toolCallHandler, echoHandler, sleepHandler, mergeHandlers, dispatchTable,
+  MAX_SLEEP_S, FinalError, isFinalError, builtinHandlers, toolCallHandler, echoHandler, sleepHandler, mergeHandlers, dispatchTable,
   claimTaskTypes, loadHandlerModule, handlersFromModule
 } from './handlers.js'
 export {

@@ -1,7 +1,7 @@
 /**
  * A worker's tasks straight from the SQLite file of a `serve` on the same host.
  */
-import { QueueStore } from '../store/queue.js'
+import { QueueStore, type QueueStoreOptions } from '../store/queue.js'
 import { openDatabase } from '../store/db.js'
 import type { ClaimedTask, JsonObject } from '../protocol/types.js'
 import { TaskQueueError } from '../protocol/errors.js'
@@ -19,13 +19,8 @@ export interface LocalBackendOptions {
   maxIdleMs?: number
 }
 
-export interface OpenLocalBackendOptions extends LocalBackendOptions {
-  /** Default lease for the store (LEASE_S). */
-  leaseS?: number
-  peerTimeoutS?: number
-  stealAfterS?: number
-  deterministic?: boolean
-}
+/** The store's options (LEASE_S and the scheduler, ★ retry, retention, events): as the service's (queueStoreOptionsFrom). */
+export interface OpenLocalBackendOptions extends LocalBackendOptions, Partial<Omit<QueueStoreOptions, 'db'>> {}
 
 /**
  * Claims straight from the SQLite file. No change events cross processes, so while
@@ -59,6 +54,7 @@ export class LocalBackend implements QueueBackend {
     const db = openDatabase(path)
     try {
       const store = new QueueStore({
+        ...opts,
         db,
         leaseS: opts.leaseS ?? 300,
         peerTimeoutS: opts.peerTimeoutS ?? 300,
@@ -156,7 +152,7 @@ export class LocalBackend implements QueueBackend {
       ? null
       : isJsonObject(r) ? r : { result: r }
     try {
-      const out = this.store.complete({ task_id: opts.taskId, status: opts.status, result, error: opts.error ?? '', worker_id: opts.workerId })
+      const out = this.store.complete({ task_id: opts.taskId, status: opts.status, result, error: opts.error ?? '', worker_id: opts.workerId, retry: opts.retry })
       return { replayed: out.replayed }
     } catch (err) {
       throw localError(err)

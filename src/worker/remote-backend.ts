@@ -113,7 +113,8 @@ export class RemoteBackend implements QueueBackend {
           worker_id: opts.workerId,
           status: opts.status,
           result: opts.result ?? undefined,
-          error: opts.error === undefined || opts.error === '' ? undefined : opts.error
+          error: opts.error === undefined || opts.error === '' ? undefined : opts.error,
+          retry: opts.retry
         })
       } catch (err) {
         throw toBackendError(err)
@@ -127,7 +128,8 @@ export class RemoteBackend implements QueueBackend {
         worker_id: opts.workerId,
         status: opts.status,
         result: opts.result ?? undefined,
-        error: opts.error === undefined || opts.error === '' ? undefined : opts.error
+        error: opts.error === undefined || opts.error === '' ? undefined : opts.error,
+        retry: opts.retry
       })
       return { replayed: out.replayed }
     } catch (err) {

@@ -10,7 +10,7 @@ import {
   BackendError, backoffMs, completeWithRetry, isLeaseLost, sleep, toBackendError,
   type BackendCompleteOptions, type QueueBackend
 } from './backend.js'
-import { claimTaskTypes, dispatchTable, type HandlerMap, type TaskContext, type TaskHandler } from './handlers.js'
+import { claimTaskTypes, dispatchTable, isFinalError, type HandlerMap, type TaskContext, type TaskHandler } from './handlers.js'
 import { errorMessage, intOption, numOption, toJsonValue, yieldToIo } from './worker-util.js'
 
 export interface WorkerOptions {
@@ -24,7 +24,7 @@ export interface WorkerOptions {
   concurrency?: number
   /** Tasks asked for per claim (1..128, default 1); never more than free slots. */
   batch?: number
-  /** Requested lease; renewed every leaseS/3 (default 300). */
+  /** Requested lease; renewed every leaseS/3 (default 300), or on the lease the service granted when it differs. */
   leaseS?: number
   session?: string
   /** Idle pause against services without long-poll claims (default 0.5). */
@@ -85,6 +85,8 @@ interface Outcome {
   status: 'completed' | 'failed'
   result?: JsonValue
   error?: string
+  /** A failure the service may retry with backoff (★); false for a FinalError. */
+  retry?: boolean
 }
 
 interface RunningTask {
@@ -131,6 +133,8 @@ export class Worker {
   private loopPromise: Promise<void> = Promise.resolve()
   private stopPromise: Promise<void> | null = null
   private renewTimer: NodeJS.Timeout | undefined
+  /** The lease renewals ask for: the requested one until a claim reply grants another (★ lease_s). */
+  private grantedLeaseS: number
   private renewing = false
   private slotWaiters: Array<() => void> = []
   private lastClaimError: BackendError | null = null
@@ -143,6 +147,7 @@ export class Worker {
     this.concurrency = intOption('concurrency', opts.concurrency, 1, 1, 100_000)
     this.batch = intOption('batch', opts.batch, 1, 1, 128)
     this.leaseS = numOption('leaseS', opts.leaseS, 300, 0.3, 3600)
+    this.grantedLeaseS = this.leaseS
     this.waitS = numOption('waitS', opts.waitS, 30, 0, 3600)
     this.pollIntervalS = numOption('pollIntervalS', opts.pollIntervalS, 0.5, 0, 3600)
     this.graceMs = numOption('graceMs', opts.graceMs, 5000, 0, Infinity)
@@ -195,12 +200,32 @@ export class Worker {
     this.claimAbort = new AbortController()
     this.donePromise = new Promise((resolve) => { this.resolveDone = resolve })
     // One timer for all tasks (as BullMQ does): cost stays flat as concurrency grows.
-    this.renewTimer = setInterval(() => { void this.renewAll() }, Math.max(MIN_RENEW_MS, this.leaseS * 1000 / 3))
+    this.grantedLeaseS = this.leaseS
+    this.armRenewTimer()
     this.loopPromise = this.loop().catch((err: unknown) => {
       this.log.error({ err }, 'worker claim loop crashed')
       this.counters.lastError = err instanceof Error ? err.message : String(err)
     })
     if (this.once) void this.loopPromise.then(async () => { await this.stop({ graceMs: Infinity }) })
+  }
+
+  /** One timer for every running task, at a third of the lease in force. */
+  private armRenewTimer (): void {
+    clearInterval(this.renewTimer)
+    this.renewTimer = setInterval(() => { void this.renewAll() }, Math.max(MIN_RENEW_MS, this.grantedLeaseS * 1000 / 3))
+  }
+
+  /**
+   * A claim reply says which lease the service granted (★ `lease_s`); a service that
+   * raised (or cut) the one asked for is renewed on its own terms, so the task never
+   * outlives a lease the worker believed was longer.
+   */
+  private noteGrantedLease (task: ClaimedTask): void {
+    const granted = task.lease_s
+    if (typeof granted !== 'number' || !Number.isFinite(granted) || granted <= 0 || granted === this.grantedLeaseS) return
+    if (granted !== this.leaseS) this.log.info({ requested_s: this.leaseS, granted_s: granted }, 'the service granted another lease than requested; renewing on it')
+    this.grantedLeaseS = granted
+    if (this.renewTimer !== undefined) this.armRenewTimer()
   }
 
   /**
@@ -284,6 +309,7 @@ export class Worker {
 
   private launch (task: ClaimedTask): void {
     if (this.running.has(task.task_id)) return
+    this.noteGrantedLease(task)
     const entry: RunningTask = {
       task,
       abort: new AbortController(),
@@ -344,7 +370,7 @@ export class Worker {
     const { task } = entry
     const handler = this.table.get(canonicalTaskType(task.task_type))
     if (handler === undefined) {
-      return { status: 'failed', error: `no handler for task type "${task.task_type}" on worker ${this.workerId}` }
+      return { status: 'failed', error: `no handler for task type "${task.task_type}" on worker ${this.workerId}`, retry: false }
     }
     const ctx: TaskContext = {
       signal: entry.abort.signal,
@@ -355,12 +381,12 @@ export class Worker {
     try {
       value = await handler(task, ctx)
     } catch (err) {
-      return { status: 'failed', error: errorMessage(err) }
+      return { status: 'failed', error: errorMessage(err), retry: !isFinalError(err) }
     }
     try {
       return { status: 'completed', result: toJsonValue(value) }
     } catch (err) {
-      return { status: 'failed', error: `handler result is not JSON-serializable: ${errorMessage(err)}` }
+      return { status: 'failed', error: `handler result is not JSON-serializable: ${errorMessage(err)}`, retry: false }
     }
   }
 
@@ -395,7 +421,7 @@ export class Worker {
       await this.backend.heartbeat({
         taskId: entry.task.task_id,
         workerId: this.workerId,
-        leaseS: this.leaseS,
+        leaseS: this.grantedLeaseS,
         progress: progress ?? undefined
       })
     } catch (err) {

@@ -64,7 +64,7 @@ test('durability: commits survive kill -9 of the writing process', () => {
   } finally { rmSync(dir, { recursive: true, force: true }) }
 })
 
-test('migration 1 → 2: a schema-1 file keeps its tasks and lists finished ones through the new index', () => {
+test('migration 1 → current: a schema-1 file keeps its tasks and lists finished ones through the new index', () => {
   const f = fixture()
   const done = f.q.submit(sub({ payload: { n: 1 } })).task_id
   f.q.claim(claimIn('w'))
@@ -75,6 +75,10 @@ test('migration 1 → 2: a schema-1 file keeps its tasks and lists finished ones
   const raw = new DatabaseSync(f.path)
   raw.exec(`DROP INDEX idx_tasks_done;
     CREATE INDEX idx_tasks_done ON tasks (status) WHERE status IN ('completed', 'failed', 'cancelled');
+    DROP INDEX idx_tasks_expires;
+    DROP TABLE queue_pauses; DROP TABLE queue_meta; DROP TABLE task_events;
+    ALTER TABLE tasks DROP COLUMN errors; ALTER TABLE tasks DROP COLUMN backoff;
+    ALTER TABLE tasks DROP COLUMN keep_s; ALTER TABLE tasks DROP COLUMN expires_at;
     PRAGMA user_version = 1`)
   raw.close()
   const db = openDatabase(f.path)

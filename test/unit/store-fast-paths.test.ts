@@ -56,7 +56,7 @@ test('complete without a stored result (one statement) keeps errors and reports 
     assert.equal(t?.error, 'first', 'an empty error keeps the stored one')
     assert.deepEqual(t?.result, { ok: 1 })
     assert.equal(t?.lease_until, null)
-    assert.deepEqual(changes, [{ task_id: id, status: 'completed', task_type: 'echo' }])
+    assert.deepEqual(changes, [{ task_id: id, status: 'completed', task_type: 'echo', kind: 'completed' }])
     // Another worker's complete takes the guarded path and is refused.
     const id2 = f.q.submit(sub()).task_id
     f.q.claim(claimIn('w'))
@@ -98,7 +98,7 @@ test('reply budget: the cheap bound admits exactly the tasks an exact count admi
   for (const budget of [50, 400, 1000, 3000, 5000, 20_000]) {
     for (const payload of [2, 90, 700, 2500]) {
       const rows = Array.from({ length: 30 }, (_, i) => row(i + 1, payload + (i % 7) * 13, i % 3 === 0 ? 'é"\u0001' : 'echo'))
-      const size = new ReplySize('worker-1', lease, budget)
+      const size = new ReplySize('worker-1', lease, 300, budget)
       const picked: WalkRow[] = []
       for (const r of rows) {
         if (!size.take(r, picked)) break
@@ -108,7 +108,7 @@ test('reply budget: the cheap bound admits exactly the tasks an exact count admi
       let bytes = 2
       let n = 0
       for (const r of rows) {
-        const s = claimedSize(r, 'worker-1', lease) + (n > 0 ? 1 : 0)
+        const s = claimedSize(r, 'worker-1', lease, 300) + (n > 0 ? 1 : 0)
         if (n > 0 && bytes + s > budget) break
         bytes += s
         n++

@@ -46,7 +46,7 @@ test('claimed task shape and max_reply_bytes cap', () => {
   try {
     for (let i = 0; i < 5; i++) f.q.submit(sub({ payload: { blob: 'x'.repeat(1000), i } }))
     const one = f.q.claim(claimIn('w', { max_tasks: 1 }))
-    assert.deepEqual(Object.keys(one[0]).sort(), ['assigned_worker', 'attempt', 'created_at', 'lease_until', 'max_attempts', 'model_name', 'payload', 'priority', 'status', 'task_id', 'task_type'])
+    assert.deepEqual(Object.keys(one[0]).sort(), ['assigned_worker', 'attempt', 'created_at', 'lease_s', 'lease_until', 'max_attempts', 'model_name', 'payload', 'priority', 'status', 'task_id', 'task_type'])
     const size1 = Buffer.byteLength(JSON.stringify(one))
     // Room for exactly two more tasks of the same size.
     const cap = 2 * size1 + 40 // later tasks carry longer (nudged) created_at numbers
@@ -126,7 +126,7 @@ test('complete guards (B4)', () => {
     const t2 = f.q.get(id2)
     assert.equal(t2?.status, 'cancelled')
     assert.equal((t2?.result as { progress: { cancel_reason: string } }).progress.cancel_reason, 'nope')
-    assert.deepEqual(changes, [{ task_id: id2, status: 'cancelled', task_type: 'text-generation' }])
+    assert.deepEqual(changes, [{ task_id: id2, status: 'cancelled', task_type: 'text-generation', kind: 'cancelled', detail: { reason: 'nope' } }])
     assert.deepEqual(f.q.complete({ task_id: id2, status: 'cancelled', result: null, error: '', worker_id: '' }), { task_id: id2, replayed: true })
 
     // Failure keeps the error; a later empty error does not erase it.

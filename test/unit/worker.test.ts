@@ -6,8 +6,8 @@ import { join } from 'node:path'
 import type { DatabaseSync } from 'node:sqlite'
 import { openDatabase, QueueStore, type ClaimedTask, type JsonObject, type Task } from '../../src/store/index.js'
 import {
-  BackendError, LocalBackend, Worker, LeaseLostError, WorkerShutdownError,
-  type BackendClaimOptions, type BackendCompleteOptions, type HandlerMap, type QueueBackend, type WorkerOptions
+  BackendError, FinalError, LocalBackend, Worker, LeaseLostError, WorkerShutdownError,
+  type BackendClaimOptions, type BackendCompleteOptions, type BackendHeartbeatOptions, type HandlerMap, type QueueBackend, type WorkerOptions
 } from '../../src/worker/index.js'
 
 interface Fixture {
@@ -111,10 +111,10 @@ test('runs many tasks in parallel, never above the concurrency', async () => {
   }
 })
 
-test('a thrown error completes the task as failed with its message; plain values are wrapped', async () => {
+test('a thrown FinalError completes the task as failed with its message; plain values are wrapped', async () => {
   const f = fixture()
   const w = worker(f.backend, {
-    boom: () => { throw new Error('boom 42') },
+    boom: () => { throw new FinalError('boom 42') },
     num: () => 7,
     nothing: () => undefined
   }, { concurrency: 2 })
@@ -338,7 +338,7 @@ class ScriptedBackend implements QueueBackend {
 
   async complete (o: BackendCompleteOptions): Promise<{ replayed: boolean }> { this.completes.push(o); return { replayed: false } }
   async release (): Promise<void> {}
-  async heartbeat (): Promise<{ lease_until: number }> { return { lease_until: Date.now() / 1000 + 30 } }
+  async heartbeat (_o: BackendHeartbeatOptions): Promise<{ lease_until: number }> { return { lease_until: Date.now() / 1000 + 30 } }
   async close (): Promise<void> {}
 }
 
@@ -359,6 +359,37 @@ test('a task of a type without handler completes as failed, with worker_id', asy
     assert.equal(c.status, 'failed')
     assert.equal(c.workerId, 'w1')
     assert.match(c.error ?? '', /no handler for task type "mystery"/)
+  } finally {
+    await w.stop()
+  }
+})
+
+test('a thrown error asks for a retry (retry: true); a FinalError or an error with retry:false does not', async () => {
+  const final = Object.assign(new Error('plain but final'), { retry: false })
+  const b = new ScriptedBackend([claimed('boom'), { ...claimed('fin'), task_id: 'b'.repeat(32) }, { ...claimed('dup'), task_id: 'c'.repeat(32) }])
+  const w = worker(b, { boom: () => { throw new Error('try again') }, fin: () => { throw new FinalError('never') }, dup: () => { throw final } }, { concurrency: 3, batch: 3 })
+  try {
+    await w.start()
+    await until(() => b.completes.length === 3)
+    const byType = (id: string): BackendCompleteOptions | undefined => b.completes.find((c) => c.taskId === id)
+    assert.equal(byType('a'.repeat(32))?.retry, true)
+    assert.equal(byType('b'.repeat(32))?.retry, false)
+    assert.equal(byType('c'.repeat(32))?.retry, false)
+  } finally {
+    await w.stop()
+  }
+})
+
+test('the worker renews on the lease the service granted, not the one it asked for', async () => {
+  const b = new ScriptedBackend([{ ...claimed('slow'), lease_s: 0.3 }])
+  const leases: number[] = []
+  b.heartbeat = async (o) => { leases.push(o.leaseS); return { lease_until: Date.now() / 1000 + 1 } }
+  const w = worker(b, { slow: async () => { await delay(600); return {} } }, { leaseS: 30 })
+  try {
+    await w.start()
+    await until(() => b.completes.length === 1)
+    assert.ok(leases.length >= 1, 'renewed within the granted 0.3 s lease, not after 10 s')
+    assert.ok(leases.every((l) => l === 0.3), JSON.stringify(leases))
   } finally {
     await w.stop()
   }
@@ -385,7 +416,7 @@ test('transport errors in the claim loop are retried with backoff', async () => 
     },
     complete: async (o) => await inner.complete(o),
     release: async (o) => { await inner.release() },
-    heartbeat: async () => await inner.heartbeat(),
+    heartbeat: async (o) => await inner.heartbeat(o),
     close: async () => {}
   }
   const w = worker(flaky, { echo: () => ({ ok: true }) })

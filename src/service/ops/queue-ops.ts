@@ -7,6 +7,8 @@ import { MAX_KEY_CHARS, bounded, firstId, firstStr, idList, int, num, objectOrWr
 import type { Envelope } from '../../protocol/coerce.js'
 import { isJsonObject, isPlainObject } from '../../protocol/json.js'
 import { MAX_BATCH_ITEMS, REPLY_BYTE_BUDGET } from '../../protocol/ids.js'
+import { parseBackoff } from '../../store/retry-policy.js'
+import { optionalNumber } from './admin-ops.js'
 import { expandTaskTypes } from '../../store/aliases.js'
 import { SCHEDULER_CLOCK } from '../../store/scheduler.js'
 import type { ClaimedTask, JsonObject, Task } from '../../protocol/types.js'
@@ -15,6 +17,9 @@ import { TERMINAL_STATUSES } from '../../protocol/types.js'
 import type { CallerInfo, Reply, ServiceContext } from '../context.js'
 
 const MAX_NEXT_ATTEMPT_AT = 1e11
+/** ★ Longest `delay_s` (a year) and `keep_s` (ten years). */
+const MAX_DELAY_S = 366 * 86400
+const MAX_KEEP_S = 3650 * 86400
 
 function requireTaskId (env: Envelope): string {
   const id = bounded(str(env.task_id), 'task_id')
@@ -27,23 +32,27 @@ function queueField (env: Envelope, payload: Record<string, unknown>, key: strin
   return env[key] ?? payload[key]
 }
 
-function submitInput (env: Envelope, now: number): SubmitInput {
+function submitInput (env: Envelope, now: number, maxAttempts: number): SubmitInput {
   const payload = objectOrWrap(env.payload, 'payload') as JsonObject
   const key = bounded(str(queueField(env, payload, 'idempotency_key')), 'idempotency_key', MAX_KEY_CHARS)
   const nextAt = queueField(env, payload, 'next_attempt_at')
+  const later = scheduledAt(env, now)
   return {
     task_type: str(env.task_type) === '' ? 'text-generation' : bounded(str(env.task_type), 'task_type'),
     model_name: bounded(str(env.model_name), 'model_name'),
     payload,
     priority: int(queueField(env, payload, 'priority'), 5, 1, 10),
-    max_attempts: int(queueField(env, payload, 'max_attempts'), 3, 0, 1000),
-    next_attempt_at: nextAt === undefined || nextAt === null ? now : num(nextAt, now, 0, MAX_NEXT_ATTEMPT_AT),
-    idempotency_key: key === '' ? null : key
+    max_attempts: int(queueField(env, payload, 'max_attempts'), maxAttempts, 0, 1000),
+    next_attempt_at: later ?? (nextAt === undefined || nextAt === null ? now : num(nextAt, now, 0, MAX_NEXT_ATTEMPT_AT)),
+    idempotency_key: key === '' ? null : key,
+    // ★ Top-level only: payloads are the caller's and may use these names for their own ends.
+    backoff: env.backoff === undefined || env.backoff === null ? null : parseBackoff(env.backoff),
+    keep_s: optionalNumber(env, 'keep_s', 0, MAX_KEEP_S)
   }
 }
 
 export async function submit (env: Envelope, ctx: ServiceContext, caller: CallerInfo): Promise<Reply> {
-  const input = submitInput(env, Date.now() / 1000)
+  const input = submitInput(env, Date.now() / 1000, ctx.options.maxAttempts ?? 3)
   // ★ wait_s > 0: answer once the task is terminal, as a `wait` would, so a caller
   // that wants the outcome needs no second request.
   const waitS = num(env.wait_s, 0, 0, ctx.options.waitMaxS)
@@ -58,6 +67,15 @@ export async function submit (env: Envelope, ctx: ServiceContext, caller: Caller
   // another process sharing the file still wakes this wait.
   const fresh = !result.replayed && ctx.events.watchingExternal
   return { ...reply, ...await untilTerminal(ctx, result.task_id, Date.now() + waitS * 1000, caller, fresh) }
+}
+
+/** ★ `delay_s` (seconds from now) or `run_at` (epoch seconds): when the task becomes claimable; null = neither. */
+function scheduledAt (env: Envelope, now: number): number | null {
+  const delay = optionalNumber(env, 'delay_s', 0, MAX_DELAY_S)
+  const runAt = optionalNumber(env, 'run_at', 0, MAX_NEXT_ATTEMPT_AT)
+  if (delay !== null && runAt !== null) throw new TaskQueueError('invalid_params', 'give delay_s or run_at, not both')
+  if (delay !== null) return now + delay
+  return runAt
 }
 
 function claimInput (env: Envelope, ctx: ServiceContext, caller: CallerInfo, maxTasks: number): ClaimInput {
@@ -135,12 +153,21 @@ function completeInput (env: Envelope, defaultWorkerId = ''): CompleteInput {
   const status = rawStatus === '' ? 'completed' : rawStatus === 'completed' || rawStatus === 'failed' || rawStatus === 'cancelled' ? rawStatus : 'failed'
   const result = env.result === undefined || env.result === null ? null : objectOrWrap(env.result, 'result') as JsonObject
   const workerId = bounded(str(env.worker_id), 'worker_id')
-  return { task_id: taskId, status, result, error: str(env.error), worker_id: workerId === '' ? defaultWorkerId : workerId }
+  return {
+    task_id: taskId,
+    status,
+    result,
+    error: str(env.error),
+    worker_id: workerId === '' ? defaultWorkerId : workerId,
+    // ★ Only an explicit true asks for a retry; original workers never send it.
+    retry: env.retry === true
+  }
 }
 
 function completeReply (out: CompleteResult): Reply {
   const reply: Reply = { ok: true, task_id: out.task_id }
   if (out.replayed) reply.replayed = true
+  if (out.retry_at !== undefined) reply.retry_at = out.retry_at
   return reply
 }
 
@@ -186,7 +213,7 @@ export async function submitMany (env: Envelope, ctx: ServiceContext): Promise<R
   const outcome = (item: unknown): Reply => {
     try {
       if (!isPlainObject(item)) throw new TaskQueueError('invalid_params', 'each item must be an object')
-      const result = ctx.store.submit(submitInput(item, now))
+      const result = ctx.store.submit(submitInput(item, now, ctx.options.maxAttempts ?? 3))
       return { ok: true, task_id: result.task_id, replayed: result.replayed }
     } catch (err) {
       return itemFailure(ctx, item, err)

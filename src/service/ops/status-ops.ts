@@ -53,7 +53,14 @@ export function status (env: Envelope, ctx: ServiceContext): Reply {
   }))
   const workers = knownPeers.filter((p) => p.worker_id !== '')
   const local = ctx.localWorker()
-  reply.queue = ctx.store.counts()
+  const log = ctx.store.events
+  reply.queue = {
+    ...ctx.store.counts(),
+    // ★ README "Protocol additions": pause state, retention and the event log.
+    paused: ctx.store.paused(),
+    pruned: ctx.store.prunedTotal(),
+    events: { enabled: log.enabled, newest: log.newest(), max: log.max }
+  }
   reply.scheduler = {
     clock: SCHEDULER_CLOCK,
     known_peers: knownPeers.slice(-KNOWN_PEERS_IN_STATUS),

@@ -1,0 +1,104 @@
+/**
+ * The persistent, bounded stream of task state changes behind the ★ `events` op.
+ * Every committed change of the queue store is appended inside the transaction that
+ * made it (group-commit.ts calls `record` before COMMIT), so the log and the tasks
+ * never disagree, and a reader resumes after its cursor (`seq`) across restarts.
+ * The sweeper trims it to the newest `max` entries; the newest entry is never
+ * trimmed, so `seq` keeps growing and a cursor is never reused.
+ */
+import type { DatabaseSync, SQLOutputValue } from 'node:sqlite'
+import { returnArrays } from './db.js'
+import type { JsonObject, TaskEvent, TaskEventKind, TaskStatus } from '../protocol/types.js'
+import type { TaskChange } from './types.js'
+
+export interface EventPage {
+  events: TaskEvent[]
+  /** Cursor to resume after this page: the last entry's seq, or the given cursor. */
+  cursor: number
+  /** Oldest seq still kept (0 = empty log). */
+  oldest: number
+  /** Entries between the cursor and `oldest` were trimmed away before they were read. */
+  gap: boolean
+  /** More entries wait after this page. */
+  more: boolean
+}
+
+export const DEFAULT_EVENTS_MAX = 100_000
+
+export class EventLog {
+  /** 0 = recording is off. */
+  readonly max: number
+  private readonly s
+  private readonly now: () => number
+
+  constructor (db: DatabaseSync, max: number, now: () => number) {
+    this.max = Math.max(0, Math.trunc(max))
+    this.now = now
+    this.s = {
+      insert: db.prepare('INSERT INTO task_events (at, task_id, kind, status, task_type, data) VALUES (?, ?, ?, ?, ?, ?)'),
+      after: returnArrays(db.prepare(`SELECT seq, at, kind, task_id, task_type, status, data FROM task_events
+        WHERE seq > ? ORDER BY seq LIMIT ?`)),
+      bounds: db.prepare('SELECT min(seq) AS lo, max(seq) AS hi FROM task_events'),
+      trim: db.prepare('DELETE FROM task_events WHERE seq < ?')
+    }
+  }
+
+  get enabled (): boolean {
+    return this.max > 0
+  }
+
+  /** Appends `changes` (inside the caller's write transaction). */
+  record (changes: readonly TaskChange[]): void {
+    if (this.max === 0 || changes.length === 0) return
+    const at = this.now()
+    for (const c of changes) {
+      this.s.insert.run(at, c.task_id, c.kind, c.status, c.task_type, c.detail === undefined ? null : JSON.stringify(c.detail))
+    }
+  }
+
+  /** Entries after `cursor`, oldest first, at most `limit`. */
+  read (cursor: number, limit: number): EventPage {
+    const { lo, hi } = this.bounds()
+    const rows = this.s.after.all(cursor, limit + 1) as unknown as SQLOutputValue[][]
+    const more = rows.length > limit
+    const events = rows.slice(0, limit).map(eventFromRow)
+    return {
+      events,
+      cursor: events.length > 0 ? events[events.length - 1].seq : Math.min(cursor, hi),
+      oldest: lo,
+      gap: lo > 0 && cursor < lo - 1,
+      more
+    }
+  }
+
+  /** Newest seq (0 = empty). */
+  newest (): number {
+    return this.bounds().hi
+  }
+
+  /** Drops all but the newest `max` entries; returns how many went. */
+  trim (): number {
+    const { hi } = this.bounds()
+    const keepFrom = hi - Math.max(1, this.max) + 1
+    if (keepFrom <= 1) return 0
+    return Number(this.s.trim.run(keepFrom).changes)
+  }
+
+  private bounds (): { lo: number, hi: number } {
+    const r = this.s.bounds.get()
+    return { lo: Number(r?.lo ?? 0), hi: Number(r?.hi ?? 0) }
+  }
+}
+
+function eventFromRow (r: SQLOutputValue[]): TaskEvent {
+  const detail = r[6] == null ? {} : JSON.parse(String(r[6])) as JsonObject
+  return {
+    ...detail,
+    seq: Number(r[0]),
+    at: Number(r[1]),
+    kind: String(r[2]) as TaskEventKind,
+    task_id: String(r[3]),
+    task_type: String(r[4]),
+    status: String(r[5]) as TaskStatus
+  }
+}
