@@ -120,17 +120,19 @@ describe('operating the queue over real libp2p', () => {
     const mod = join(box.dir, 'flaky.mjs')
     writeFileSync(mod, FLAKY)
     const svc = await startDaemon('serve', [], box.env)
-    const worker = await startDaemon('worker', ['--multiaddr', svc.multiaddr, '--handlers', mod, '--task-types', 'stamp'], box.env)
+    const worker = await startDaemon('worker', ['--multiaddr', svc.multiaddr, '--handlers', mod, '--task-types', 'stamp', '--concurrency', '2'], box.env)
     const q = client(box.env, svc.multiaddr)
     try {
-      const viaCli = (await rpc(box.env, ['task-submit', '--task-type', 'stamp', '--model-name', 'm', '--delay', '1.5'])).task_id
-      const viaLib = (await q.submit({ task_type: 'stamp', run_at: Date.now() / 1000 + 1 })).task_id
+      const viaCli = (await rpc(box.env, ['task-submit', '--task-type', 'stamp', '--model-name', 'm', '--delay', '2'])).task_id
+      const viaLib = (await q.submit({ task_type: 'stamp', run_at: Date.now() / 1000 + 4 })).task_id
       for (const id of [viaCli, viaLib]) {
         const t = (await rpc(box.env, ['task-wait', '--task-id', id, '--timeout', '30'])).result
         assert.equal(t.status, 'completed')
         const ev = await eventsOf(q, id)
+        const submitted = ev.find((e) => e.kind === 'submitted')
         const claimed = ev.find((e) => e.kind === 'claimed')
-        assert.ok(claimed !== undefined)
+        assert.ok(submitted !== undefined && claimed !== undefined)
+        assert.ok(t.next_attempt_at > submitted.at, 'the task arrived before its time (else the test proves nothing)')
         const late = claimed.at - t.next_attempt_at
         assert.ok(late >= 0, `claimed ${-late} s before its time`)
         assert.ok(late <= 0.05, `claimed ${late} s after its time`)
