@@ -54,6 +54,10 @@ export interface AutoNatSnapshot {
 }
 
 const MAX_CONCURRENT_DIAL_BACKS = 4
+/** How long a probe waits for the answer: go-libp2p's server dials back for up to 15 s, its client waits 30 s. */
+const PEER_DIAL_BACK_WAIT_MS = 30_000
+/** Ports tried per request, one after another: within the 30 s a go-libp2p client waits. */
+const MAX_DIAL_BACK_PORTS = 2
 
 export class AutoNatService {
   private readonly c: AutoNatComponents
@@ -156,13 +160,19 @@ export class AutoNatService {
     const seenFrom = ipPortOf(connection.remoteAddr)?.ip
     const ours = new Set(this.c.addressManager.getAddresses().map((a) => ipPortOf(a)?.ip))
     const targets: Multiaddr[] = []
-    for (const bytes of dial.addrs.slice(0, 8)) {
-      try {
-        const ma = multiaddr(bytes)
-        const ipp = ipPortOf(ma)
-        if (ipp === null || ipp.port === null || isCircuitAddr(ma) || isPrivateIp(ipp.ip) || ipp.ip !== seenFrom || ours.has(ipp.ip)) continue
-        targets.push(tcpAddr(ipp.ip, ipp.port).encapsulate(`/p2p/${remote.toString()}`))
-      } catch {}
+    // As go-libp2p does, a requested port on another IP (a node behind NAT knows only its
+    // private address) is tried on the IP the request came from: still only that IP.
+    const ports = new Set<number>()
+    if (seenFrom !== undefined && !isPrivateIp(seenFrom) && !ours.has(seenFrom)) {
+      for (const bytes of dial.addrs.slice(0, 8)) {
+        try {
+          const ma = multiaddr(bytes)
+          const ipp = ipPortOf(ma)
+          if (ipp === null || ipp.port === null || isCircuitAddr(ma) || ports.has(ipp.port) || ports.size >= MAX_DIAL_BACK_PORTS) continue
+          ports.add(ipp.port)
+          targets.push(tcpAddr(seenFrom, ipp.port).encapsulate(`/p2p/${remote.toString()}`))
+        } catch {}
+      }
     }
     if (targets.length === 0) return { status: AutoNatStatus.E_DIAL_REFUSED, statusText: 'no dialable addresses' }
     if (this.dialBacks >= MAX_CONCURRENT_DIAL_BACKS) return { status: AutoNatStatus.E_DIAL_REFUSED, statusText: 'busy' }
@@ -234,7 +244,8 @@ export class AutoNatService {
     this.log('AutoNAT: asking %s to dial back %s', key, addrs.map(String).join(', '))
     let stream: Stream | undefined
     try {
-      const signal = AbortSignal.timeout(this.init.timeoutMs + 5000)
+      // The peer's dial-back may take its own timeout (go-libp2p: 15 s), not ours.
+      const signal = AbortSignal.timeout(Math.max(this.init.timeoutMs + 5000, PEER_DIAL_BACK_WAIT_MS))
       stream = await connection.newStream(AUTONAT_PROTOCOL, { signal })
       const pb = new PbStream(stream)
       await pb.writeAutoNat({ dial: { peerId: this.c.peerId.toMultihash().bytes, addrs: addrs.map((a) => a.bytes) } })

@@ -3,9 +3,9 @@
  * py-libp2p): its service as a daemon, its client as one process per batch of calls.
  */
 import { spawn } from 'node:child_process'
-import type { ChildProcess } from 'node:child_process'
 import { join } from 'node:path'
 import { INTEROP_SRC } from './toolchains.js'
+import { watchLines } from './line-process.js'
 import type { Env } from '../../helpers/procs.js'
 
 const PEER = join(INTEROP_SRC, 'python/original_peer.py')
@@ -13,9 +13,8 @@ const PEER = join(INTEROP_SRC, 'python/original_peer.py')
 export interface PythonService {
   peerId: string
   multiaddr: string
-  /** Every stdout line so far (`dht_record=…` arrives after the start lines). */
-  lines: string[]
-  waitForLine: (prefix: string, timeoutMs: number) => Promise<string>
+  /** The value of the first `key=` line (`dht_record=…` arrives after the start lines). */
+  line: (key: string, timeoutMs: number) => Promise<string>
   stderr: () => string
   stop: () => Promise<void>
 }
@@ -25,47 +24,12 @@ function pyEnv (env: Env = {}): Env {
 }
 
 export async function startPythonService (python: string, args: string[] = [], env: Env = {}, readyTimeoutMs = 30_000): Promise<PythonService> {
-  const proc: ChildProcess = spawn(python, [PEER, 'serve', ...args], { env: pyEnv(env), stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  let err = ''
-  const lines: string[] = []
-  const waiters = new Set<() => void>()
-  proc.stdout!.on('data', (d: Buffer) => {
-    out += d.toString()
-    const parts = out.split('\n')
-    out = parts.pop() ?? ''
-    lines.push(...parts.filter((l) => l !== ''))
-    for (const w of waiters) w()
-  })
-  proc.stderr!.on('data', (d: Buffer) => { err += d.toString() })
-  const exited = new Promise<void>((resolve) => proc.on('exit', () => { for (const w of waiters) w(); resolve() }))
-  const waitForLine = async (prefix: string, timeoutMs: number): Promise<string> => await new Promise((resolve, reject) => {
-    const check = (): void => {
-      const line = lines.find((l) => l.startsWith(prefix))
-      if (line !== undefined) { done(); resolve(line.slice(prefix.length)); return }
-      if (proc.exitCode !== null || proc.signalCode !== null) { done(); reject(new Error(`python peer exited before ${prefix}; stderr:\n${err.slice(-4000)}`)) }
-    }
-    const timer = setTimeout(() => { done(); reject(new Error(`python peer: no ${prefix} line in ${timeoutMs} ms; stderr:\n${err.slice(-4000)}`)) }, timeoutMs)
-    const done = (): void => { clearTimeout(timer); waiters.delete(check) }
-    waiters.add(check)
-    check()
-  })
+  const proc = spawn(python, [PEER, 'serve', ...args], { env: pyEnv(env), stdio: ['ignore', 'pipe', 'pipe'] })
+  const p = watchLines(proc, 'python peer')
   try {
-    const multiaddr = await waitForLine('multiaddr=', readyTimeoutMs)
-    const peerId = await waitForLine('peer_id=', 1000)
-    return {
-      peerId,
-      multiaddr,
-      lines,
-      waitForLine,
-      stderr: () => err,
-      stop: async () => {
-        if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM')
-        const timer = setTimeout(() => proc.kill('SIGKILL'), 5000)
-        await exited
-        clearTimeout(timer)
-      }
-    }
+    const multiaddr = await p.line('multiaddr', readyTimeoutMs)
+    const peerId = await p.line('peer_id', 1000)
+    return { peerId, multiaddr, line: p.line, stderr: p.stderr, stop: p.stop }
   } catch (e) {
     proc.kill('SIGKILL')
     throw e
@@ -98,5 +62,21 @@ export async function runPythonClient (python: string, envelopes: Array<Record<s
     return JSON.parse(stdout) as PythonClientResult
   } catch {
     throw new Error(`python client printed no JSON (stdout ${JSON.stringify(stdout.slice(0, 500))}); stderr:\n${stderr.slice(-4000)}`)
+  }
+}
+
+const RENDEZVOUS_PEER = join(INTEROP_SRC, 'python/rendezvous_peer.py')
+
+/** py-libp2p's own rendezvous (test/interop/python/rendezvous_peer.py): a point, or one REGISTER. */
+export async function startPythonRendezvous (python: string, args: string[], readyTimeoutMs = 30_000): Promise<PythonService> {
+  const proc = spawn(python, [RENDEZVOUS_PEER, ...args], { env: pyEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
+  const p = watchLines(proc, `py-libp2p rendezvous ${args[0] ?? ''}`)
+  try {
+    const peerId = await p.line('peer_id', readyTimeoutMs)
+    const multiaddr = args[0] === 'point' ? await p.line('multiaddr', 5000) : ''
+    return { peerId, multiaddr, line: p.line, stderr: p.stderr, stop: p.stop }
+  } catch (e) {
+    proc.kill('SIGKILL')
+    throw e
   }
 }
