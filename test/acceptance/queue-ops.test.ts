@@ -227,6 +227,29 @@ describe('operating the queue over real libp2p', () => {
     }
   })
 
+  it('default worker ids are unique per process and stable across restarts; a remote worker keeps its libp2p identity', async () => {
+    const box = sandbox()
+    const svc = await startDaemon('serve', [], box.env)
+    const start = async (): Promise<Awaited<ReturnType<typeof startDaemon>>> => await startDaemon('worker', ['--multiaddr', svc.multiaddr, '--json'], box.env)
+    const line = (d: Awaited<ReturnType<typeof startDaemon>>): Obj => JSON.parse(d.lines[0]) as Obj
+    try {
+      const a = await start()
+      const b = await start()
+      const [la, lb] = [line(a), line(b)]
+      assert.notEqual(la.worker_id, lb.worker_id, 'two workers on one host are two owners')
+      assert.notEqual(la.worker_peer_id, lb.worker_peer_id, 'and two libp2p identities')
+      assert.notEqual(la.worker_peer_id, svc.peerId, 'not the service\'s identity')
+      await a.stop()
+      await b.stop()
+      const again = line(await start().then(async (d) => { await d.stop(); return d }))
+      assert.equal(again.worker_id, la.worker_id, 'the first slot keeps its id across restarts')
+      assert.equal(again.worker_peer_id, la.worker_peer_id, 'and its identity')
+    } finally {
+      await svc.stop()
+      box.cleanup()
+    }
+  })
+
   it('p2p-rpc reads JSON arguments from files (@file) and stdin (-), past the argument size limit', async () => {
     const box = sandbox()
     const svc = await startDaemon('serve', ['--enable-cache'], box.env)
