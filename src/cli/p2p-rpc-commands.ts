@@ -11,6 +11,7 @@ import { submitFields, submitManyChunks, submitManyResults } from '../client/sub
 import type { SubmitManyResult, SubmitRequest } from '../client/submit-batch.js'
 import type { Settings } from '../config/index.js'
 import type { DiscoveryTrace } from '../discovery/types.js'
+import { summarizeDiscoveryFailure } from '../discovery/failure.js'
 import { isPlainObject } from '../protocol/json.js'
 import { VERSION } from '../version.js'
 import {
@@ -149,7 +150,10 @@ export const COMMANDS: CommandDef[] = [
       const all = a.flag('all')
       return async (rq) => {
         const trace = await rq.discover({ timeoutMs: ms, detail, all })
-        return { code: trace.ok ? EXIT_OK : EXIT_UNREACHABLE, doc: { ...trace } }
+        if (trace.ok) return { code: EXIT_OK, doc: { ...trace } }
+        // A service that refused our token is `unauthorized` (exit 1), not unreachable.
+        const f = summarizeDiscoveryFailure(trace)
+        return { code: f.code === 'unauthorized' ? EXIT_REMOTE_ERROR : EXIT_UNREACHABLE, doc: { ...trace, error: f.code, message: f.message, hint: f.hint } }
       }
     }
   },

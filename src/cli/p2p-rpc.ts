@@ -86,7 +86,10 @@ function globalTarget (a: ParsedArgs, env: Env): Target {
 
 function failureDoc (err: unknown): Outcome {
   const f = classifyError(err)
-  return { code: f.exitCode, doc: { ok: false, error: f.error, message: f.message } }
+  const doc: Record<string, unknown> = { ok: false, error: f.error, message: f.message }
+  // no_peer_found says why, per mechanism, and what to do (issue 22).
+  if (err instanceof DiscoveryError && err.reasons !== undefined) Object.assign(doc, { reasons: err.reasons, hint: err.hint })
+  return { code: f.exitCode, doc }
 }
 
 async function closeBounded (rq: QueueClient, log: (line: string) => void): Promise<void> {

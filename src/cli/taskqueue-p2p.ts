@@ -15,8 +15,9 @@ import { runServiceDoctor } from './doctor.js'
 import type { ServiceNode } from '../service/service-node.js'
 import { IdentityError, loadOrCreateIdentity } from '../node/identity.js'
 import { claimWorkerSlot, type WorkerSlot } from '../worker/worker-slot.js'
+import { PathError, StateLockedError } from '../node/startup-errors.js'
 import { RemoteQueue } from '../client/remote-queue.js'
-import { ClientError } from '../client/errors.js'
+import { ClientError, RemoteError } from '../client/errors.js'
 import { LocalBackend } from '../worker/local-backend.js'
 import { RemoteBackend } from '../worker/remote-backend.js'
 import type { QueueBackend } from '../worker/backend.js'
@@ -189,25 +190,19 @@ async function serve (a: ParsedArgs, log: Logger): Promise<number> {
   const handlers = embedded ? await loadHandlers(a, tools) : null
   const slot = embedded ? claimWorkerSlot(dirname(settings.queuePath), os.hostname()) : null
   const wopts = embedded && slot !== null ? workerOptions(a, settings, slot) : null
-  let svc: ServiceNode
-  try {
-    svc = await startServiceNode({
-      settings,
-      logger: log,
-      tools,
-      localWorker: () => ({ enabled: worker !== null, supportedTaskTypes: worker?.taskTypes ?? [] })
-    })
-  } catch (err) {
-    if (err instanceof ListenError) {
-      log.error(err.message)
-      return EXIT_LISTEN
-    }
-    throw err
-  }
+  const svc: ServiceNode = await startServiceNode({
+    settings,
+    logger: log,
+    tools,
+    localWorker: () => ({ enabled: worker !== null, supportedTaskTypes: worker?.taskTypes ?? [] })
+  })
   if (handlers !== null && wopts !== null) {
     worker = new Worker({ backend: new LocalBackend(svc.store), handlers, ...wopts, logger: log.child({ component: 'worker' }) })
     await worker.start()
   }
+  // Listening for signals before the start lines go out: a supervisor that stops us as
+  // soon as it reads them must get a graceful stop, not the default (kill).
+  const stopping = untilSignal()
   if (svc.tokenFile !== null) {
     // Like a Jupyter server's token: said once per start, never the token itself.
     process.stderr.write(`token required (generated${svc.tokenCreated ? ' now' : ' earlier'}): local clients read ${svc.tokenFile}; ` +
@@ -218,7 +213,7 @@ async function serve (a: ParsedArgs, log: Logger): Promise<number> {
   } else {
     await writeStdout(`ipfs_accelerate_py task queue p2p service started\npeer_id=${svc.peerId}\nmultiaddr=${svc.multiaddr}\n`)
   }
-  const signal = await untilSignal()
+  const signal = await stopping
   log.info({ signal }, 'stopping')
   await worker?.stop({ graceMs: 5000 })
   await svc.stop()
@@ -234,21 +229,13 @@ async function relay (a: ParsedArgs, log: Logger): Promise<number> {
   if (a.flag('no-rendezvous')) o.rendezvous = false
   if (a.flag('no-dht')) o.dht = false
   const settings = loadSettings(process.env, o, (m) => log.warn(m), { role: 'relay' })
-  let node
-  try {
-    node = await startCoordinationNode(settings, log)
-  } catch (err) {
-    if (err instanceof ListenError) {
-      log.error(err.message)
-      return EXIT_LISTEN
-    }
-    throw err
-  }
+  const node = await startCoordinationNode(settings, log)
   const addrs = node.multiaddrs()
+  const stopping = untilSignal()
   await writeStdout(a.flag('json')
     ? JSON.stringify({ peer_id: node.peerId, multiaddrs: addrs }) + '\n'
     : `taskqueue-p2p relay started\npeer_id=${node.peerId}\n${addrs.map((m) => `multiaddr=${m}\n`).join('')}`)
-  const signal = await untilSignal()
+  const signal = await stopping
   log.info({ signal }, 'stopping')
   await node.stop()
   return EXIT_OK
@@ -285,6 +272,11 @@ async function work (a: ParsedArgs, log: Logger): Promise<number> {
       await remote.status()
     } catch (err) {
       if (!(err instanceof ClientError)) throw err
+      if (err instanceof RemoteError && err.code === 'unauthorized') {
+        // Retrying cannot fix a wrong token: a configuration error.
+        await backend.close()
+        throw err
+      }
       if (a.flag('once')) {
         log.error(`service unreachable: ${err.message}`)
         await backend.close()
@@ -297,13 +289,38 @@ async function work (a: ParsedArgs, log: Logger): Promise<number> {
   await worker.start()
   const ownPeerId = remote === null ? null : (await remote.getNode()).peerId.toString()
   const line = { worker_id: worker.workerId, task_types: worker.taskTypes, mode: remote === null ? 'local' : 'remote', peer_id: remote?.peerId ?? null, worker_peer_id: ownPeerId }
+  const stopping = untilSignal()
   await writeStdout(a.flag('json') ? JSON.stringify(line) + '\n' : `taskqueue-p2p worker started\nworker_id=${line.worker_id}\n`)
-  const outcome = await Promise.race([worker.done.then((r) => ({ kind: 'done' as const, r })), untilSignal().then(() => ({ kind: 'signal' as const }))])
+  const outcome = await Promise.race([worker.done.then((r) => ({ kind: 'done' as const, r })), stopping.then(() => ({ kind: 'signal' as const }))])
   if (outcome.kind === 'signal') await worker.stop({ graceMs: 5000 })
   await backend.close()
   slot.release()
   if (outcome.kind === 'done' && !outcome.r.reachable) return EXIT_UNREACHABLE
   return EXIT_OK
+}
+
+/**
+ * A start-up failure as one line on stderr and its exit code (cli.md §2): 2 for
+ * configuration and paths, 3 when the listen address is unavailable, 6 for a bug. The
+ * stack is printed only with LOG_LEVEL=debug.
+ */
+export function startupFailure (err: unknown, log: Logger): number {
+  const line = (text: string): void => { process.stderr.write(`taskqueue-p2p: ${text}\n`) }
+  if (log.isLevelEnabled('debug') && err instanceof Error) log.debug({ err }, 'start-up failure')
+  if (err instanceof ConfigError || err instanceof IdentityError || err instanceof PathError || err instanceof StateLockedError) {
+    line(err.message)
+    return EXIT_USAGE
+  }
+  if (err instanceof ListenError) {
+    line(err.message)
+    return EXIT_LISTEN
+  }
+  if (err instanceof RemoteError && err.code === 'unauthorized') {
+    line(`${err.message}${typeof err.reply.detail === 'string' ? '' : ': set TOKEN (IPFS_ACCELERATE_PY_TASK_P2P_TOKEN) to the service\'s token'}`)
+    return EXIT_USAGE
+  }
+  line(`internal error: ${err instanceof Error ? err.message : String(err)}${log.isLevelEnabled('debug') ? '' : ' (LOG_LEVEL=debug shows the stack)'}`)
+  return EXIT_INTERNAL
 }
 
 export async function main (argv: readonly string[] = process.argv.slice(2)): Promise<number> {
@@ -333,12 +350,7 @@ export async function main (argv: readonly string[] = process.argv.slice(2)): Pr
       process.stderr.write(`taskqueue-p2p: ${err.message}\n\n${formatHelp(SPEC, err.command ?? undefined)}`)
       return EXIT_USAGE
     }
-    if (err instanceof ConfigError || err instanceof IdentityError) {
-      process.stderr.write(`${err.message}\n`)
-      return EXIT_USAGE
-    }
-    log.error({ err }, 'internal error')
-    return EXIT_INTERNAL
+    return startupFailure(err, log)
   }
 }
 

@@ -21,7 +21,13 @@ export abstract class ClientError extends Error {
 /** No mechanism produced a TaskQueue peer. `trace` is the discovery trace. */
 export class DiscoveryError extends ClientError {
   readonly code = 'no_peer_found'
-  constructor (message: string, readonly trace?: unknown) {
+  constructor (
+    message: string,
+    readonly trace?: unknown,
+    /** Each mechanism's last reason, and one hint for the commonest cause (discovery/failure.ts). */
+    readonly reasons?: Record<string, string>,
+    readonly hint?: string
+  ) {
     super(message)
     this.name = 'DiscoveryError'
   }

@@ -15,6 +15,7 @@ import { ServiceResolver } from '../discovery/resolver.js'
 import { announceCandidates, cacheHomeDir } from '../discovery/announce-file.js'
 import { peerIdOf } from '../node/addresses.js'
 import { findLocalServiceToken } from '../node/service-token.js'
+import { summarizeDiscoveryFailure } from '../discovery/failure.js'
 import type { DiscoveryTrace } from '../discovery/types.js'
 import type { ClaimedTask, JsonObject, JsonValue, Task, TaskEvent } from '../protocol/types.js'
 import { ClientError, DeadlineError, DialError, DiscoveryError, ProtocolError, ProtocolNotSupportedError, RemoteError } from './errors.js'
@@ -351,7 +352,7 @@ export class RemoteQueue {
       } catch (err) {
         if (!(err instanceof ClientError) || options.signal?.aborted === true) throw err
         if (err instanceof DialError || err instanceof ProtocolNotSupportedError) this.dropLink(link)
-        const mayRetry = attempt < retries && !(err instanceof DiscoveryError) && !(err instanceof ProtocolError) &&
+        const mayRetry = attempt < retries && !(err instanceof DiscoveryError) && !(err instanceof ProtocolError) && !(err instanceof RemoteError) &&
           (!err.sent || idempotent)
         if (!mayRetry || Date.now() >= deadline) throw err
         if (err instanceof DeadlineError) this.dropLink(link)
@@ -448,10 +449,20 @@ export class RemoteQueue {
   private async resolve (timeoutMs: number): Promise<PeerLink> {
     if (this.link !== null) return this.link
     this.resolving ??= this.resolver.resolve(timeoutMs).then((found) => {
-      if (found.link === null) throw new DiscoveryError(found.reason, found.trace)
+      if (found.link === null) throw discoveryFailureError(found.reason, found.trace)
       this.link = found.link
       return found.link
     }).finally(() => { this.resolving = null })
     return await this.resolving
   }
+}
+
+/** A failed resolution as the error callers see: `unauthorized` when a service refused our token. */
+function discoveryFailureError (reason: string, trace: DiscoveryTrace | undefined): ClientError {
+  if (trace === undefined) return new DiscoveryError(reason)
+  const f = summarizeDiscoveryFailure(trace)
+  if (f.code === 'unauthorized') {
+    return new RemoteError({ ok: false, error: 'unauthorized', detail: f.message, peer_id: f.refusedBy?.peer_id ?? '', multiaddr: f.refusedBy?.multiaddr ?? '', retryable: false })
+  }
+  return new DiscoveryError(f.message, trace, f.reasons, f.hint)
 }

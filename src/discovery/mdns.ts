@@ -26,6 +26,8 @@ const PER_ADDRESS_DIAL_MS = 2000
 const IDENTIFY_WAIT_MS = 3000
 /** Margin before the chain's step timer, to conclude `no_taskqueue_peers` ourselves. */
 const CONCLUDE_MARGIN_MS = 250
+/** Two queries and their answer delay (RFC 6762 §6: up to 120 ms) with margin. */
+export const SILENT_GIVE_UP_MS = 1500
 
 export interface MdnsDiscovererInit {
   enabled: boolean
@@ -40,6 +42,13 @@ export interface MdnsDiscovererInit {
    * timer, which would otherwise record a plain `timeout` after it.
    */
   windowMs?: number
+  /**
+   * Issue 22: with nothing else configured and no announce file, a LAN where nobody
+   * answered the first two queries (sent at once and after 1 s) will not answer later
+   * either; when this returns true after SILENT_GIVE_UP_MS with no responder heard, the
+   * step ends then with `timeout` (discovery.md §7: no responder) instead of at its window.
+   */
+  giveUpWhenSilent?: () => boolean
   /** Tests: a private memory instead of the process-wide one. */
   memory?: NotTaskQueueMemory
 }
@@ -228,6 +237,16 @@ export function mdnsDiscoverer (init: MdnsDiscovererInit): Discoverer {
           scope.fail(`mdns_unavailable: ${reason}`, { startedAt: started })
           finish(null)
         })
+        if (init.giveUpWhenSilent !== undefined && scope.all !== true) {
+          const giveUp = init.giveUpWhenSilent
+          const silentTimer = setTimeout(() => {
+            if (done || handled.size > 0 || !giveUp()) return
+            scope.fail('timeout', { startedAt: started })
+            finish(null)
+          }, SILENT_GIVE_UP_MS)
+          const clearSilent = unsubscribe
+          unsubscribe = () => { clearTimeout(silentTimer); clearSilent() }
+        }
         if (init.windowMs !== undefined) {
           concludeTimer = setTimeout(() => {
             concludeTimer = null

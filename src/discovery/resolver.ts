@@ -5,6 +5,7 @@
  * and how a link to an unchecked address is made (`connect`); everything about where
  * candidates come from, their order and what is remembered lives here.
  */
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Libp2p } from '@libp2p/interface'
 import type { Env, Settings } from '../config/index.js'
@@ -75,8 +76,8 @@ export class ServiceResolver<L extends FoundLink> {
       const want = this.opts.peerId
       const addr = want !== null ? withPeerId(explicit, want) : explicit
       if (this.explicitOnly()) return { link: this.opts.connect(node, [addr]) }
-      const { link } = await this.runChain(timeoutMs, false, true)
-      return link !== null ? { link } : { link: null, reason: 'no TaskQueue peer found (explicit address and discovery chain failed)' }
+      const { link, trace } = await this.runChain(timeoutMs, false, true)
+      return link !== null ? { link } : { link: null, reason: 'no TaskQueue peer found (explicit address and discovery chain failed)', trace }
     }
     // A remembered address is checked with one status before it is trusted; when it
     // fails it is forgotten and the chain runs (discovery.md §1, scope).
@@ -103,6 +104,8 @@ export class ServiceResolver<L extends FoundLink> {
     const s = this.opts.settings
     const env = this.opts.env
     const envSet = (env.IPFS_ACCELERATE_PY_TASK_P2P_ANNOUNCE_FILE ?? env.IPFS_DATASETS_PY_TASK_P2P_ANNOUNCE_FILE ?? '').trim() !== ''
+    const announceFiles = [this.opts.announceFile, s.announceFile, ...announceCandidates()].filter((p): p is string => p !== null)
+    const anyAnnounceFile = announceFiles.some((p) => existsSync(p))
     return [
       announceFileDiscoverer({
         explicitPath: this.opts.announceFile,
@@ -137,7 +140,8 @@ export class ServiceResolver<L extends FoundLink> {
         allowLoopback: s.mdnsAllowLoopback,
         maxAttemptsPerPoll: s.mdnsMaxAttemptsPerPoll,
         protocols: [...s.protocol],
-        windowMs: s.discoveryStepTimeouts.mdns * 1000
+        windowMs: s.discoveryStepTimeouts.mdns * 1000,
+        giveUpWhenSilent: () => s.bootstrapPeers.length === 0 && s.rendezvousPoints.length === 0 && !anyAnnounceFile
       })
     ]
   }

@@ -29,6 +29,21 @@ export async function createListeningNode (s: Settings, privateKey: PrivateKey, 
       connectionGater
     })
   } catch (err) {
-    throw new ListenError(`cannot listen on ${s.listenHost}:${s.listenPort}: ${(err as Error).message}`, { cause: err })
+    throw new ListenError(listenFailure(s.listenHost, s.listenPort, err), { cause: err })
   }
+}
+
+/**
+ * One line for a failed listen. libp2p folds each address's error into the text of one
+ * UnsupportedListenAddressesError (with advice about its own options and the stack), so
+ * the errno code is the only structured part left to read.
+ */
+export function listenFailure (host: string, port: number, err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err)
+  const where = `${host}:${port}`
+  if (text.includes('EADDRINUSE')) return `port ${port} is already in use on ${host} (another service?): choose another with --listen-port N or LISTEN_PORT, or stop the other process`
+  if (text.includes('EADDRNOTAVAIL')) return `cannot listen on ${where}: ${host} is not an address of this host; set --listen-host (LISTEN_HOST) to one of its addresses or 0.0.0.0`
+  if (text.includes('EACCES')) return `cannot listen on ${where}: permission denied (ports below 1024 need privileges); choose another with --listen-port N or LISTEN_PORT`
+  const firstLine = text.split('\n').map((l) => l.trim()).find((l) => /E[A-Z]+:/.test(l)) ?? text.split('\n')[0]
+  return `cannot listen on ${where}: ${firstLine.replace(/^\S+: Error: /, '')}`
 }

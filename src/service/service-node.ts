@@ -12,6 +12,8 @@ import { QueueStore, type QueueStoreOptions } from '../store/queue.js'
 import { CacheStore } from '../store/cache.js'
 import { loadOrCreateIdentity } from '../node/identity.js'
 import { createListeningNode, ListenError } from '../node/listen.js'
+import { acquireStateLock } from '../node/state-lock.js'
+import { pathStep } from '../node/startup-errors.js'
 import type { TaskQueueNode } from '../node/create-node.js'
 import { isWildcardHost, preferredAnnounceIp, sortPreferred, tcpMultiaddr, withPeerId } from '../node/addresses.js'
 import { removeAnnounceFileIfOurs, writeAnnounceFile } from '../discovery/announce-file.js'
@@ -125,21 +127,30 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
     // 1. store and identity
     // WAL checkpoints run on a worker thread, so no submit pays for a checkpoint's
     // copy and fsync; the large autocheckpoint is only the safety net.
-    const db = openDatabase(s.queuePath, { walAutocheckpointPages: 16384 })
+    // One service per queue file and per identity (issue 22): taken before anything is
+    // opened, so a refused second start changes nothing of the first's.
+    const locks = s.queuePath === ':memory:' ? [] : [[s.queuePath, 'queue file (TASK_QUEUE_PATH)'], [s.identityFile, 'identity file (IDENTITY_FILE)']]
+    const held = locks.map(([path, what]) => {
+      const lock = acquireStateLock(path, what)
+      cleanups.push(() => lock.release())
+      return lock
+    })
+    const db = await pathStep('queue file (TASK_QUEUE_PATH)', s.queuePath, () => openDatabase(s.queuePath, { walAutocheckpointPages: 16384 }))
     cleanups.push(() => db.close())
     const checkpointer = new Checkpointer(s.queuePath)
     cleanups.push(async () => await checkpointer.stop())
     const store = new QueueStore({ db, ...queueStoreOptionsFrom(s) })
     let cacheDb: DatabaseSync = db
     if (s.enableCache && s.cacheDir !== null) {
-      const separate = openDatabase(join(s.cacheDir, 'cache.sqlite3'))
+      const cacheFile = join(s.cacheDir, 'cache.sqlite3')
+      const separate = await pathStep('cache file (CACHE_DIR)', cacheFile, () => openDatabase(cacheFile))
       cleanups.push(() => separate.close())
       cacheDb = separate
     }
     const cache = s.enableCache
       ? new CacheStore({ db: cacheDb, maxEntries: s.cacheMaxEntries, maxBytes: s.cacheMaxBytes, maxValueBytes: s.cacheMaxValueBytes })
       : null
-    const privateKey = await loadOrCreateIdentity(s.identityFile)
+    const privateKey = await pathStep('identity file (IDENTITY_FILE)', s.identityFile, async () => await loadOrCreateIdentity(s.identityFile))
 
     // 2. listen
     const access = serviceAccess(s)
@@ -206,7 +217,8 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
         updated_at: Date.now() / 1000
       })
     }
-    writeAnnounce()
+    await pathStep('announce file (ANNOUNCE_FILE)', announcePath ?? '', writeAnnounce)
+    for (const lock of held) lock.update({ peer_id: peerId, multiaddr: addresses().multiaddr })
     if (announcePath !== null) {
       const onUpdate = (): void => {
         try { writeAnnounce() } catch (err) { log.warn({ err }, 'rewriting the announce file failed') }

@@ -221,7 +221,14 @@ describe('p2p-rpc commands (fake queue)', () => {
     const trace: DiscoveryTrace = { ok: false, result: null, nat: null, method: '', elapsed_ms: 3, attempts: [] }
     const bad = await runWith(['discover'], {}, {}, trace)
     assert.equal(bad.r.code, 3)
-    assert.deepEqual(bad.r.doc, { ...trace })
+    const { error, message, hint, ...rest } = bad.r.doc as Record<string, unknown>
+    assert.deepEqual(rest, { ...trace }, 'the trace, plus why')
+    assert.equal(error, 'no_peer_found')
+    assert.equal(typeof message, 'string')
+    assert.equal(typeof hint, 'string')
+    const refused = await runWith(['discover'], {}, {}, { ...trace, attempts: [{ method: 'announce-file', ok: false, peer_id: 'P', multiaddr: '/ip4/127.0.0.1/tcp/1/p2p/P', error: 'unauthorized', response: null, elapsed_ms: 1 }] })
+    assert.equal(refused.r.code, 1, 'a service that refused our token: unauthorized, exit 1')
+    assert.equal((refused.r.doc as Record<string, unknown>).error, 'unauthorized')
     const good = await runWith(['discover', '--detail'], {}, {}, { ...trace, ok: true, method: 'explicit' })
     assert.equal(good.r.code, 0)
   })

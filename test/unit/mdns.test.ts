@@ -9,7 +9,7 @@ import type { PeerInfo } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { MulticastDNSComponents } from '@libp2p/mdns'
 import {
-  addrRank, classifyAddr, filterMdnsAddrs, mdnsDiscoverer, mdnsParts, findMdns, NotTaskQueueMemory, TaskQueueMdns
+  addrRank, classifyAddr, filterMdnsAddrs, mdnsDiscoverer, mdnsParts, findMdns, NotTaskQueueMemory, TaskQueueMdns, SILENT_GIVE_UP_MS
 } from '../../src/discovery/mdns.js'
 import type { MdnsLease } from '../../src/discovery/mdns.js'
 import type { AttemptRecord, DiscoveryScope, ProbeResult } from '../../src/discovery/types.js'
@@ -193,6 +193,31 @@ describe('mdns discoverer (stand-in mdns, loopback libp2p nodes)', () => {
     assert.equal(await running, null)
     assert.equal(probes.length, 0)
     assert.deepEqual(records.map((r) => r.error), ['no_usable_address'], 'no timeout record of its own: the chain writes it')
+  })
+
+  it('gives up after two silent queries when nothing else could find a service, not before; waits its window otherwise', async () => {
+    let nothingElse = true
+    const d = mdnsDiscoverer({ enabled: true, node: async () => client, allowLoopback: true, maxAttemptsPerPoll: 4, memory: new NotTaskQueueMemory(), windowMs: 5000, giveUpWhenSilent: () => nothingElse })
+    const quiet = fakeScope(new AbortController().signal)
+    const t = performance.now()
+    assert.equal(await d.run(quiet.scope), null)
+    const took = performance.now() - t
+    assert.ok(took >= SILENT_GIVE_UP_MS - 50 && took < 4000, `ended after ${Math.round(took)} ms, not at the 5 s window`)
+    assert.deepEqual(quiet.records.map((r) => r.error), ['timeout'], 'discovery.md §7: timeout = no responder')
+
+    // Something else is configured: the step keeps listening for its whole window.
+    nothingElse = false
+    const ac = new AbortController()
+    const configured = fakeScope(ac.signal)
+    const running = d.run(configured.scope)
+    await new Promise((resolve) => setTimeout(resolve, SILENT_GIVE_UP_MS + 300))
+    assert.deepEqual(configured.records, [], 'still running past the silent give-up')
+    // A responder heard before the give-up is always followed up.
+    nothingElse = true
+    fake.announce(info(tq))
+    const won = await running
+    assert.ok(won !== null && won.ok)
+    ac.abort()
   })
 
   it('reports mdns_unavailable and disabled', async () => {
