@@ -1,8 +1,11 @@
 /**
- * The library entry point (`import … from 'taskqueue-p2p'`): the client, an embeddable
- * service, workers with their handler API, tools, settings and the types they speak.
+ * The library entry point (`import … from 'taskqueue-p2p'`): the client, remote workers
+ * with their handler API, tools, settings and the types they speak. It never loads the
+ * store (`node:sqlite`): a client-only process gets no SQLite ExperimentalWarning and runs
+ * where `node:sqlite` does not exist. The service side (`startServiceNode`, the local
+ * worker backend) is `taskqueue-p2p/service` (service-entry.ts).
  * Internals (framing, the store's SQL, discovery parts) are not exported: package.json
- * `exports` names this file only, so they can change without breaking a user.
+ * `exports` names these two files only, so they can change without breaking a user.
  */
 export {
   RemoteQueue,
@@ -16,20 +19,15 @@ export {
 export type { DiscoveryTrace } from './discovery/types.js'
 
 export {
-  startServiceNode, ListenError,
-  type ServiceNode, type ServiceNodeInit
-} from './service/service-node.js'
-export {
   ToolRegistry, ToolError, InvalidToolParamsError,
   type ToolDefinition, type ToolHandler, type ToolCallInfo, type ToolContext
 } from './tools/registry.js'
 
-export {
-  Worker, WorkerShutdownError, LeaseLostError, FinalError, RemoteBackend, LocalBackend, BackendError, builtinHandlers, mergeHandlers,
-  loadHandlerModule,
-  type WorkerOptions, type WorkerStats, type WorkerRunResult, type QueueBackend, type TaskHandler, type TaskContext,
-  type HandlerMap, type RemoteBackendOptions, type LocalBackendOptions
-} from './worker/index.js'
+// Module by module, not through worker/index.js: that one also names LocalBackend (the store).
+export { Worker, WorkerShutdownError, LeaseLostError, type WorkerOptions, type WorkerStats, type WorkerRunResult } from './worker/worker.js'
+export { RemoteBackend, type RemoteBackendOptions } from './worker/remote-backend.js'
+export { BackendError, type QueueBackend } from './worker/backend.js'
+export { builtinHandlers, mergeHandlers, loadHandlerModule, FinalError, type TaskHandler, type TaskContext, type HandlerMap } from './worker/handlers.js'
 
 export {
   loadSettings, ConfigError,

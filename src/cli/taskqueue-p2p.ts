@@ -115,7 +115,7 @@ const SPEC: ProgramSpec = {
       description: 'Run it on the service\'s host with the service\'s environment. Exit 0 when clients can reach the service, 3 otherwise.'
     }
   ],
-  epilog: 'Environment variables: see the configuration table in the README (config.md). Flags override them.'
+  epilog: 'Environment variables: every one, with its default, is in docs/configuration.md (in the package and the repository). Flags override them.'
 }
 
 function announceOverride (value: string | undefined): string | null | undefined {

@@ -1,6 +1,6 @@
 /**
  * The library as a user gets it: everything imported by the package's own name
- * (`import … from 'taskqueue-p2p'`, resolved through package.json `exports`), an
+ * (`import … from 'taskqueue-p2p/service'`, resolved through package.json `exports`), an
  * embedded service with a tool of the user's, a worker with a handler of the user's
  * claiming over libp2p, and RemoteQueue calls against both — including the one-call
  * `submitAndWait` (★ submit `wait_s`) and the reply shapes it must not change for
@@ -8,13 +8,14 @@
  */
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import type * as Lib from '../../src/index.js'
+import type * as Lib from '../../src/service-entry.js'
 import { RawClient } from '../helpers/raw-client.js'
 import { sandbox } from '../helpers/procs.js'
 import type { Sandbox } from '../helpers/procs.js'
 
 // A variable, so tsc does not try to resolve the package's own dist types while compiling them.
-const PACKAGE_NAME = 'taskqueue-p2p'
+// The service side (`taskqueue-p2p/service`) re-exports the client entry point too.
+const PACKAGE_NAME = 'taskqueue-p2p/service'
 const lib = await import(PACKAGE_NAME) as typeof Lib
 type Obj = Record<string, any>
 
