@@ -209,7 +209,7 @@ async function serve (a: ParsedArgs, log: Logger): Promise<number> {
       'remote clients need IPFS_ACCELERATE_PY_TASK_P2P_TOKEN set to its content; TOKEN set empty serves without one\n')
   }
   if (a.flag('json')) {
-    await writeStdout(JSON.stringify({ peer_id: svc.peerId, multiaddr: svc.multiaddr, multiaddrs: svc.multiaddrs, announce_file: svc.announceFile, token_file: svc.tokenFile }) + '\n')
+    await writeStdout(JSON.stringify({ peer_id: svc.peerId, multiaddr: svc.multiaddr, multiaddrs: svc.multiaddrs, announce_file: svc.announceFile, token_file: svc.tokenFile, http_url: svc.httpUrl }) + '\n')
   } else {
     await writeStdout(`ipfs_accelerate_py task queue p2p service started\npeer_id=${svc.peerId}\nmultiaddr=${svc.multiaddr}\n`)
   }

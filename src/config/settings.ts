@@ -5,7 +5,7 @@
 import { isIP } from 'node:net'
 import { hostname } from 'node:os'
 import { dirname, isAbsolute, join } from 'node:path'
-import { EnvReader, FALSE_WORDS, P, REDACTED, Reject, isFalseWord, parseNumber, splitList } from './env.js'
+import { EnvReader, FALSE_WORDS, P, aliasOf, REDACTED, Reject, isFalseWord, parseNumber, splitList } from './env.js'
 import type { Env, Override, Source, WarnSink } from './env.js'
 import {
   DEFAULT_STEP_TIMEOUTS, PROTOCOL_ACCEPTED, STEP_TIMEOUTS_ACCEPTED,
@@ -141,6 +141,12 @@ export interface Settings extends SecuritySettings {
   // logging (config/logging.ts)
   readonly logLevel: LogLevel | null
   readonly logFormat: LogFormat
+  // §3.8 ★ HTTP listener: /metrics, /healthz, /readyz and the dashboard (issue 22)
+  /** null = no HTTP listener (the default); 0 = any free port. */
+  readonly httpPort: number | null
+  readonly httpHost: string
+  /** HTTP_HOST was set: without a token, a non-loopback host is then allowed, with a warning. */
+  readonly httpHostExplicit: boolean
 }
 
 /** Command-line values; `undefined` = flag not given. `announceFile: null` = disabled. */
@@ -348,6 +354,16 @@ export function resolveSettings (env: Env, overrides: SettingsOverrides = {}, wa
   }
 
   const logging = readLogSettings(r, opts.stderrIsTty ?? process.stderr.isTTY === true)
+  // §3.8
+  const httpHostVar = `${P}HTTP_HOST`
+  const http = {
+    httpPort: r.custom<number | null>(`${P}HTTP_PORT`, null,
+      text => /^\d{1,5}$/.test(text) && Number(text) <= 65535 ? Number(text) : undefined,
+      'is not a TCP port (0..65535; 0 = any free port; unset = no HTTP listener)', ov('httpPort')),
+    httpHost: r.custom(httpHostVar, '127.0.0.1', text => isIP(text) !== 0 ? text : undefined,
+      'is not an IP address (use e.g. 127.0.0.1, 0.0.0.0, ::)', ov('httpHost'), v => isIP(v) !== 0),
+    httpHostExplicit: ov('httpHost').value !== undefined || r.plain(httpHostVar) !== undefined || r.plain(aliasOf(httpHostVar) ?? httpHostVar) !== undefined
+  }
 
   const settings: Settings = Object.freeze({
     role,
@@ -373,7 +389,8 @@ export function resolveSettings (env: Env, overrides: SettingsOverrides = {}, wa
     ...mcp,
     ...retries,
     ...worker,
-    ...logging
+    ...logging,
+    ...http
   })
   return { settings, sources: Object.freeze(Object.fromEntries(r.sources)) }
 }

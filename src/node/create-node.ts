@@ -35,6 +35,8 @@ export interface NodeParts {
   announceFilter?: (addrs: Multiaddr[]) => Multiaddr[]
   /** Extra listen addresses (for example `/p2p-circuit` for relay reservations). */
   listen?: string[]
+  /** libp2p's metrics implementation (the HTTP listener's Prometheus registry); the first one given is used. */
+  metrics?: ServiceFactory
 }
 
 export interface NodeOptions {
@@ -105,7 +107,8 @@ export async function createTaskQueueNode (opts: NodeOptions = {}): Promise<Task
       inboundConnectionThreshold: 200,
       maxIncomingPendingConnections: 128
     },
-    services: services as unknown as Libp2pInit['services']
+    services: services as unknown as Libp2pInit['services'],
+    metrics: parts.find((p) => p.metrics !== undefined)?.metrics as Libp2pInit['metrics']
   }) as TaskQueueNode
   applyTransportPatches(node, opts.logger)
   return node

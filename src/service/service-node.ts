@@ -13,6 +13,12 @@ import { CacheStore } from '../store/cache.js'
 import { loadOrCreateIdentity } from '../node/identity.js'
 import { createListeningNode, ListenError } from '../node/listen.js'
 import { acquireStateLock } from '../node/state-lock.js'
+import { Registry } from 'prom-client'
+import { prometheusMetrics } from '@libp2p/prometheus-metrics'
+import type { ServiceFactory } from '../node/create-node.js'
+import { HttpService } from '../http/http-service.js'
+import type { HttpRoute } from '../http/http-service.js'
+import { createServiceMetrics } from '../http/metrics.js'
 import { pathStep } from '../node/startup-errors.js'
 import type { TaskQueueNode } from '../node/create-node.js'
 import { isWildcardHost, preferredAnnounceIp, sortPreferred, tcpMultiaddr, withPeerId } from '../node/addresses.js'
@@ -40,6 +46,8 @@ export interface ServiceNodeInit {
   /** Extra tools to register next to the built-ins. */
   tools?: ToolRegistry
   localWorker?: () => LocalWorkerInfo
+  /** Routes the HTTP listener serves besides /metrics, /healthz, /readyz (the dashboard). */
+  httpRoutes?: (service: TaskQueueService) => HttpRoute[]
 }
 
 export interface ServiceNode {
@@ -48,6 +56,8 @@ export interface ServiceNode {
   readonly multiaddr: string
   readonly multiaddrs: string[]
   readonly announceFile: string | null
+  /** The HTTP listener's `http://host:port` (HTTP_PORT), or null when there is none. */
+  readonly httpUrl: string | null
   /** The generated token's file (README "Security"), or null when TOKEN is set or not needed. */
   readonly tokenFile: string | null
   /** Whether this start created it. */
@@ -153,6 +163,9 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
     const privateKey = await pathStep('identity file (IDENTITY_FILE)', s.identityFile, async () => await loadOrCreateIdentity(s.identityFile))
 
     // 2. listen
+    // One Prometheus registry for our metrics and libp2p's, only with an HTTP listener.
+    const registry = s.httpPort !== null ? new Registry() : null
+    const metricsPart = registry !== null ? [{ metrics: prometheusMetrics({ registry, preserveExistingMetrics: true }) as ServiceFactory }] : []
     const access = serviceAccess(s)
     const control = new AccessControl({
       token: access.token,
@@ -162,7 +175,7 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
       peerOpsPerS: s.peerOpsPerS,
       logger: log
     })
-    const node = await createListeningNode(s, privateKey, [...discoveryParts(s, 'serve', log), natParts(s, 'serve', { logger: log })], log, control.gater())
+    const node = await createListeningNode(s, privateKey, [...discoveryParts(s, 'serve', log), natParts(s, 'serve', { logger: log }), ...metricsPart], log, control.gater())
     cleanups.push(() => node.stop())
     control.start(node)
     cleanups.push(() => control.stop())
@@ -192,6 +205,28 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
     await service.start(node)
     cleanups.push(() => service.stop())
 
+    // The HTTP listener (issue 22): metrics, health and the dashboard.
+    let http: HttpService | null = null
+    if (registry !== null && s.httpPort !== null) {
+      const metrics = createServiceMetrics({ registry, service, node, nat: () => natReport(node, s) })
+      cleanups.push(() => metrics.stop())
+      let ready = false
+      http = new HttpService({
+        host: s.httpHost,
+        port: s.httpPort,
+        hostExplicit: s.httpHostExplicit,
+        token: access.token,
+        registry,
+        ready: () => ready && node.status === 'started',
+        routes: init.httpRoutes?.(service) ?? [],
+        logger: log
+      })
+      await http.start()
+      const started = http
+      cleanups.push(async () => await started.stop())
+      ready = true
+    }
+
     // 3. announce file, rewritten whenever our addresses change
     const preferredIp = preferredAnnounceIp(s.listenHost, s.publicIp)
     const addresses = (): { multiaddr: string, multiaddrs: string[] } => {
@@ -212,6 +247,7 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
         namespace: s.rendezvousNs,
         protocols,
         ...(access.tokenFile !== null ? { token_file: access.tokenFile } : {}),
+        ...(http !== null ? { http_url: http.url } : {}),
         pid: process.pid,
         started_at: startedAt / 1000,
         updated_at: Date.now() / 1000
@@ -251,6 +287,7 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
       announceFile: announcePath,
       tokenFile: access.tokenFile,
       tokenCreated: access.created,
+      httpUrl: http?.url ?? null,
       node,
       service,
       store,

@@ -12,7 +12,7 @@ import type { TaskChange } from '../store/types.js'
 import { ToolRegistry } from '../tools/registry.js'
 import type { Logger } from '../logger.js'
 import { silentLogger } from '../logger.js'
-import type { LocalWorkerInfo, ServiceContext, ServiceOptions } from './context.js'
+import type { LocalWorkerInfo, Reply, ServiceContext, ServiceOptions } from './context.js'
 import { NAT_UNAVAILABLE } from '../nat/report.js'
 import type { NatReport } from '../nat/report.js'
 import { createDispatcher } from './dispatch.js'
@@ -54,6 +54,8 @@ export interface TaskQueueServiceInit {
   access?: AccessControl
 }
 
+export type RequestObserver = (op: string, seconds: number, reply: Reply) => void
+
 export class TaskQueueService {
   readonly context: ServiceContext
   readonly dispatch: Dispatch
@@ -68,6 +70,7 @@ export class TaskQueueService {
   private cancelStartupRelease: () => void = () => {}
   private drained: (() => void) | undefined
   private pruning = false
+  private readonly requestObservers = new Set<RequestObserver>()
   private readonly onTerminal = (change: TaskChange): void => {
     if (TERMINAL_STATUSES.has(change.status)) reapOrphanedToolTask(this.context, change.task_id)
   }
@@ -106,14 +109,25 @@ export class TaskQueueService {
     const dispatch = createDispatcher(this.context)
     this.dispatch = async (env, caller) => {
       this.inFlight++
-      this.lastActivity = performance.now()
+      const started = this.lastActivity = performance.now()
       try {
-        return await dispatch(env, caller)
+        const reply = await dispatch(env, caller)
+        if (this.requestObservers.size > 0) {
+          const seconds = (performance.now() - started) / 1000
+          for (const fn of this.requestObservers) fn(typeof env.op === 'string' ? env.op : '', seconds, reply)
+        }
+        return reply
       } finally {
         this.lastActivity = performance.now()
         if (--this.inFlight === 0) this.drained?.()
       }
     }
+  }
+
+  /** Tells `fn` every answered request: its op as sent, seconds to the reply, the reply (metrics). */
+  observeRequests (fn: RequestObserver): () => void {
+    this.requestObservers.add(fn)
+    return () => { this.requestObservers.delete(fn) }
   }
 
   /** Registers the protocol handlers on `node` and starts the sweepers. */

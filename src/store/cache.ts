@@ -189,6 +189,9 @@ export class CacheStore {
   }
 
   /** Expired entries go first, then least recently used; `keep` (just written) goes last. */
+  /** Entries evicted for room since this store opened (metrics). */
+  evictions = 0
+
   private evict (now: number, keep: string): void {
     if (!this.over()) return
     this.s.deleteExpired.run(now)
@@ -197,6 +200,7 @@ export class CacheStore {
       if (victims.length === 0) return // only `keep` left: a value larger than maxBytes
       for (const v of victims) {
         this.s.delete.run(v.key as string)
+        this.evictions++
         if (!this.over()) return
       }
     }

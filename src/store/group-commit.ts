@@ -20,6 +20,8 @@ export class Transactor {
   private readonly emit: (change: TaskChange) => void
   /** Called inside every write transaction, before its COMMIT, with the changes it made. */
   private readonly record: (changes: readonly TaskChange[]) => void
+  /** Told the duration of every top-level write transaction, COMMIT included (metrics). */
+  onCommit: ((seconds: number) => void) | null = null
   /** Changes of the open group transaction; null outside `group`. */
   private groupChanges: TaskChange[] | null = null
 
@@ -71,11 +73,13 @@ export class Transactor {
       for (const c of changes) group.push(c)
       return out
     }
+    const started = this.onCommit !== null ? performance.now() : 0
     const out = immediate(this.s, () => {
       const value = fn(changes)
       this.record(changes)
       return value
     })
+    if (this.onCommit !== null) this.onCommit((performance.now() - started) / 1000)
     this.publish(changes)
     return out
   }
@@ -105,6 +109,7 @@ export class Transactor {
       }
     }
     let extra = 0
+    const started = this.onCommit !== null ? performance.now() : 0
     this.groupChanges = changes
     try {
       immediate(this.s, () => {
@@ -121,6 +126,7 @@ export class Transactor {
     } finally {
       this.groupChanges = null
     }
+    if (this.onCommit !== null) this.onCommit((performance.now() - started) / 1000)
     this.publish(changes)
     return outcomes
   }

@@ -288,6 +288,15 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
 
   // ---- leases and sweeping ------------------------------------------------------
 
+  /** Leases that ran out since this store opened (requeued or failed by expiry; metrics). */
+  leaseExpiries = 0
+
+  /** Tells `fn` the duration of every write transaction (metrics); returns the undo. */
+  observeCommits (fn: (seconds: number) => void): () => void {
+    this.txr.onCommit = fn
+    return () => { if (this.txr.onCommit === fn) this.txr.onCommit = null }
+  }
+
   private expireLeases (now: number, changes: TaskChange[]): SweepResult {
     let requeued = 0
     let failed = 0
@@ -312,6 +321,7 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
         failed++
       }
     }
+    this.leaseExpiries += requeued + failed
     return { requeued, failed }
   }
 

@@ -1,0 +1,6 @@
+// The package ships no types; the shape it returns (prom2json's).
+declare module 'parse-prometheus-text-format' {
+  export interface PromSample { labels?: Record<string, string>, value?: string, buckets?: Record<string, string>, count?: string, sum?: string }
+  export interface PromFamily { name: string, help: string, type: 'COUNTER' | 'GAUGE' | 'HISTOGRAM' | 'SUMMARY' | 'UNTYPED', metrics: PromSample[] }
+  export default function parsePrometheusTextFormat (text: string): PromFamily[]
+}
