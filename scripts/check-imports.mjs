@@ -29,7 +29,8 @@ export const RULES = {
   'worker': [...FOUNDATION, 'client', 'store', 'tools'],
   'coordination': [...FOUNDATION, 'node', 'nat', 'discovery'],
   'cli': [...FOUNDATION, 'node', 'nat', 'discovery', 'store', 'tools', 'client', 'service', 'worker', 'coordination'],
-  'index.ts': [...FOUNDATION, 'node', 'nat', 'discovery', 'store', 'tools', 'client', 'service', 'worker', 'coordination']
+  'index.ts': [...FOUNDATION, 'node', 'nat', 'discovery', 'store', 'tools', 'client', 'service', 'worker', 'coordination'],
+  'service-entry.ts': [...FOUNDATION, 'node', 'nat', 'discovery', 'store', 'tools', 'client', 'service', 'worker', 'coordination', 'index.ts']
 }
 
 const IMPORT = /(?:^|[\s;])(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|(?:^|[\s;])import\s*['"]([^'"]+)['"]|\bimport\(\s*['"]([^'"]+)['"]\s*\)/g

@@ -16,9 +16,10 @@ import { acquireStateLock } from '../node/state-lock.js'
 import { Registry } from 'prom-client'
 import { prometheusMetrics } from '@libp2p/prometheus-metrics'
 import type { ServiceFactory } from '../node/create-node.js'
-import { HttpService } from '../http/http-service.js'
-import type { HttpRoute } from '../http/http-service.js'
-import { createServiceMetrics } from '../http/metrics.js'
+import { HttpService } from './http-service.js'
+import type { HttpRoute } from './http-service.js'
+import { createServiceMetrics } from './metrics.js'
+import { dashboardRoutes } from './dashboard.js'
 import { pathStep } from '../node/startup-errors.js'
 import type { TaskQueueNode } from '../node/create-node.js'
 import { isWildcardHost, preferredAnnounceIp, sortPreferred, tcpMultiaddr, withPeerId } from '../node/addresses.js'
@@ -218,7 +219,7 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
         token: access.token,
         registry,
         ready: () => ready && node.status === 'started',
-        routes: init.httpRoutes?.(service) ?? [],
+        routes: [...dashboardRoutes(service, (r) => http?.authorized(r) === true), ...(init.httpRoutes?.(service) ?? [])],
         logger: log
       })
       await http.start()

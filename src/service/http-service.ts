@@ -12,7 +12,7 @@ import { createServer } from 'node:http'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Registry } from 'prom-client'
-import { createTokenCheck } from '../service/auth.js'
+import { createTokenCheck } from './auth.js'
 import { ListenError } from '../node/listen.js'
 import type { Logger } from '../logger.js'
 

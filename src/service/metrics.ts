@@ -11,7 +11,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { Libp2p } from '@libp2p/interface'
 import { lookupOp } from '../protocol/ops.js'
 import type { TaskChange } from '../store/types.js'
-import type { TaskQueueService, RequestObserver } from '../service/service.js'
+import type { TaskQueueService, RequestObserver } from './service.js'
 import type { NatReport } from '../nat/report.js'
 import { countsByStatusAndType, oldestQueuedAgeS } from '../store/queue-stats.js'
 

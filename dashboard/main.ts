@@ -1,0 +1,226 @@
+/**
+ * The dashboard page: hash-routed views over the service's own ops (POST /api/op, with the
+ * service token as a bearer token) and the counts endpoint. No framework: four views
+ * and a chart are small enough for the DOM API.
+ */
+type Json = Record<string, any>
+
+const view = document.getElementById('view') as HTMLElement
+const notice = document.getElementById('notice') as HTMLElement
+const login = document.getElementById('login') as HTMLFormElement
+const REFRESH_MS = 2000
+const HISTORY = 150
+
+// The token: from a link (#token=…, then dropped from the address bar) or this tab's storage.
+const fromHash = new URLSearchParams(location.hash.replace(/^#\/?\??/, '').split('?').pop() ?? '').get('token')
+if (fromHash !== null) {
+  sessionStorage.setItem('tq-token', fromHash)
+  history.replaceState(null, '', location.pathname + '#/')
+}
+let token = sessionStorage.getItem('tq-token') ?? ''
+
+class Unauthorized extends Error {}
+
+async function api (path: string, body?: Json): Promise<Json> {
+  const headers: Record<string, string> = { 'content-type': 'application/json' }
+  if (token !== '') headers.authorization = `Bearer ${token}`
+  const r = await fetch(path, { method: body === undefined ? 'GET' : 'POST', headers, body: body === undefined ? undefined : JSON.stringify(body) })
+  if (r.status === 401) throw new Unauthorized('unauthorized')
+  const reply = await r.json() as Json
+  if (reply.ok === false && reply.error === 'unauthorized') throw new Unauthorized('unauthorized')
+  return reply
+}
+const op = async (name: string, fields: Json = {}): Promise<Json> => await api('/api/op', { op: name, ...fields })
+
+login.addEventListener('submit', (e) => {
+  e.preventDefault()
+  token = (document.getElementById('token') as HTMLInputElement).value
+  sessionStorage.setItem('tq-token', token)
+  login.hidden = true
+  void render()
+})
+
+function say (text: string): void { notice.textContent = text }
+
+function el (tag: string, attrs: Json = {}, ...children: Array<Node | string>): HTMLElement {
+  const e = document.createElement(tag)
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k.startsWith('on')) e.addEventListener(k.slice(2), v)
+    else e.setAttribute(k, String(v))
+  }
+  e.append(...children)
+  return e
+}
+const fmtTime = (s: unknown): string => typeof s === 'number' && s > 0 ? new Date(s * 1000).toLocaleTimeString() : '—'
+const json = (v: unknown): string => JSON.stringify(v ?? null, null, 2)
+
+/** An action button: runs the op, says what the service answered, refreshes the view. */
+function action (label: string, name: string, fields: Json, testId: string): HTMLElement {
+  return el('button', {
+    'data-testid': testId,
+    onclick: async () => {
+      const reply = await op(name, fields)
+      say(reply.ok === true ? `${label}: done` : `${label}: ${String(reply.error)}${reply.error === 'unknown_op' ? ' (this service does not have it yet)' : ''}`)
+      await render()
+    }
+  }, label)
+}
+
+// ---- overview: counts by status and type, over time ------------------------------------
+
+const history: Array<{ at: number, byStatus: Record<string, number> }> = []
+const STATUSES = ['queued', 'running', 'completed', 'failed', 'cancelled']
+const COLORS: Record<string, string> = { queued: '#8a6d00', running: '#1a56b3', completed: '#1e7b34', failed: '#b3261e', cancelled: '#777' }
+
+async function sampleCounts (): Promise<Json> {
+  const c = await api('/api/counts')
+  const byStatus: Record<string, number> = {}
+  for (const row of c.counts as Array<{ status: string, count: number }>) byStatus[row.status] = (byStatus[row.status] ?? 0) + row.count
+  history.push({ at: c.at, byStatus })
+  if (history.length > HISTORY) history.shift()
+  return c
+}
+
+function chart (): SVGElement {
+  const w = 640
+  const h = 160
+  const ns = 'http://www.w3.org/2000/svg'
+  const svg = document.createElementNS(ns, 'svg')
+  svg.setAttribute('class', 'chart')
+  svg.setAttribute('width', String(w))
+  svg.setAttribute('height', String(h))
+  const max = Math.max(1, ...history.flatMap((p) => Object.values(p.byStatus)))
+  for (const s of STATUSES) {
+    const pts = history.map((p, i) => `${(i / Math.max(1, HISTORY - 1)) * w},${h - 10 - ((p.byStatus[s] ?? 0) / max) * (h - 20)}`)
+    const line = document.createElementNS(ns, 'polyline')
+    line.setAttribute('points', pts.join(' '))
+    line.setAttribute('fill', 'none')
+    line.setAttribute('stroke', COLORS[s])
+    line.setAttribute('stroke-width', '2')
+    svg.append(line)
+  }
+  return svg
+}
+
+async function overview (): Promise<HTMLElement> {
+  const c = await sampleCounts()
+  const status = await op('status', { detail: true })
+  const last = history[history.length - 1].byStatus
+  const byType = new Map<string, Record<string, number>>()
+  for (const row of c.counts as Array<{ status: string, task_type: string, count: number }>) {
+    byType.set(row.task_type, { ...(byType.get(row.task_type) ?? {}), [row.status]: row.count })
+  }
+  const paused = status.queue?.paused === true
+  return el('section', { 'data-testid': 'overview' },
+    el('h2', {}, 'Queue'),
+    el('div', { class: 'cards' }, ...STATUSES.map((s) => el('div', { class: 'card', 'data-testid': `count-${s}` }, el('b', {}, String(last[s] ?? 0)), s))),
+    el('p', { class: 'muted' }, `oldest waiting task: ${Math.round(Number(c.oldest_queued_age_s))} s · ${paused ? 'PAUSED' : 'claiming'} · counts over the last ${history.length} samples:`),
+    chart(),
+    el('p', {}, paused ? action('Resume', 'resume', {}, 'resume') : action('Pause', 'pause', {}, 'pause'), action('Purge finished', 'purge', { status: 'completed' }, 'purge')),
+    el('h3', {}, 'By task type'),
+    el('table', {}, el('tr', {}, el('th', {}, 'task type'), ...STATUSES.map((s) => el('th', {}, s))),
+      ...[...byType].map(([t, counts]) => el('tr', {}, el('td', {}, t), ...STATUSES.map((s) => el('td', {}, String(counts[s] ?? 0))))))
+  )
+}
+
+// ---- tasks: filters and paging ----------------------------------------------------------
+
+const listState: { status: string, type: string, cursors: Array<string | null> } = { status: '', type: '', cursors: [null] }
+
+async function tasks (): Promise<HTMLElement> {
+  const cursor = listState.cursors[listState.cursors.length - 1]
+  const req: Json = { limit: 20, order: 'desc' }
+  if (listState.status !== '') req.status = listState.status
+  if (listState.type !== '') req.task_types = [listState.type]
+  if (cursor !== null) req.cursor = cursor
+  const reply = await op('list', req)
+  const statusSel = el('select', { name: 'status', 'data-testid': 'filter-status' }, el('option', { value: '' }, 'any status'), ...STATUSES.map((s) => el('option', { value: s }, s))) as HTMLSelectElement
+  statusSel.value = listState.status
+  const typeIn = el('input', { name: 'type', placeholder: 'task type', value: listState.type, 'data-testid': 'filter-type' }) as HTMLInputElement
+  const filters = el('form', { class: 'filters', onsubmit: (e: Event) => { e.preventDefault(); listState.status = statusSel.value; listState.type = typeIn.value.trim(); listState.cursors = [null]; void render() } },
+    el('label', {}, 'status ', statusSel), el('label', {}, 'type ', typeIn), el('button', { type: 'submit' }, 'Filter'))
+  const rows = (reply.tasks ?? []) as Json[]
+  return el('section', { 'data-testid': 'tasks' },
+    el('h2', {}, 'Tasks'), filters,
+    el('table', {}, el('tr', {}, ...['task', 'type', 'status', 'attempt', 'worker', 'updated'].map((h) => el('th', {}, h))),
+      ...rows.map((t) => el('tr', { class: 'row', 'data-testid': `task-${String(t.task_id)}`, onclick: () => { location.hash = `#/task/${String(t.task_id)}` } },
+        el('td', {}, String(t.task_id).slice(0, 12) + '…'), el('td', {}, String(t.task_type)), el('td', { class: `status-${String(t.status)}` }, String(t.status)),
+        el('td', {}, `${String(t.attempt ?? 0)}/${String(t.max_attempts ?? '—')}`), el('td', {}, String(t.assigned_worker ?? '—')), el('td', {}, fmtTime(t.updated_at))))),
+    el('p', {},
+      listState.cursors.length > 1 ? el('button', { onclick: () => { listState.cursors = [null]; void render() } }, 'First page') : '',
+      reply.next_cursor != null ? el('button', { 'data-testid': 'next-page', onclick: () => { listState.cursors.push(String(reply.next_cursor)); void render() } }, 'Next page') : ''),
+    rows.length === 0 ? el('p', { class: 'muted' }, 'no tasks') : '')
+}
+
+// ---- task detail ------------------------------------------------------------------------
+
+async function detail (id: string): Promise<HTMLElement> {
+  const reply = await op('get', { task_id: id })
+  const t = (reply.task ?? null) as Json | null
+  if (t === null) return el('p', {}, `task ${id}: ${String(reply.error ?? 'not found')}`)
+  const terminal = ['completed', 'failed', 'cancelled'].includes(String(t.status))
+  return el('section', { 'data-testid': 'detail' },
+    el('h2', {}, `Task ${id}`),
+    el('table', {}, ...[
+      ['status', t.status], ['task type', t.task_type], ['model', t.model_name], ['attempt', `${String(t.attempt ?? 0)} of ${String(t.max_attempts ?? '—')}`],
+      ['owner (worker)', t.assigned_worker ?? '—'], ['lease until', fmtTime(t.lease_until)], ['heartbeat', fmtTime(t.heartbeat_at)],
+      ['created', fmtTime(t.created_at)], ['updated', fmtTime(t.updated_at)], ['error', t.error ?? '—']
+    ].map(([k, v]) => el('tr', {}, el('th', {}, String(k)), el('td', { 'data-testid': `field-${String(k).replace(/\W+/g, '-')}` }, String(v))))),
+    el('p', {}, terminal ? action('Retry', 'retry', { task_id: id }, 'retry') : action('Cancel', 'cancel', { task_id: id, reason: 'cancelled from the dashboard' }, 'cancel')),
+    el('h3', {}, 'Payload'), el('pre', {}, json(t.payload)),
+    el('h3', {}, 'Result'), el('pre', { 'data-testid': 'result' }, json(t.result)),
+    el('h3', {}, 'Progress'), el('pre', {}, json(t.progress)))
+}
+
+// ---- workers, peers and reachability ------------------------------------------------------
+
+async function workers (): Promise<HTMLElement> {
+  const status = await op('status', { detail: true })
+  const running = ((await op('list', { status: 'running', limit: 500 })).tasks ?? []) as Json[]
+  const leases = new Map<string, number>()
+  for (const t of running) leases.set(String(t.assigned_worker), (leases.get(String(t.assigned_worker)) ?? 0) + 1)
+  const ws = (status.scheduler?.known_workers ?? []) as Json[]
+  const nat = (status.nat ?? {}) as Json
+  return el('section', { 'data-testid': 'workers' },
+    el('h2', {}, 'Workers'),
+    el('table', {}, el('tr', {}, ...['worker', 'leases held', 'last seen', 'task types', 'connection'].map((h) => el('th', {}, h))),
+      ...ws.map((w) => el('tr', {}, el('td', {}, String(w.worker_id)), el('td', {}, String(leases.get(String(w.worker_id)) ?? 0)), el('td', {}, fmtTime(w.last_seen)),
+        el('td', {}, ((w.supported_task_types ?? []) as string[]).join(', ')), el('td', {}, w.transport_peer_id ? 'remote' : 'embedded')))),
+    el('h2', {}, 'This service'),
+    el('table', {},
+      el('tr', {}, el('th', {}, 'peer id'), el('td', {}, String(status.peer_id))),
+      el('tr', {}, el('th', {}, 'addresses'), el('td', {}, ((status.multiaddrs ?? []) as string[]).join(' '))),
+      el('tr', {}, el('th', {}, 'reachability (AutoNAT)'), el('td', { 'data-testid': 'autonat' }, String(nat.autonat?.status ?? 'unknown'))),
+      el('tr', {}, el('th', {}, 'relay reservations'), el('td', {}, String((nat.relay?.reservations ?? []).length))),
+      el('tr', {}, el('th', {}, 'hole punching'), el('td', {}, nat.holepunch?.enabled === true ? `${String(nat.holepunch.successes)}/${String(nat.holepunch.attempts)} upgrades` : 'off'))),
+    el('p', { class: 'muted' }, 'The full verdict with its fix: taskqueue-p2p doctor on this host, or p2p-rpc doctor on a client.'))
+}
+
+// ---- routing and live refresh -------------------------------------------------------------
+
+let rendering = false
+async function render (): Promise<void> {
+  if (rendering) return
+  rendering = true
+  const route = location.hash.replace(/^#/, '') || '/'
+  for (const a of document.querySelectorAll('nav a')) a.classList.toggle('active', route === (a.getAttribute('href') ?? '').slice(1))
+  try {
+    const node = route.startsWith('/task/') ? await detail(decodeURIComponent(route.slice(6)))
+      : route === '/tasks' ? await tasks()
+        : route === '/workers' ? await workers()
+          : await overview()
+    view.replaceChildren(node)
+    login.hidden = true
+  } catch (err) {
+    if (err instanceof Unauthorized) {
+      login.hidden = false
+      say('This service needs its token.')
+    } else say(`could not reach the service: ${(err as Error).message}`)
+  } finally {
+    rendering = false
+  }
+}
+
+window.addEventListener('hashchange', () => { void render() })
+void render()
+setInterval(() => { if (document.visibilityState === 'visible') void render() }, REFRESH_MS)

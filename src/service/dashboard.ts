@@ -1,0 +1,102 @@
+/**
+ * The dashboard (issue 22) on the HTTP listener: the built page (Vite, `dist/dashboard`,
+ * shipped in the package) at `/`, and its data and actions at `/api/*`.
+ *
+ * Every data request and action goes through the service's own dispatcher with the token
+ * the browser sent (`Authorization: Bearer …`), so the dashboard is exactly as authorized
+ * as a p2p-rpc call: the same token check, the same ops, the same replies. The page
+ * itself carries no data and is served without a token (it asks for one).
+ */
+import { readFile } from 'node:fs/promises'
+import { extname, join, normalize, sep } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { HttpRoute, HttpRequest } from './http-service.js'
+import { requestToken, sendJson } from './http-service.js'
+import type { TaskQueueService } from './service.js'
+import { countsByStatusAndType, oldestQueuedAgeS } from '../store/queue-stats.js'
+
+/** dist/src/service/dashboard.js → dist/dashboard */
+const ASSETS = fileURLToPath(new URL('../../dashboard/', import.meta.url))
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.json': 'application/json'
+}
+
+/** The ops the dashboard may send: reads, and the operator's actions. */
+const DASHBOARD_OPS = new Set(['status', 'list', 'get', 'cancel', 'retry', 'pause', 'resume', 'purge'])
+
+async function readBody (r: HttpRequest, limit = 65536): Promise<unknown> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of r.req) {
+    size += (chunk as Buffer).length
+    if (size > limit) throw new Error('body too large')
+    chunks.push(chunk as Buffer)
+  }
+  return JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}')
+}
+
+export function dashboardRoutes (service: TaskQueueService, authorized: (r: HttpRequest) => boolean): HttpRoute[] {
+  const api: HttpRoute = async (r) => {
+    if (!r.url.pathname.startsWith('/api/')) return false
+    if (!authorized(r)) { sendJson(r.res, 401, { ok: false, error: 'unauthorized' }); return true }
+    const token = requestToken(r.req, r.url)
+    if (r.url.pathname === '/api/counts' && r.req.method === 'GET') {
+      const store = service.context.store
+      sendJson(r.res, 200, { ok: true, at: Date.now() / 1000, counts: countsByStatusAndType(store.db), oldest_queued_age_s: oldestQueuedAgeS(store.db, store.now()) })
+      return true
+    }
+    if (r.url.pathname === '/api/op' && r.req.method === 'POST') {
+      let body: unknown
+      try {
+        body = await readBody(r)
+      } catch {
+        sendJson(r.res, 400, { ok: false, error: 'invalid_params', detail: 'the body must be one JSON object' })
+        return true
+      }
+      const env = (typeof body === 'object' && body !== null && !Array.isArray(body) ? body : {}) as Record<string, unknown>
+      if (typeof env.op !== 'string' || !DASHBOARD_OPS.has(env.op)) {
+        sendJson(r.res, 400, { ok: false, error: 'invalid_params', detail: `op must be one of ${[...DASHBOARD_OPS].join(', ')}` })
+        return true
+      }
+      const abort = new AbortController()
+      r.res.once('close', () => abort.abort())
+      // The service's own token check, on the token the browser sent.
+      const reply = await service.dispatch({ ...env, token }, { remotePeerId: 'dashboard', signal: abort.signal })
+      sendJson(r.res, 200, reply)
+      return true
+    }
+    sendJson(r.res, 404, { ok: false, error: 'not_found' })
+    return true
+  }
+
+  const assets: HttpRoute = async (r) => {
+    if (r.req.method !== 'GET') return false
+    const path = r.url.pathname === '/' ? '/index.html' : r.url.pathname
+    const file = normalize(join(ASSETS, path))
+    if (!file.startsWith(ASSETS.endsWith(sep) ? ASSETS : ASSETS + sep)) return false
+    let data: Buffer
+    try {
+      data = await readFile(file)
+    } catch {
+      if (path === '/index.html') {
+        sendJson(r.res, 503, { ok: false, error: 'dashboard_not_built', detail: 'run npm run build' })
+        return true
+      }
+      return false
+    }
+    r.res.writeHead(200, {
+      'content-type': TYPES[extname(file)] ?? 'application/octet-stream',
+      'cache-control': path === '/index.html' ? 'no-cache' : 'public, max-age=31536000, immutable',
+      'content-security-policy': "default-src 'self'; style-src 'self' 'unsafe-inline'",
+      'x-content-type-options': 'nosniff'
+    })
+    r.res.end(data)
+    return true
+  }
+  return [api, assets]
+}
