@@ -4,7 +4,7 @@
  * further routes are mounted (the dashboard). A Startable, like every long-lived part of
  * the service: `start` listens, `stop` closes every connection and the socket.
  *
- * Auth is the service's own token check (service/auth.ts): with a token set, every data
+ * Auth is the service's own token check (service/access.ts): with a token set, every data
  * request needs it (`Authorization: Bearer <token>`); `/healthz` and `/readyz` carry no
  * data and stay open for load balancers and supervisors.
  */
@@ -12,7 +12,6 @@ import { createServer } from 'node:http'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Registry } from 'prom-client'
-import { createTokenCheck } from './auth.js'
 import { ListenError } from '../node/listen.js'
 import type { Logger } from '../logger.js'
 
@@ -30,7 +29,10 @@ export interface HttpServiceInit {
   port: number
   /** HTTP_HOST was set explicitly (a non-loopback host without a token is then allowed, with a warning). */
   hostExplicit: boolean
-  token: string | null
+  /** The service's own check (AccessControl): true when a candidate token may see data. */
+  tokenOk: (candidate: unknown) => boolean
+  /** Whether the service requires any token at all. */
+  tokenRequired: boolean
   registry: Registry
   ready: () => boolean
   routes?: HttpRoute[]
@@ -54,12 +56,9 @@ export function requestToken (req: IncomingMessage, url: URL): string | undefine
 
 export class HttpService {
   private server: Server | null = null
-  private readonly tokenOk: (candidate: unknown) => boolean
   private boundPort = 0
 
-  constructor (private readonly init: HttpServiceInit) {
-    this.tokenOk = createTokenCheck(init.token)
-  }
+  constructor (private readonly init: HttpServiceInit) {}
 
   /** `http://host:port`, once listening. */
   get url (): string {
@@ -69,12 +68,12 @@ export class HttpService {
 
   /** True when the request may see data (no token configured, or the right one given). */
   authorized (r: HttpRequest): boolean {
-    return this.tokenOk(requestToken(r.req, r.url))
+    return this.init.tokenOk(requestToken(r.req, r.url))
   }
 
   async start (): Promise<void> {
-    const { host, port, token, hostExplicit } = this.init
-    if (token === null && !LOOPBACK.has(host)) {
+    const { host, port, tokenRequired, hostExplicit } = this.init
+    if (!tokenRequired && !LOOPBACK.has(host)) {
       // HTTP_HOST must be explicit to get here: the default is 127.0.0.1.
       if (!hostExplicit) throw new ListenError(`HTTP_HOST ${host} is not loopback and no TOKEN is set: set a TOKEN, or HTTP_HOST explicitly`)
       this.init.logger.warn(`HTTP listener on ${host} without a TOKEN: anyone who reaches port ${port} sees the queue and can act on it`)
