@@ -110,7 +110,7 @@ async function overview (): Promise<HTMLElement> {
   for (const row of c.counts as Array<{ status: string, task_type: string, count: number }>) {
     byType.set(row.task_type, { ...(byType.get(row.task_type) ?? {}), [row.status]: row.count })
   }
-  const paused = status.queue?.paused === true
+  const paused = status.queue?.paused?.all === true
   return el('section', { 'data-testid': 'overview' },
     el('h2', {}, 'Queue'),
     el('div', { class: 'cards' }, ...STATUSES.map((s) => el('div', { class: 'card', 'data-testid': `count-${s}` }, el('b', {}, String(last[s] ?? 0)), s))),
