@@ -149,6 +149,7 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
     const db = await pathStep('queue file (TASK_QUEUE_PATH)', s.queuePath, () => openDatabase(s.queuePath, { walAutocheckpointPages: 16384 }))
     cleanups.push(() => db.close())
     const checkpointer = new Checkpointer(s.queuePath)
+    checkpointer.start()
     cleanups.push(async () => await checkpointer.stop())
     const store = new QueueStore({ db, ...queueStoreOptionsFrom(s) })
     let cacheDb: DatabaseSync = db

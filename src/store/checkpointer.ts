@@ -16,6 +16,9 @@
  *   worker thread takes over and checkpoints every `intervalMs` off the main
  *   thread, until writers have been quiet for `threadIdleMs`; then it ends.
  * PASSIVE never waits for locks: a busy moment just leaves the work for later.
+ *
+ * Startable: nothing is opened or timed before `start()` (a service node starts it
+ * as a libp2p service, next to the node's other parts), and a stopped one may start again.
  */
 import { Worker } from 'node:worker_threads'
 import { resolve } from 'node:path'
@@ -33,10 +36,7 @@ export interface CheckpointerOptions {
 }
 
 export class Checkpointer {
-  private readonly db: DatabaseSync
-  private readonly dataVersion: StatementSync
-  private readonly passive: StatementSync
-  private readonly timer: NodeJS.Timeout
+  private running: { db: DatabaseSync, dataVersion: StatementSync, passive: StatementSync, timer: NodeJS.Timeout } | null = null
   private readonly maxDelayMs: number
   private readonly idleMs: number
   private readonly threadIdleMs: number
@@ -44,7 +44,7 @@ export class Checkpointer {
   private readonly path: string
   /** The busy-mode thread, while it runs. */
   private thread: { worker: Worker, stopped: Promise<void> } | null = null
-  private lastVersion: number
+  private lastVersion = 0
   /** When data_version last moved. */
   private lastChange = 0
   /** When the oldest not yet checkpointed commit was seen; null when the WAL is clean. */
@@ -58,18 +58,25 @@ export class Checkpointer {
     this.maxDelayMs = Math.max(this.idleMs, opts.maxDelayMs ?? 2000)
     this.threadIdleMs = Math.max(this.idleMs, opts.threadIdleMs ?? 5000)
     this.path = resolve(path)
-    this.db = new DatabaseSync(this.path)
-    this.db.exec('PRAGMA busy_timeout = 0')
+  }
+
+  readonly [Symbol.toStringTag] = 'taskqueue-p2p/checkpointer'
+
+  /** Opens the checkpointing connection and starts the timer. */
+  start (): void {
+    if (this.running !== null) return
+    this.stopping = null
+    const db = new DatabaseSync(this.path)
+    db.exec('PRAGMA busy_timeout = 0')
     // Same sync level as the writers: the WAL is synced before frames are copied.
-    this.db.exec('PRAGMA synchronous = NORMAL')
-    this.dataVersion = this.db.prepare('PRAGMA data_version')
-    this.passive = this.db.prepare('PRAGMA wal_checkpoint(PASSIVE)')
+    db.exec('PRAGMA synchronous = NORMAL')
+    const timer = setInterval(() => { this.tick() }, this.intervalMs)
+    // Housekeeping only: it must never keep the process alive.
+    timer.unref()
+    this.running = { db, dataVersion: db.prepare('PRAGMA data_version'), passive: db.prepare('PRAGMA wal_checkpoint(PASSIVE)'), timer }
     this.lastVersion = this.version()
     // The file may hold frames from before we started (a restart after a crash).
     this.dirtySince = Date.now()
-    this.timer = setInterval(() => { this.tick() }, intervalMs)
-    // Housekeeping only: it must never keep the process alive.
-    this.timer.unref()
   }
 
   /** Whether the busy-mode thread is running (diagnostics and tests). */
@@ -78,7 +85,7 @@ export class Checkpointer {
   }
 
   private version (): number {
-    return Number(this.dataVersion.get()?.data_version ?? 0)
+    return Number(this.running?.dataVersion.get()?.data_version ?? 0)
   }
 
   private tick (): void {
@@ -104,7 +111,7 @@ export class Checkpointer {
   }
 
   private checkpoint (): void {
-    const r = this.passive.get()
+    const r = this.running?.passive.get()
     // Frames another connection still reads stay behind; look again next time.
     if (r !== undefined && Number(r.busy) === 0 && Number(r.log) === Number(r.checkpointed)) this.dirtySince = null
     else this.dirtySince = Date.now()
@@ -142,13 +149,16 @@ export class Checkpointer {
   }
 
   /** Runs a final checkpoint and closes the connection. */
-  stop (): Promise<void> {
-    this.stopping ??= (async () => {
-      clearInterval(this.timer)
+  async stop (): Promise<void> {
+    const running = this.running
+    if (running === null) return await (this.stopping ?? Promise.resolve())
+    this.running = null
+    this.stopping = (async () => {
+      clearInterval(running.timer)
       await this.stopThread()
-      try { this.passive.get() } catch { /* best effort final pass */ }
-      try { this.db.close() } catch { /* already closed */ }
+      try { running.passive.get() } catch { /* best effort final pass */ }
+      try { running.db.close() } catch { /* already closed */ }
     })()
-    return this.stopping
+    await this.stopping
   }
 }

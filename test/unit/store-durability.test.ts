@@ -123,6 +123,7 @@ test('background checkpointer keeps data intact and checkpoints the WAL', async 
     const path = join(dir, 'q.sqlite3')
     const db = openDatabase(path, { walAutocheckpointPages: 100_000 })
     const cp = new Checkpointer(path, { intervalMs: 20 })
+    cp.start()
     const q = new QueueStore({ db, leaseS: 300, peerTimeoutS: 300, stealAfterS: 30, deterministic: false })
     for (let i = 0; i < 300; i++) q.submit(sub({ payload: { i } }))
     await new Promise(resolve => setTimeout(resolve, 200))
@@ -141,6 +142,7 @@ test('sustained writes hand checkpoints to a thread, which ends once writers are
     const path = join(dir, 'q.sqlite3')
     const db = openDatabase(path, { walAutocheckpointPages: 100_000 })
     const cp = new Checkpointer(path, { intervalMs: 10, idleMs: 30, maxDelayMs: 60, threadIdleMs: 80 })
+    cp.start()
     const q = new QueueStore({ db, leaseS: 300, peerTimeoutS: 300, stealAfterS: 30, deterministic: false })
     const until = async (cond: () => boolean): Promise<boolean> => {
       for (const end = Date.now() + 10_000; Date.now() < end;) {
@@ -205,6 +207,7 @@ test('perf sanity: submit + claim(32) + complete (printed, not asserted)', async
     const path2 = join(f.dir, 'bg.sqlite3')
     const db2 = openDatabase(path2, { walAutocheckpointPages: 16384 })
     const cp = new Checkpointer(path2)
+    cp.start()
     try {
       endToEnd(new QueueStore({ db: db2, leaseS: 300, peerTimeoutS: 300, stealAfterS: 30, deterministic: false, now: f.clock.now }), n, 'background checkpointer')
     } finally {
