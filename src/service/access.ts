@@ -130,11 +130,11 @@ export class AccessControl {
     const now = performance.now()
     let b = this.buckets.get(peerId)
     if (b === undefined) {
-      b = { tokens: this.opsPerS, at: now }
+      b = { tokens: Math.max(1, this.opsPerS), at: now }
       if (this.buckets.size >= MAX_TRACKED_PEERS) this.buckets.delete(this.buckets.keys().next().value as string)
     } else {
       this.buckets.delete(peerId)
-      b.tokens = Math.min(this.opsPerS, b.tokens + (now - b.at) / 1000 * this.opsPerS)
+      b.tokens = Math.min(Math.max(1, this.opsPerS), b.tokens + (now - b.at) / 1000 * this.opsPerS)
       b.at = now
     }
     this.buckets.set(peerId, b)

@@ -147,7 +147,7 @@ describe('roles and per-peer limits', () => {
   let raw: RawClient
 
   before(async () => {
-    box = sandbox({ [`${P}TOKEN`]: 'admin-t', [`${P}ROLE_TOKENS`]: 'worker:worker-t,client:client-t', [`${P}PEER_OPS_PER_S`]: '200', IPFS_ACCELERATE_PY_MCP_P2P_MAX_FRAMES: '1000' })
+    box = sandbox({ [`${P}TOKEN`]: 'admin-t', [`${P}ROLE_TOKENS`]: 'worker:worker-t,client:client-t' })
     svc = await startDaemon('serve', ['--enable-tools'], box.env)
     raw = await RawClient.create(svc.multiaddr)
   })
@@ -176,21 +176,34 @@ describe('roles and per-peer limits', () => {
     assert.ok(status.security.refusals.role >= 3)
     assert.equal(status.security.role_tokens, 2)
   })
+})
 
-  it('PEER_OPS_PER_S: past the rate a peer gets a typed, retryable rate_limited', async () => {
-    const s = await raw.open()
-    await s.sendJson({ jsonrpc: '2.0', id: 0, method: 'initialize', params: {} })
-    const n = 400
-    for (let i = 1; i <= n; i++) await s.sendJson({ jsonrpc: '2.0', id: i, method: 'tools/call', params: { name: 'task_queue.rpc', arguments: { op: 'status', token: 'client-t' } } })
-    await s.readJson()
-    const errors: string[] = []
-    for (let i = 1; i <= n; i++) {
-      const c = (await s.readJson() as Obj).result.content
-      if (c.ok !== true) errors.push(c.error)
-      if (c.error === 'rate_limited') assert.equal(c.retryable, true)
+describe('PEER_OPS_PER_S', () => {
+  it('past the rate a peer gets a typed, retryable rate_limited', async () => {
+    // One op per second: of 20 pipelined calls most are refused however loaded the machine
+    // (at 200/s a loaded machine spread 400 calls out enough that none was refused).
+    const box = sandbox({ [`${P}PEER_OPS_PER_S`]: '1' })
+    const svc = await startDaemon('serve', [], box.env)
+    const raw = await RawClient.create(svc.multiaddr)
+    try {
+      const s = await raw.open()
+      await s.sendJson({ jsonrpc: '2.0', id: 0, method: 'initialize', params: {} })
+      const n = 20
+      for (let i = 1; i <= n; i++) await s.sendJson({ jsonrpc: '2.0', id: i, method: 'tools/call', params: { name: 'task_queue.rpc', arguments: { op: 'status' } } })
+      await s.readJson()
+      const errors: string[] = []
+      for (let i = 1; i <= n; i++) {
+        const c = (await s.readJson() as Obj).result.content
+        if (c.ok !== true) errors.push(c.error)
+        if (c.error === 'rate_limited') assert.equal(c.retryable, true)
+      }
+      await s.close()
+      assert.ok(errors.length >= n / 2, `most calls were refused: ${errors.length}`)
+      assert.ok(errors.every((e) => e === 'rate_limited'), errors.join(','))
+    } finally {
+      await raw.close()
+      await svc.stop()
+      box.cleanup()
     }
-    await s.close()
-    assert.ok(errors.length > 0, 'some calls were refused')
-    assert.ok(errors.every((e) => e === 'rate_limited'), errors.join(','))
   })
 })
