@@ -7,10 +7,11 @@
 import type { Settings } from '../config/index.js'
 import { loadOrCreateIdentity } from '../node/identity.js'
 import { createListeningNode } from '../node/listen.js'
-import type { TaskQueueNode } from '../node/create-node.js'
+import type { ServiceFactory, TaskQueueNode } from '../node/create-node.js'
 import { withPeerId } from '../node/addresses.js'
 import { discoveryParts } from '../discovery/parts.js'
-import { BootstrapKeeper } from '../discovery/bootstrap-keeper.js'
+import { bootstrapKeeper } from '../discovery/bootstrap-keeper.js'
+import type { BootstrapKeeper } from '../discovery/bootstrap-keeper.js'
 import { natParts } from '../nat/parts.js'
 import type { Logger } from '../logger.js'
 import { silentLogger } from '../logger.js'
@@ -24,22 +25,19 @@ export interface CoordinationNode {
   stop: () => Promise<void>
 }
 
+/** One libp2p node; its bootstrap keeper is one of its services, so stopping is the node's stop. */
 export async function startCoordinationNode (s: Settings, logger?: Logger): Promise<CoordinationNode> {
   const log = logger ?? silentLogger()
   const privateKey = await loadOrCreateIdentity(s.identityFile)
-  const node = await createListeningNode(s, privateKey, [...discoveryParts(s, 'relay', log), natParts(s, 'relay', { logger: log })], log)
   // Other coordination nodes given as bootstrap peers join one DHT and share clients.
-  const bootstrap = new BootstrapKeeper({ node, peers: s.bootstrapPeers, logger: log })
-  bootstrap.start()
+  const services: Record<string, ServiceFactory> = { bootstrapKeeper: bootstrapKeeper({ peers: s.bootstrapPeers, logger: log }) as ServiceFactory }
+  const node = await createListeningNode(s, privateKey, [...discoveryParts(s, 'relay', log), natParts(s, 'relay', { logger: log }), { services }], log)
   const peerId = node.peerId.toString()
   return {
     peerId,
     node,
-    bootstrap,
+    bootstrap: (node.services as Record<string, unknown>).bootstrapKeeper as BootstrapKeeper,
     multiaddrs: () => node.getMultiaddrs().map((a) => withPeerId(a, peerId)),
-    stop: async () => {
-      bootstrap.stop()
-      await node.stop()
-    }
+    stop: async () => { await node.stop() }
   }
 }

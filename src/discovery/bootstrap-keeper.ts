@@ -2,15 +2,21 @@
  * The daemon side of BOOTSTRAP_PEERS (discovery.md §4, config.md §3.2): stay connected
  * to every configured peer — they seed the DHT and are the default rendezvous points
  * and relays — without ever delaying start-up, and reconnect when one drops.
+ * A libp2p service (`bootstrapKeeper(init)` in a node's services).
  */
 import { multiaddr } from '@multiformats/multiaddr'
-import type { Libp2p, PeerId } from '@libp2p/interface'
+import type { Libp2pEvents, PeerId, TypedEventTarget } from '@libp2p/interface'
+import type { ConnectionManager } from '@libp2p/interface-internal'
 import type { Logger } from '../logger.js'
 import { peerIdOf } from '../node/addresses.js'
 import { Backoff } from '../util/backoff.js'
 
+export interface BootstrapKeeperComponents {
+  connectionManager: Pick<ConnectionManager, 'openConnection'>
+  events: TypedEventTarget<Libp2pEvents>
+}
+
 export interface BootstrapKeeperInit {
-  node: Libp2p
   peers: readonly string[]
   logger: Logger
   dialTimeoutMs?: number
@@ -31,18 +37,21 @@ export class BootstrapKeeper {
   private readonly init: BootstrapKeeperInit
   private readonly states: BootstrapPeerState[]
   private readonly timers = new Set<NodeJS.Timeout>()
-  private readonly abort = new AbortController()
+  private abort = new AbortController()
   private readonly backoff: Backoff[]
 
-  constructor (init: BootstrapKeeperInit) {
+  constructor (private readonly components: BootstrapKeeperComponents, init: BootstrapKeeperInit) {
     this.init = init
     this.states = init.peers.map((addr) => ({ addr, peer_id: peerIdOf(addr), connected: false, attempts: 0, last_error: '' }))
     this.backoff = init.peers.map(() => new Backoff({ initialMs: init.minBackoffMs ?? 1000, maxMs: init.maxBackoffMs ?? 60_000, jitter: 'half' }))
   }
 
+  readonly [Symbol.toStringTag] = 'taskqueue-p2p/bootstrap-keeper'
+
   start (): void {
     if (this.states.length === 0) return
-    this.init.node.addEventListener('peer:disconnect', this.onDisconnect)
+    this.abort = new AbortController()
+    this.components.events.addEventListener('peer:disconnect', this.onDisconnect)
     // Background on purpose: readiness and the announce file never wait for these dials.
     this.states.forEach((_s, i) => { void this.connect(i) })
   }
@@ -51,7 +60,7 @@ export class BootstrapKeeper {
     this.abort.abort()
     for (const t of this.timers) clearTimeout(t)
     this.timers.clear()
-    this.init.node.removeEventListener('peer:disconnect', this.onDisconnect)
+    this.components.events.removeEventListener('peer:disconnect', this.onDisconnect)
   }
 
   status (): BootstrapPeerState[] {
@@ -74,7 +83,8 @@ export class BootstrapKeeper {
     s.attempts++
     try {
       const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(this.init.dialTimeoutMs ?? 5000)])
-      const conn = await this.init.node.dial(multiaddr(s.addr), { signal })
+      // The priority libp2p gives a user's dial (node.dial).
+      const conn = await this.components.connectionManager.openConnection(multiaddr(s.addr), { signal, priority: 75 })
       s.peer_id = conn.remotePeer.toString()
       s.connected = true
       s.last_error = ''
@@ -98,4 +108,8 @@ export class BootstrapKeeper {
     t.unref()
     this.timers.add(t)
   }
+}
+
+export function bootstrapKeeper (init: BootstrapKeeperInit): (components: BootstrapKeeperComponents) => BootstrapKeeper {
+  return (components) => new BootstrapKeeper(components, init)
 }

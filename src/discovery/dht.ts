@@ -7,7 +7,8 @@ import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import type { KadDHT, QueryEvent } from '@libp2p/kad-dht'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import type { Libp2p, PeerId } from '@libp2p/interface'
+import { serviceDependencies } from '@libp2p/interface'
+import type { Libp2p, Libp2pEvents, PeerId, TypedEventTarget } from '@libp2p/interface'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
@@ -100,8 +101,14 @@ async function countReached (events: AsyncIterable<QueryEvent>, messageName: 'AD
   return reached.size
 }
 
+/** What the provider takes from the node: its DHT is the `dht` service. */
+export interface DhtProviderComponents {
+  peerId: PeerId
+  events: TypedEventTarget<Libp2pEvents>
+  dht: KadDHT
+}
+
 export interface DhtProviderInit {
-  node: Libp2p
   namespace: string
   /** 0 = provide once, never again. */
   provideIntervalS: number
@@ -126,20 +133,25 @@ export class DhtProvider {
   private readonly init: DhtProviderInit
   private timer: NodeJS.Timeout | null = null
   private running = false
-  private stopped = false
+  private stopped = true
   /** discovery.md §6: a failed provide is retried from 1 s, doubling to 60 s. */
   private readonly retry = new Backoff({ initialMs: 1000, maxMs: 60_000, jitter: 'none' })
-  private readonly abort = new AbortController()
+  private abort = new AbortController()
   readonly state: DhtProviderState = { provided: false, last_provide_at: null, peers_reached: 0, last_error: '' }
   private readonly onChange = (): void => { this.schedule(0) }
 
-  constructor (init: DhtProviderInit) {
+  constructor (private readonly components: DhtProviderComponents, init: DhtProviderInit) {
     this.init = init
   }
 
+  readonly [Symbol.toStringTag] = 'taskqueue-p2p/dht-provider'
+  readonly [serviceDependencies] = ['@libp2p/kad-dht']
+
   start (): void {
-    this.init.node.addEventListener('self:peer:update', this.onChange)
-    this.init.node.addEventListener('peer:identify', this.onIdentify)
+    this.stopped = false
+    this.abort = new AbortController()
+    this.components.events.addEventListener('self:peer:update', this.onChange)
+    this.components.events.addEventListener('peer:identify', this.onIdentify)
     this.schedule(0)
   }
 
@@ -147,8 +159,12 @@ export class DhtProvider {
     this.stopped = true
     this.abort.abort()
     if (this.timer !== null) clearTimeout(this.timer)
-    this.init.node.removeEventListener('self:peer:update', this.onChange)
-    this.init.node.removeEventListener('peer:identify', this.onIdentify)
+    this.components.events.removeEventListener('self:peer:update', this.onChange)
+    this.components.events.removeEventListener('peer:identify', this.onIdentify)
+  }
+
+  private dht (): (KadDHT & { routingTable?: { size: number } }) {
+    return this.components.dht
   }
 
   /**
@@ -158,7 +174,7 @@ export class DhtProvider {
    */
   private readonly onIdentify = (): void => {
     if (this.running) return
-    const size = getDht(this.init.node)?.routingTable?.size ?? 0
+    const size = this.dht().routingTable?.size ?? 0
     // Only a table that grew since the last attempt can change a failed provide's outcome.
     if (!this.state.provided) { if (size > this.sizeAtProvide) this.schedule(200) }
     else if (this.sizeAtProvide < 20 && size >= Math.max(2, this.sizeAtProvide * 2)) this.schedule(500)
@@ -175,8 +191,7 @@ export class DhtProvider {
 
   private async provideOnce (): Promise<void> {
     if (this.running || this.stopped) return
-    const dht = getDht(this.init.node)
-    if (dht === null) return
+    const dht = this.dht()
     this.running = true
     const log = this.init.logger
     try {
@@ -204,10 +219,9 @@ export class DhtProvider {
 
   /** So that original clients still find us (best effort; they cannot read provider records for a CID). */
   private async putLegacyRecord (signal: AbortSignal): Promise<void> {
-    const dht = getDht(this.init.node)
-    if (dht === null) return
+    const dht = this.dht()
     const value = new TextEncoder().encode(JSON.stringify({
-      peer_id: this.init.node.peerId.toString(),
+      peer_id: this.components.peerId.toString(),
       multiaddr: this.init.preferredMultiaddr(),
       ts: Date.now() / 1000
     }))
@@ -217,6 +231,10 @@ export class DhtProvider {
       this.init.logger.debug({ err: (err as Error).message }, 'DHT value record not stored')
     }
   }
+}
+
+export function dhtProvider (init: DhtProviderInit): (components: DhtProviderComponents) => DhtProvider {
+  return (components) => new DhtProvider(components, init)
 }
 
 export interface DhtDiscovererInit {

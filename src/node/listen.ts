@@ -8,6 +8,7 @@ import { createTaskQueueNode } from './create-node.js'
 import type { NodeParts, TaskQueueNode } from './create-node.js'
 import { tcpMultiaddr } from './addresses.js'
 import type { Logger } from '../logger.js'
+import { PathError } from './startup-errors.js'
 
 /** Listening failed (port in use, address not local): the CLI exits 3. */
 export class ListenError extends Error {
@@ -29,6 +30,8 @@ export async function createListeningNode (s: Settings, privateKey: PrivateKey, 
       connectionGater
     })
   } catch (err) {
+    // A part that failed on a file of ours (the announce file) already says which and why.
+    if (err instanceof PathError) throw err
     throw new ListenError(listenFailure(s.listenHost, s.listenPort, err), { cause: err })
   }
 }

@@ -1,10 +1,12 @@
 /**
- * `serve` assembled: store and identity, a listening libp2p node, the TaskQueue service,
- * then the announce file. Readiness is honest (B18): the announce file and the start
- * lines exist only once the node listens; background work never delays them.
+ * `serve` assembled: the store and identity, then one listening libp2p node whose
+ * services are every long-lived part. Readiness is honest (B18): the announce file and
+ * the start lines exist only once the node listens; background work never delays them.
  */
 import { dirname, join } from 'node:path'
 import type { DatabaseSync } from 'node:sqlite'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { Settings } from '../config/index.js'
 import { openDatabase } from '../store/db.js'
 import { Checkpointer } from '../store/checkpointer.js'
@@ -12,23 +14,25 @@ import { QueueStore, type QueueStoreOptions } from '../store/queue.js'
 import { CacheStore } from '../store/cache.js'
 import { loadOrCreateIdentity } from '../node/identity.js'
 import { createListeningNode, ListenError } from '../node/listen.js'
+import type { ServiceFactory, TaskQueueNode } from '../node/create-node.js'
+import { isWildcardHost, preferredAnnounceIp, sortPreferred, tcpMultiaddr, withPeerId } from '../node/addresses.js'
+import { isLoopbackHost, loadOrCreateServiceToken, serviceTokenFile } from '../node/service-token.js'
+import { announceWriter } from '../discovery/announce-writer.js'
+import type { AnnounceWriter } from '../discovery/announce-writer.js'
 import { acquireStateLock } from '../node/state-lock.js'
+import type { StateLock } from '../node/state-lock.js'
 import { Registry } from 'prom-client'
 import { prometheusMetrics } from '@libp2p/prometheus-metrics'
-import type { ServiceFactory } from '../node/create-node.js'
 import { HttpService } from './http-service.js'
 import type { HttpRoute } from './http-service.js'
 import { createServiceMetrics } from './metrics.js'
 import { dashboardRoutes } from './dashboard.js'
 import { pathStep } from '../node/startup-errors.js'
-import type { TaskQueueNode } from '../node/create-node.js'
-import { isWildcardHost, preferredAnnounceIp, sortPreferred, tcpMultiaddr, withPeerId } from '../node/addresses.js'
-import { removeAnnounceFileIfOurs, writeAnnounceFile } from '../discovery/announce-file.js'
-import { isLoopbackHost, loadOrCreateServiceToken, serviceTokenFile } from '../node/service-token.js'
-import { AccessControl } from './access.js'
 import { discoveryParts } from '../discovery/parts.js'
-import { BootstrapKeeper } from '../discovery/bootstrap-keeper.js'
-import { DhtProvider } from '../discovery/dht.js'
+import { bootstrapKeeper } from '../discovery/bootstrap-keeper.js'
+import type { BootstrapKeeper } from '../discovery/bootstrap-keeper.js'
+import { dhtProvider } from '../discovery/dht.js'
+import type { DhtProvider } from '../discovery/dht.js'
 import { natParts } from '../nat/parts.js'
 import { natReport } from '../nat/report.js'
 import { LEGACY_PROTOCOL, MCP_PROTOCOL } from '../protocol/ids.js'
@@ -36,7 +40,9 @@ import { ToolRegistry } from '../tools/registry.js'
 import { registerBuiltinTools } from '../tools/builtins.js'
 import type { Logger } from '../logger.js'
 import { silentLogger } from '../logger.js'
-import { TaskQueueService } from './service.js'
+import { AccessControl } from './access.js'
+import { taskQueueService } from './service.js'
+import type { TaskQueueService } from './service.js'
 import type { LocalWorkerInfo, ServiceOptions } from './context.js'
 
 export { ListenError }
@@ -124,50 +130,63 @@ export function queueStoreOptionsFrom (s: Settings): Omit<QueueStoreOptions, 'db
   }
 }
 
+/** Names of the service node's own parts in `node.services`. */
+export const SERVICE_NODE_SERVICES = {
+  taskQueue: 'taskQueue',
+  checkpointer: 'checkpointer',
+  bootstrap: 'bootstrapKeeper',
+  dhtProvider: 'dhtProvider',
+  announceWriter: 'announceWriter'
+} as const
+
+/**
+ * Opens the store, then starts one libp2p node whose services are every long-lived part
+ * (the TaskQueue service, WAL checkpointer, bootstrap keeper, DHT provider, announce
+ * file writer, next to discovery and NAT). `stop` is the node's stop, then the store's close.
+ */
 export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceNode> {
   const s = init.settings
   const log = init.logger ?? silentLogger()
-  const cleanups: Array<() => unknown> = []
-  const undo = async (): Promise<void> => {
-    for (const fn of cleanups.splice(0).reverse()) {
-      try { await fn() } catch (err) { log.warn({ err }, 'clean-up step failed') }
+  // One service per queue file and per identity (issue 22): taken before anything is
+  // opened, so a refused second start changes nothing of the first's. Held outside the
+  // node (it exists before the node and outlives it), released after the store closes.
+  const held: StateLock[] = []
+  const databases: DatabaseSync[] = []
+  const closeStore = (): void => {
+    for (const db of databases.splice(0).reverse()) {
+      try { db.close() } catch (err) { log.warn({ err }, 'closing a database failed') }
+    }
+    for (const lock of held.splice(0).reverse()) {
+      try { lock.release() } catch (err) { log.warn({ err }, 'releasing a state lock failed') }
     }
   }
-
+  let node: TaskQueueNode
+  // Once the node runs: stops what runs (HTTP listener, access control, node), not the store.
+  let stopRunning: (() => Promise<void>) | null = null
   try {
-    // 1. store and identity
+    const locks = s.queuePath === ':memory:' ? [] : [[s.queuePath, 'queue file (TASK_QUEUE_PATH)'], [s.identityFile, 'identity file (IDENTITY_FILE)']]
+    for (const [path, what] of locks) held.push(acquireStateLock(path, what))
     // WAL checkpoints run on a worker thread, so no submit pays for a checkpoint's
     // copy and fsync; the large autocheckpoint is only the safety net.
-    // One service per queue file and per identity (issue 22): taken before anything is
-    // opened, so a refused second start changes nothing of the first's.
-    const locks = s.queuePath === ':memory:' ? [] : [[s.queuePath, 'queue file (TASK_QUEUE_PATH)'], [s.identityFile, 'identity file (IDENTITY_FILE)']]
-    const held = locks.map(([path, what]) => {
-      const lock = acquireStateLock(path, what)
-      cleanups.push(() => lock.release())
-      return lock
-    })
     const db = await pathStep('queue file (TASK_QUEUE_PATH)', s.queuePath, () => openDatabase(s.queuePath, { walAutocheckpointPages: 16384 }))
-    cleanups.push(() => db.close())
-    const checkpointer = new Checkpointer(s.queuePath)
-    checkpointer.start()
-    cleanups.push(async () => await checkpointer.stop())
+    databases.push(db)
     const store = new QueueStore({ db, ...queueStoreOptionsFrom(s) })
     let cacheDb: DatabaseSync = db
     if (s.enableCache && s.cacheDir !== null) {
       const cacheFile = join(s.cacheDir, 'cache.sqlite3')
-      const separate = await pathStep('cache file (CACHE_DIR)', cacheFile, () => openDatabase(cacheFile))
-      cleanups.push(() => separate.close())
-      cacheDb = separate
+      cacheDb = await pathStep('cache file (CACHE_DIR)', cacheFile, () => openDatabase(cacheFile))
+      databases.push(cacheDb)
     }
     const cache = s.enableCache
       ? new CacheStore({ db: cacheDb, maxEntries: s.cacheMaxEntries, maxBytes: s.cacheMaxBytes, maxValueBytes: s.cacheMaxValueBytes })
       : null
     const privateKey = await pathStep('identity file (IDENTITY_FILE)', s.identityFile, async () => await loadOrCreateIdentity(s.identityFile))
-
-    // 2. listen
+    const peerId = peerIdFromPrivateKey(privateKey).toString()
     // One Prometheus registry for our metrics and libp2p's, only with an HTTP listener.
     const registry = s.httpPort !== null ? new Registry() : null
     const metricsPart = registry !== null ? [{ metrics: prometheusMetrics({ registry, preserveExistingMetrics: true }) as ServiceFactory }] : []
+    // Started after the node (below); the announce file names it once it listens.
+    let http: HttpService | null = null
     const access = serviceAccess(s)
     const control = new AccessControl({
       token: access.token,
@@ -177,110 +196,122 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
       peerOpsPerS: s.peerOpsPerS,
       logger: log
     })
-    const node = await createListeningNode(s, privateKey, [...discoveryParts(s, 'serve', log), natParts(s, 'serve', { logger: log }), ...metricsPart], log, control.gater())
-    cleanups.push(() => node.stop())
-    control.start(node)
-    cleanups.push(() => control.stop())
-    if (access.token === null && !isLoopbackHost(s.listenHost)) {
-      log.warn('TOKEN set empty and listening beyond loopback: any peer that reaches this port can use the queue')
-    }
 
     const tools = init.tools ?? new ToolRegistry()
     const startedAt = Date.now()
-    const peerId = node.peerId.toString()
+    // Read at request time only, once the node below exists.
     const port = (): number => {
       const tcp = node.getMultiaddrs().map((a) => a.toString().match(/\/tcp\/(\d+)/)).find((m) => m !== null)
       return tcp != null ? Number(tcp[1]) : s.listenPort
     }
     registerBuiltinTools(tools, { startedAt, host: s.listenHost, port, peerId: () => peerId })
-    const service = new TaskQueueService({
-      store,
-      cache,
-      tools,
-      options: { ...serviceOptionsFrom(s), token: access.token },
-      access: control,
-      cacheSweepIntervalS: s.cacheSweepIntervalS,
-      nat: () => natReport(node, s),
-      localWorker: init.localWorker,
-      logger: log
-    })
-    await service.start(node)
-    cleanups.push(() => service.stop())
+    const preferredIp = preferredAnnounceIp(s.listenHost, s.publicIp)
+    const addresses = (listening: Multiaddr[]): { multiaddr: string, multiaddrs: string[] } => {
+      const all = sortPreferred(listening.map((a) => withPeerId(a, peerId)), preferredIp)
+      const tcp = listening.map((a) => a.toString().match(/\/tcp\/(\d+)/)).find((m) => m !== null)
+      const preferred = withPeerId(tcpMultiaddr(preferredIp, tcp != null ? Number(tcp[1]) : s.listenPort), peerId)
+      const multiaddr = all.includes(preferred) || s.publicIp !== null || !isWildcardHost(s.listenHost) ? preferred : (all[0] ?? preferred)
+      return { multiaddr, multiaddrs: all.includes(multiaddr) ? all : [multiaddr, ...all] }
+    }
+    const protocols = s.enableLegacyProtocol ? [MCP_PROTOCOL, LEGACY_PROTOCOL] : [MCP_PROTOCOL]
 
-    // The HTTP listener (issue 22): metrics, health and the dashboard.
-    let http: HttpService | null = null
+    const services: Record<string, ServiceFactory> = {
+      [SERVICE_NODE_SERVICES.taskQueue]: taskQueueService({
+        store,
+        cache,
+        tools,
+        options: { ...serviceOptionsFrom(s), token: access.token },
+        access: control,
+        cacheSweepIntervalS: s.cacheSweepIntervalS,
+        nat: () => natReport(node, s),
+        localWorker: init.localWorker,
+        logger: log
+      }) as ServiceFactory,
+      [SERVICE_NODE_SERVICES.checkpointer]: () => new Checkpointer(s.queuePath),
+      // Discovery work runs in the background: none of it may delay readiness (cli.md §2.1 step 5).
+      [SERVICE_NODE_SERVICES.bootstrap]: bootstrapKeeper({ peers: s.bootstrapPeers, logger: log }) as ServiceFactory
+    }
+    if (s.dht) {
+      services[SERVICE_NODE_SERVICES.dhtProvider] = dhtProvider({
+        namespace: s.rendezvousNs,
+        provideIntervalS: s.dhtProvideIntervalS,
+        preferredMultiaddr: () => addresses(node.getMultiaddrs()).multiaddr,
+        logger: log
+      }) as ServiceFactory
+    }
+    const announcePath = s.announceFile
+    if (announcePath !== null) {
+      services[SERVICE_NODE_SERVICES.announceWriter] = announceWriter({
+        path: announcePath,
+        peerId,
+        logger: log,
+        info: (listening) => ({
+          peer_id: peerId,
+          ...addresses(listening),
+          namespace: s.rendezvousNs,
+          protocols,
+          ...(access.tokenFile !== null ? { token_file: access.tokenFile } : {}),
+          ...(http !== null ? { http_url: http.url } : {}),
+          pid: process.pid,
+          started_at: startedAt / 1000,
+          updated_at: Date.now() / 1000
+        })
+      }) as ServiceFactory
+    }
+
+    node = await createListeningNode(s, privateKey, [...discoveryParts(s, 'serve', log), natParts(s, 'serve', { logger: log }), ...metricsPart, { services }], log, control.gater())
+    // Not a libp2p service yet: it needs the node itself (allow-list reloads hang up peers).
+    control.start(node)
+    if (access.token === null && !isLoopbackHost(s.listenHost)) {
+      log.warn('TOKEN set empty and listening beyond loopback: any peer that reaches this port can use the queue')
+    }
+    const parts = node.services as Record<string, unknown>
+    const service = parts[SERVICE_NODE_SERVICES.taskQueue] as TaskQueueService
+    const running = node
+    const stopNode = async (): Promise<void> => {
+      control.stop()
+      await running.stop()
+    }
+
+    // The HTTP listener (issue 22): metrics, health and the dashboard. Not a libp2p service
+    // yet: its metrics and routes read the started TaskQueue service and node, so it is
+    // started here, after the node, and stopped before it.
+    let stopHttp = async (): Promise<void> => {}
+    stopRunning = async () => {
+      try {
+        await stopHttp()
+      } finally {
+        await stopNode()
+      }
+    }
     if (registry !== null && s.httpPort !== null) {
       const metrics = createServiceMetrics({ registry, service, node, nat: () => natReport(node, s) })
-      cleanups.push(() => metrics.stop())
       let ready = false
-      http = new HttpService({
+      const listener: HttpService = new HttpService({
         host: s.httpHost,
         port: s.httpPort,
         hostExplicit: s.httpHostExplicit,
         tokenOk: (candidate) => control.tokenRole(candidate) !== null,
         tokenRequired: control.tokenRequired,
         registry,
-        ready: () => ready && node.status === 'started',
-        routes: [...dashboardRoutes(service, (r) => http?.authorized(r) === true), ...(init.httpRoutes?.(service) ?? [])],
+        ready: () => ready && running.status === 'started',
+        routes: [...dashboardRoutes(service, (r) => listener.authorized(r)), ...(init.httpRoutes?.(service) ?? [])],
         logger: log
       })
-      await http.start()
-      const started = http
-      cleanups.push(async () => await started.stop())
-      ready = true
-    }
-
-    // 3. announce file, rewritten whenever our addresses change
-    const preferredIp = preferredAnnounceIp(s.listenHost, s.publicIp)
-    const addresses = (): { multiaddr: string, multiaddrs: string[] } => {
-      const all = sortPreferred(node.getMultiaddrs().map((a) => withPeerId(a, peerId)), preferredIp)
-      const preferred = withPeerId(tcpMultiaddr(preferredIp, port()), peerId)
-      const multiaddr = all.includes(preferred) || s.publicIp !== null || !isWildcardHost(s.listenHost) ? preferred : (all[0] ?? preferred)
-      return { multiaddr, multiaddrs: all.includes(multiaddr) ? all : [multiaddr, ...all] }
-    }
-    const announcePath = s.announceFile
-    const protocols = s.enableLegacyProtocol ? [MCP_PROTOCOL, LEGACY_PROTOCOL] : [MCP_PROTOCOL]
-    const writeAnnounce = (): void => {
-      if (announcePath === null) return
-      const a = addresses()
-      writeAnnounceFile(announcePath, {
-        peer_id: peerId,
-        multiaddr: a.multiaddr,
-        multiaddrs: a.multiaddrs,
-        namespace: s.rendezvousNs,
-        protocols,
-        ...(access.tokenFile !== null ? { token_file: access.tokenFile } : {}),
-        ...(http !== null ? { http_url: http.url } : {}),
-        pid: process.pid,
-        started_at: startedAt / 1000,
-        updated_at: Date.now() / 1000
-      })
-    }
-    await pathStep('announce file (ANNOUNCE_FILE)', announcePath ?? '', writeAnnounce)
-    for (const lock of held) lock.update({ peer_id: peerId, multiaddr: addresses().multiaddr })
-    if (announcePath !== null) {
-      const onUpdate = (): void => {
-        try { writeAnnounce() } catch (err) { log.warn({ err }, 'rewriting the announce file failed') }
+      stopHttp = async () => {
+        await listener.stop()
+        metrics.stop()
       }
-      node.addEventListener('self:peer:update', onUpdate)
-      cleanups.push(() => {
-        node.removeEventListener('self:peer:update', onUpdate)
-        removeAnnounceFileIfOurs(announcePath, peerId)
-      })
-    }
-    // 4. discovery work in the background: none of it may delay readiness (cli.md §2.1 step 5)
-    const bootstrap = new BootstrapKeeper({ node, peers: s.bootstrapPeers, logger: log })
-    bootstrap.start()
-    cleanups.push(() => bootstrap.stop())
-    let dhtProvider: DhtProvider | null = null
-    if (s.dht) {
-      const provider = new DhtProvider({ node, namespace: s.rendezvousNs, provideIntervalS: s.dhtProvideIntervalS, preferredMultiaddr: () => addresses().multiaddr, logger: log })
-      provider.start()
-      cleanups.push(async () => await provider.stop())
-      dhtProvider = provider
+      await listener.start()
+      http = listener
+      ready = true
+      if (announcePath !== null) {
+        await pathStep('announce file (ANNOUNCE_FILE)', announcePath, () => { (parts[SERVICE_NODE_SERVICES.announceWriter] as AnnounceWriter).refresh() })
+      }
     }
 
-    const current = addresses()
+    const current = addresses(node.getMultiaddrs())
+    for (const lock of held) lock.update({ peer_id: peerId, multiaddr: current.multiaddr })
     log.info({ peerId, multiaddr: current.multiaddr, queue: s.queuePath, dir: dirname(s.queuePath) }, 'TaskQueue service listening')
 
     return {
@@ -288,17 +319,32 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
       multiaddr: current.multiaddr,
       multiaddrs: current.multiaddrs,
       announceFile: announcePath,
+      httpUrl: http?.url ?? null,
       tokenFile: access.tokenFile,
       tokenCreated: access.created,
-      httpUrl: http?.url ?? null,
       node,
       service,
       store,
-      discovery: { bootstrap, dhtProvider },
-      stop: undo
+      discovery: {
+        bootstrap: parts[SERVICE_NODE_SERVICES.bootstrap] as BootstrapKeeper,
+        dhtProvider: (parts[SERVICE_NODE_SERVICES.dhtProvider] ?? null) as DhtProvider | null
+      },
+      stop: async () => {
+        try {
+          await stopRunning?.()
+        } finally {
+          closeStore()
+        }
+      }
     }
   } catch (err) {
-    await undo()
+    try {
+      await stopRunning?.()
+    } catch (stopErr) {
+      log.warn({ err: stopErr }, 'stopping after a failed start failed')
+    } finally {
+      closeStore()
+    }
     throw err
   }
 }

@@ -1,9 +1,13 @@
 /**
- * The TaskQueue service as a Startable: registers the protocol handlers on a libp2p
- * node and runs the store's background sweepers. Construction takes its components;
- * the daemon (service-node.ts) decides where they come from.
+ * The TaskQueue service as a libp2p service (`taskQueueService(init)` in a node's
+ * services): registers the protocol handlers and runs the store's background
+ * sweepers. Its store, cache and tools come in `init`; the daemon (service-node.ts)
+ * decides where they come from. Without libp2p components (tests, embedders that
+ * route streams themselves) it is the dispatcher and sweepers alone. The node's
+ * connections are tuned by node/patches (createTaskQueueNode applies them).
  */
-import type { Connection, Libp2p } from '@libp2p/interface'
+import type { Connection, Libp2pEvents, PeerId, Startable, TypedEventTarget } from '@libp2p/interface'
+import type { AddressManager, ConnectionManager, Registrar } from '@libp2p/interface-internal'
 import { LEGACY_PROTOCOL, MCP_PROTOCOL } from '../protocol/ids.js'
 import type { QueueStore } from '../store/queue.js'
 import type { CacheStore } from '../store/cache.js'
@@ -25,7 +29,6 @@ import { TaskEvents } from './task-events.js'
 import { WriteBatcher } from './write-batcher.js'
 import { releaseStartupMemoryWhenQuiet } from './startup-memory.js'
 import { reapOrphanedToolTask } from './ops/tool-ops.js'
-import { applyTransportPatches } from '../node/patches/index.js'
 
 /** Lease expiry must be applied at least this often (wire-protocol.md §7.2). */
 const QUEUE_SWEEP_MS = 2000
@@ -52,15 +55,30 @@ export interface TaskQueueServiceInit {
   releaseStartupMemory?: boolean
   /** Allow list, role tokens (service-node builds it, for its connection gater too); default: `options.token` only. */
   access?: AccessControl
+  /** How long a stopping service gives in-flight replies to be written (default 5000). */
+  stopGraceMs?: number
 }
 
 export type RequestObserver = (op: string, seconds: number, reply: Reply) => void
 
-export class TaskQueueService {
+/** What the service takes from libp2p. */
+export interface TaskQueueServiceComponents {
+  peerId: PeerId
+  registrar: Pick<Registrar, 'handle' | 'unhandle'>
+  events: TypedEventTarget<Libp2pEvents>
+  addressManager: Pick<AddressManager, 'getAddresses'>
+  connectionManager: Pick<ConnectionManager, 'getConnections'>
+}
+
+export class TaskQueueService implements Startable {
   readonly context: ServiceContext
   readonly dispatch: Dispatch
   private readonly log: Logger
-  private node: Libp2p | null = null
+  private readonly components: TaskQueueServiceComponents | null
+  private readonly stopGraceMs: number
+  private started = false
+  /** Set once stopping has begun: requests are no longer taken in. */
+  private draining: Promise<void> | null = null
   private readonly timers: NodeJS.Timeout[] = []
   private readonly cacheSweepMs: number
   private inFlight = 0
@@ -82,11 +100,13 @@ export class TaskQueueService {
    */
   private readonly onConnectionClose = (evt: CustomEvent<Connection>): void => {
     const peer = evt.detail.remotePeer
-    if (this.node === null || this.node.getConnections(peer).length > 0) return
+    if (this.components === null || this.components.connectionManager.getConnections(peer).length > 0) return
     this.context.store.registry.forgetTransportPeer(peer.toString())
   }
 
-  constructor (init: TaskQueueServiceInit) {
+  constructor (init: TaskQueueServiceInit, components: TaskQueueServiceComponents | null = null) {
+    this.components = components
+    this.stopGraceMs = init.stopGraceMs ?? 5000
     this.log = init.logger ?? silentLogger()
     this.releaseStartupMemory = init.releaseStartupMemory ?? true
     this.cacheSweepMs = (init.cacheSweepIntervalS ?? 60) * 1000
@@ -100,8 +120,8 @@ export class TaskQueueService {
       writes: new WriteBatcher(init.store),
       stats: new ServiceStats(),
       access: init.access ?? new AccessControl({ token: init.options.token }),
-      peerId: () => this.node?.peerId.toString() ?? '',
-      multiaddrs: () => this.node?.getMultiaddrs().map((a) => a.toString()) ?? [],
+      peerId: () => components?.peerId.toString() ?? '',
+      multiaddrs: () => components?.addressManager.getAddresses().map((a) => a.toString()) ?? [],
       nat: init.nat ?? (() => NAT_UNAVAILABLE),
       localWorker: init.localWorker ?? (() => ({ enabled: false, supportedTaskTypes: [] })),
       orphanedToolTasks: new Set()
@@ -130,20 +150,24 @@ export class TaskQueueService {
     return () => { this.requestObservers.delete(fn) }
   }
 
-  /** Registers the protocol handlers on `node` and starts the sweepers. */
-  async start (node: Libp2p): Promise<void> {
-    this.node = node
-    // Nodes from createTaskQueueNode have them already; an embedder's node gets them here.
-    applyTransportPatches(node, this.log)
-    node.addEventListener('connection:close', this.onConnectionClose)
-    const handlerOptions = {
-      runOnLimitedConnection: true,
-      maxInboundStreams: MAX_STREAMS_PER_CONNECTION,
-      maxOutboundStreams: MAX_STREAMS_PER_CONNECTION
-    }
-    await node.handle(MCP_PROTOCOL, createMcpHandler(this.context, this.dispatch, this.log), handlerOptions)
-    if (this.context.options.enableLegacy) {
-      await node.handle(LEGACY_PROTOCOL, createLegacyHandler(this.context, this.dispatch, this.log), handlerOptions)
+  readonly [Symbol.toStringTag] = 'taskqueue-p2p/task-queue'
+
+  /** Registers the protocol handlers (with libp2p components) and starts the sweepers. */
+  async start (): Promise<void> {
+    if (this.started) return
+    this.started = true
+    const c = this.components
+    if (c !== null) {
+      c.events.addEventListener('connection:close', this.onConnectionClose)
+      const handlerOptions = {
+        runOnLimitedConnection: true,
+        maxInboundStreams: MAX_STREAMS_PER_CONNECTION,
+        maxOutboundStreams: MAX_STREAMS_PER_CONNECTION
+      }
+      await c.registrar.handle(MCP_PROTOCOL, createMcpHandler(this.context, this.dispatch, this.log), handlerOptions)
+      if (this.context.options.enableLegacy) {
+        await c.registrar.handle(LEGACY_PROTOCOL, createLegacyHandler(this.context, this.dispatch, this.log), handlerOptions)
+      }
     }
     this.context.store.on('change', this.onTerminal)
     this.every(QUEUE_SWEEP_MS, () => this.context.store.sweep())
@@ -157,29 +181,47 @@ export class TaskQueueService {
   }
 
   /**
-   * Stops taking requests, wakes parked waits and long-poll claims (they answer with
-   * what they have) and gives in-flight replies up to `graceMs` to be written.
+   * libp2p calls this on every part before stopping any: replies in flight are written
+   * while connections are still open.
    */
-  async stop (graceMs = 5000): Promise<void> {
-    for (const t of this.timers.splice(0)) clearInterval(t)
-    this.cancelStartupRelease()
-    this.context.store.off('change', this.onTerminal)
-    this.context.events.close()
-    if (this.inFlight > 0) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, graceMs)
-        this.drained = () => {
-          clearTimeout(timer)
-          resolve()
-        }
-      })
+  async beforeStop (): Promise<void> {
+    await this.drain(this.stopGraceMs)
+  }
+
+  /**
+   * Stops taking requests, wakes parked waits and long-poll claims (they answer with
+   * what they have) and gives in-flight replies up to `graceMs` to be written; then
+   * removes the protocol handlers.
+   */
+  async stop (graceMs = this.stopGraceMs): Promise<void> {
+    await this.drain(graceMs)
+    const c = this.components
+    if (this.started && c !== null) {
+      c.events.removeEventListener('connection:close', this.onConnectionClose)
+      await c.registrar.unhandle(MCP_PROTOCOL).catch(() => {})
+      if (this.context.options.enableLegacy) await c.registrar.unhandle(LEGACY_PROTOCOL).catch(() => {})
     }
-    const node = this.node
-    if (node !== null) {
-      node.removeEventListener('connection:close', this.onConnectionClose)
-      await node.unhandle(MCP_PROTOCOL).catch(() => {})
-      if (this.context.options.enableLegacy) await node.unhandle(LEGACY_PROTOCOL).catch(() => {})
-    }
+    this.started = false
+  }
+
+  /** Once drained, waits answer at once for good: a stopped service is not started again. */
+  private async drain (graceMs: number): Promise<void> {
+    this.draining ??= (async () => {
+      for (const t of this.timers.splice(0)) clearInterval(t)
+      this.cancelStartupRelease()
+      this.context.store.off('change', this.onTerminal)
+      this.context.events.close()
+      if (this.inFlight > 0) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, graceMs)
+          this.drained = () => {
+            clearTimeout(timer)
+            resolve()
+          }
+        })
+      }
+    })()
+    await this.draining
   }
 
   /**
@@ -214,4 +256,8 @@ export class TaskQueueService {
     timer.unref()
     this.timers.push(timer)
   }
+}
+
+export function taskQueueService (init: TaskQueueServiceInit): (components: TaskQueueServiceComponents) => TaskQueueService {
+  return (components) => new TaskQueueService(init, components)
 }
