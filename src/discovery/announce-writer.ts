@@ -28,6 +28,8 @@ export class AnnounceWriter implements Startable {
   private listening: Promise<void> = Promise.resolve()
   private heard: () => void = () => {}
   private started = false
+  /** Until the first write (in afterStart), address events only wake it: its failure fails the start. */
+  private written = false
 
   constructor (private readonly components: AnnounceWriterComponents, private readonly init: AnnounceWriterInit) {}
 
@@ -35,7 +37,7 @@ export class AnnounceWriter implements Startable {
 
   start (): void {
     this.started = true
-    this.listening = new Promise((resolve) => { this.heard = resolve })
+    this.written = false
     this.components.events.addEventListener('transport:listening', this.onUpdate)
     this.components.events.addEventListener('self:peer:update', this.onUpdate)
   }
@@ -45,13 +47,20 @@ export class AnnounceWriter implements Startable {
    * write waits for it, and a failing write fails the node's start (readiness is honest).
    */
   async afterStart (): Promise<void> {
-    if (this.components.addressManager.getAddresses().length === 0) await this.listening
-    if (this.started) await pathStep('announce file (ANNOUNCE_FILE)', this.init.path, () => { this.write() })
+    // transport:listening can come before the address manager has an address (seen
+    // with the TCP listener up and no address yet): wait until there is one.
+    while (this.started && this.components.addressManager.getAddresses().length === 0) {
+      this.listening = new Promise((resolve) => { this.heard = resolve })
+      await this.listening
+    }
+    if (!this.started) return
+    await pathStep('announce file (ANNOUNCE_FILE)', this.init.path, () => { this.write() })
+    this.written = true
   }
 
   /** Writes the file again now (something its contents name has changed). */
   refresh (): void {
-    if (this.started) this.write()
+    if (this.started && this.written) this.write()
   }
 
   stop (): void {
@@ -69,6 +78,7 @@ export class AnnounceWriter implements Startable {
 
   private readonly onUpdate = (): void => {
     this.heard()
+    if (!this.written) return
     try {
       this.write()
     } catch (err) {
