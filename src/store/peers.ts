@@ -205,13 +205,17 @@ export class PeerRegistry {
     }
   }
 
-  /** Drops every entry that reached us over this libp2p peer (its connection closed). */
+  /**
+   * Drops every entry that reached us over this libp2p peer (its connection closed),
+   * candidacy included: a gone worker left as a candidate owner would keep its tasks
+   * from the others until the steal window passes.
+   */
   forgetTransportPeer (peerId: string): number {
     let n = 0
     if (peerId === '') return n
     for (const [k, e] of this.entries) {
       if (e.transport_peer_id === peerId) {
-        this.entries.delete(k)
+        this.delete(k)
         n++
       }
     }

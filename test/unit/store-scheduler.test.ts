@@ -119,3 +119,14 @@ test('scheduler candidates: only recent claimers, bounded, version moves only wh
   // Replies list a bounded number of the most recently seen peers.
   assert.deepEqual(reg.recent(2).map(p => p.peer_id), [`c-${MAX_CANDIDATES + 8}`, `c-${MAX_CANDIDATES + 9}`])
 })
+
+test('a worker whose connection closed stops being a candidate owner at once', () => {
+  const reg = new PeerRegistry({ timeoutS: 300, now: () => 1000 })
+  reg.touch({ peer_id: 'gone', worker_id: 'w-gone', transport_peer_id: 'P1', active: true })
+  reg.touch({ peer_id: 'stays', worker_id: 'w-stays', transport_peer_id: 'P2', active: true })
+  assert.equal(reg.forgetTransportPeer('P1'), 1)
+  assert.deepEqual(reg.candidates().peers.map(p => p.peer_id), ['stays'])
+  // Its lease lapsing later finds nothing left to forget.
+  reg.forgetWorker('w-gone')
+  assert.deepEqual(reg.candidates().peers.map(p => p.peer_id), ['stays'])
+})
