@@ -105,17 +105,19 @@ export class RemoteBackend implements QueueBackend {
   }
 
   async complete (opts: BackendCompleteOptions): Promise<{ replayed: boolean }> {
+    // One request shape whether it goes batched (complete_many) or alone.
+    const request = {
+      task_id: opts.taskId,
+      worker_id: opts.workerId,
+      status: opts.status,
+      result: opts.result ?? undefined,
+      error: opts.error === undefined || opts.error === '' ? undefined : opts.error,
+      retry: opts.retry
+    }
     if (this.batcher?.enabled === true) {
       let outcome: ItemOutcome
       try {
-        outcome = await this.batcher.submit({
-          task_id: opts.taskId,
-          worker_id: opts.workerId,
-          status: opts.status,
-          result: opts.result ?? undefined,
-          error: opts.error === undefined || opts.error === '' ? undefined : opts.error,
-          retry: opts.retry
-        })
+        outcome = await this.batcher.submit(request)
       } catch (err) {
         throw toBackendError(err)
       }
@@ -123,14 +125,7 @@ export class RemoteBackend implements QueueBackend {
       throw new BackendError(outcome.code, outcome.message, { transient: outcome.retryable, unreachable: false })
     }
     try {
-      const out = await this.queue.complete({
-        task_id: opts.taskId,
-        worker_id: opts.workerId,
-        status: opts.status,
-        result: opts.result ?? undefined,
-        error: opts.error === undefined || opts.error === '' ? undefined : opts.error,
-        retry: opts.retry
-      })
+      const out = await this.queue.complete(request)
       return { replayed: out.replayed }
     } catch (err) {
       throw toBackendError(err)
