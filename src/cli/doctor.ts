@@ -26,6 +26,7 @@ import { clientVerdict, serviceVerdict } from '../nat/diagnose.js'
 import type { MechanismCheck, PeerCheck, Reach, Verdict } from '../nat/diagnose.js'
 import { HOP_PROTOCOL } from '../nat/relay-keeper.js'
 import type { Logger } from '../logger.js'
+import { timeoutSignal } from '../util/timeout-signal.js'
 
 export interface SecurityFacts {
   token: string
@@ -100,7 +101,7 @@ export async function checkPeers (s: Settings, timeoutMs: number): Promise<PeerC
           }
           node.addEventListener('peer:identify', on)
         })
-        const conn = await node.dial(multiaddr(addr), { signal: AbortSignal.timeout(timeoutMs) })
+        const conn = await node.dial(multiaddr(addr), { signal: timeoutSignal(timeoutMs) })
         check.peer_id = conn.remotePeer.toString()
         check.reachable = true
         const id = await identified

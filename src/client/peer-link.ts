@@ -17,6 +17,7 @@ import type { ConnectionKind } from '../nat/connection-kind.js'
 import { DeadlineError, DialError, ProtocolError, ProtocolNotSupportedError } from './errors.js'
 import { McpSession } from './mcp-session.js'
 import type { McpSessionOptions } from './mcp-session.js'
+import { timeoutSignal } from '../util/timeout-signal.js'
 
 export type WireProtocol = 'mcp' | 'legacy'
 
@@ -129,7 +130,7 @@ export class PeerLink {
     this.identify.hold()
     this.connecting = (async () => {
       try {
-        const conn = await this.node.dial(this.addrs, { signal: AbortSignal.timeout(timeoutMs) })
+        const conn = await this.node.dial(this.addrs, { signal: timeoutSignal(timeoutMs) })
         tuneConnection(conn)
         this.connection = conn
         return conn
@@ -148,7 +149,7 @@ export class PeerLink {
   private async openStream (protocol: string, timeoutMs: number): Promise<Stream> {
     const conn = await this.connect(timeoutMs)
     try {
-      const stream = await conn.newStream(protocol, { ...STREAM_OPTIONS, signal: AbortSignal.timeout(timeoutMs) })
+      const stream = await conn.newStream(protocol, { ...STREAM_OPTIONS, signal: timeoutSignal(timeoutMs) })
       tuneStream(stream)
       return stream
     } catch (err) {

@@ -21,6 +21,7 @@ import { discoveryParts } from './parts.js'
 import { runDiscoveryChain } from './chain.js'
 import type { ProbeOutcome } from './chain.js'
 import type { Discoverer, DiscoveryTrace, FoundLink } from './types.js'
+import { timeoutSignal } from '../util/timeout-signal.js'
 
 /** How long a chain's winner is tried first by later processes, and how long that check may take. */
 const REMEMBERED_WINNER_MAX_AGE_S = 600
@@ -85,7 +86,7 @@ export class ServiceResolver<L extends FoundLink> {
     const ns = this.opts.settings.rendezvousNs
     const remembered = peerId !== null ? this.addressBook.get(peerId) : this.addressBook.lastWinner(ns, REMEMBERED_WINNER_MAX_AGE_S)
     if (remembered !== null && remembered.length > 0) {
-      const checked = await this.opts.probe(node, remembered, AbortSignal.timeout(Math.min(timeoutMs / 2, REMEMBERED_CHECK_MS)))
+      const checked = await this.opts.probe(node, remembered, timeoutSignal(Math.min(timeoutMs / 2, REMEMBERED_CHECK_MS)))
       if (checked.ok && (peerId === null || checked.peerId === peerId)) return { link: checked.link }
       if (checked.ok) checked.link.close()
       if (peerId !== null) this.addressBook.forget(peerId)

@@ -175,7 +175,7 @@ test('rendezvous alone: the service registers at the coordination node and the c
   // With the service gone too, the remembered address fails, is forgotten, and the chain runs.
   await svc.stop()
   const gone = await runRpc(['status', '--timeout', '3'], env)
-  assert.equal(gone.code, 3)
+  assert.equal(gone.code, 3, `${gone.stdout}\n${gone.stderr}`)
 })
 
 test('order: rendezvous beats the DHT; with the point stopped the DHT wins and the trace says why', async (t) => {
