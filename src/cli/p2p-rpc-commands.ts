@@ -502,7 +502,9 @@ class ProgressLine {
     if (typeof e.attempt === 'number') parts.push(`attempt ${e.attempt}`)
     if (isPlainObject(e.progress)) parts.push(`progress ${JSON.stringify(e.progress)}`)
     if (typeof e.error === 'string' && e.error !== '') parts.push(`error: ${e.error}`)
-    const cols = process.stderr.columns ?? 100
+    // A terminal that reports no size (0 columns: a pty made by `script`, a serial console) is taken as 100 wide.
+    const reported = process.stderr.columns ?? 0
+    const cols = reported > 0 ? reported : 100
     process.stderr.write(`\r\x1b[K${parts.join(' · ').slice(0, Math.max(20, cols - 1))}`)
     this.printed = true
   }
