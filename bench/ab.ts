@@ -10,7 +10,10 @@
  *
  * AB_BURST (500) round trips per burst, AB_ROUNDS (12) bursts per side, after 1,000
  * untimed ones per side; AB_MODE `submit+wait` (default, works with any build) or
- * `submit(wait_s)` (both builds need RemoteQueue.submitAndWait). Loopback only.
+ * `submit(wait_s)` (both builds need RemoteQueue.submitAndWait). AB_ENV_A / AB_ENV_B
+ * (`NAME=value,NAME=value`) add settings to one side's service and worker, so one build
+ * can be compared with itself under two configurations (`TASKQUEUE_P2P_EVENTS_MAX=0`).
+ * Loopback only.
  */
 import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
@@ -45,10 +48,22 @@ async function load<T> (root: string, file: string): Promise<T> {
   return await import(pathToFileURL(path).href) as T
 }
 
+/** `NAME=value,NAME=value` from `name` (a side's extra settings). */
+function sideEnv (name: string): Record<string, string> {
+  const raw = process.env[name] ?? ''
+  const out: Record<string, string> = {}
+  for (const item of raw.split(',').filter((x) => x !== '')) {
+    const eq = item.indexOf('=')
+    if (eq <= 0) throw new Error(`${name} must be NAME=value[,NAME=value…], got ${raw}`)
+    out[item.slice(0, eq)] = item.slice(eq + 1)
+  }
+  return out
+}
+
 async function start (label: string, root: string): Promise<Side> {
   const { RemoteQueue: Client } = await load<RemoteQueueModule>(root, 'src/client/remote-queue.js')
   const { sandbox, startDaemon } = await load<ProcsModule>(root, 'test/helpers/procs.js')
-  const box = sandbox({ TASKQUEUE_P2P_LOG_LEVEL: 'error' })
+  const box = sandbox({ TASKQUEUE_P2P_LOG_LEVEL: 'error', ...sideEnv(`AB_ENV_${label}`) })
   const svc = await startDaemon('serve', [], box.env)
   const worker = await startDaemon('worker', ['--multiaddr', svc.multiaddr, '--concurrency', '32', '--batch', '32', '--task-types', 'echo', '--worker-id', `ab-${label}`], box.env)
   const rq = new Client({ multiaddr: svc.multiaddr, env: box.env, addressBookPath: null })

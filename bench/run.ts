@@ -11,6 +11,7 @@ import { benchDiscovery } from './discovery.js'
 import { benchTransportFloor } from './floor.js'
 import { benchRoundTripTimeline } from './timeline.js'
 import { benchBullmq } from './compare/run.js'
+import { benchCostProfile } from './cost-profile.js'
 import { pct, report } from './report.js'
 import { interleavedRoundTrips, roundTrips } from './round-trip.js'
 
@@ -158,6 +159,8 @@ const SECTIONS: Array<[string, () => Promise<void>]> = [
   ['bullmq', benchBullmq],
   // Context for the round-trip figure: its median split into per-process steps and hops.
   ['timeline', benchRoundTripTimeline],
+  // Issue 17: where the round trip's CPU goes, per process and per component (cpu profiles).
+  ['profile', benchCostProfile],
   // Issue 3: discovery to first status, per mechanism.
   ['discovery', benchDiscovery],
   // Issue 4: relayed vs direct, 1 MiB through the relay, hole-punch rate (network namespaces).

@@ -82,8 +82,8 @@ export class RemoteQueue {
   private readonly log: Logger
   private readonly resolver: ServiceResolver<PeerLink>
   private readonly token: string | null
-  /** Generated tokens of local services found so far, by peer id (README "Security"). */
-  private readonly localTokens = new Map<string, string | null>()
+  /** Generated tokens of local services looked up so far, by peer id (README "Security"). */
+  private readonly localTokens = new Map<string, LocalTokenLookup>()
   private node: Libp2p | null = null
   private nodeStarting: Promise<Libp2p> | null = null
   private link: PeerLink | null = null
@@ -334,16 +334,20 @@ export class RemoteQueue {
       let link: PeerLink | undefined
       try {
         link = await this.resolve(left)
+        // Before its first call an explicit link knows its peer only from the address.
+        const peerId = link.remotePeerId ?? peerIdOf(link.addrs[0] ?? '')
         if (!ownToken) {
-          // Before its first call an explicit link knows its peer only from the address.
-          const token = this.tokenFor(link.remotePeerId ?? peerIdOf(link.addrs[0] ?? ''))
+          const token = this.tokenFor(peerId)
           if (token !== null) envelope.token = token
+          else delete envelope.token
         }
         const reply = await link.call(envelope, {
           timeoutMs: Math.min(deadline - Date.now(), options.attemptTimeoutMs ?? s.rpcDialTimeoutS * 1000),
           exclusive,
           signal: options.signal
         })
+        // Refused: the local service may have a new token by now; look again next time.
+        if (reply.error === 'unauthorized' && peerId !== null) this.localTokens.delete(peerId)
         if (reply.ok !== true && reply.retryable === true && attempt < retries && Date.now() < deadline) {
           await this.backoff(attempt, deadline)
           continue
@@ -434,15 +438,17 @@ export class RemoteQueue {
    */
   private tokenFor (peerId: string | null): string | null {
     if (this.token !== null || this.opts.token === null || this.settings.tokenOpen || peerId === null || peerId === '') return this.token
-    let token = this.localTokens.get(peerId)
-    if (token === undefined) {
-      const env = this.opts.env ?? process.env
-      const announceFiles = [this.opts.announceFile, this.settings.announceFile, ...announceCandidates(process.cwd(), cacheHomeDir(env))]
-        .filter((p): p is string => typeof p === 'string' && p !== '')
-      token = findLocalServiceToken(peerId, { announceFiles, identityFiles: [this.settings.identityFile] })
-      // Only a find is remembered: a service may write its token after we first looked.
-      if (token !== null) this.localTokens.set(peerId, token)
-    }
+    const known = this.localTokens.get(peerId)
+    // A find is kept until the service refuses it. A miss (a remote service, or a local
+    // one without a generated token) is looked up again only after a while: looking
+    // reads announce files from disk, and doing it on every request cost a busy
+    // worker a third of its CPU.
+    if (known !== undefined && (known.token !== null || performance.now() - known.at < LOCAL_TOKEN_RECHECK_MS)) return known.token
+    const env = this.opts.env ?? process.env
+    const announceFiles = [this.opts.announceFile, this.settings.announceFile, ...announceCandidates(process.cwd(), cacheHomeDir(env))]
+      .filter((p): p is string => typeof p === 'string' && p !== '')
+    const token = findLocalServiceToken(peerId, { announceFiles, identityFiles: [this.settings.identityFile] })
+    this.localTokens.set(peerId, { token, at: performance.now() })
     return token
   }
 
@@ -456,6 +462,12 @@ export class RemoteQueue {
     return await this.resolving
   }
 }
+
+/** A local service's generated token as last looked up (null: none found then), and when. */
+interface LocalTokenLookup { token: string | null, at: number }
+
+/** How long a failed local-token lookup stands before the files are read again. */
+const LOCAL_TOKEN_RECHECK_MS = 2000
 
 /** A failed resolution as the error callers see: `unauthorized` when a service refused our token. */
 function discoveryFailureError (reason: string, trace: DiscoveryTrace | undefined): ClientError {
