@@ -1,21 +1,28 @@
 /**
  * The dashboard page: hash-routed views over the service's own ops (POST /api/op, with the
  * service token as a bearer token) and the counts endpoint. No framework: four views
- * and a chart are small enough for the DOM API.
+ * and a chart are small enough for the DOM API. It follows the ★ events stream
+ * (GET /api/events, server-sent events read through fetch so the token goes in a header,
+ * not the URL) and re-renders when the queue changes; it polls only while the stream is down.
  */
 type Json = Record<string, any>
+export {}
 
 const view = document.getElementById('view') as HTMLElement
 const notice = document.getElementById('notice') as HTMLElement
 const login = document.getElementById('login') as HTMLFormElement
-const REFRESH_MS = 2000
+const liveBadge = document.getElementById('live') as HTMLElement
+/** Fallback polling, only while the events stream is down. */
+const POLL_MS = 2000
 const HISTORY = 150
+/** Events kept for the overview's activity list. */
+const RECENT = 25
 
 // The token: from a link (#token=…, then dropped from the address bar) or this tab's storage.
 const fromHash = new URLSearchParams(location.hash.replace(/^#\/?\??/, '').split('?').pop() ?? '').get('token')
 if (fromHash !== null) {
   sessionStorage.setItem('tq-token', fromHash)
-  history.replaceState(null, '', location.pathname + '#/')
+  window.history.replaceState(null, '', location.pathname + '#/')
 }
 let token = sessionStorage.getItem('tq-token') ?? ''
 
@@ -38,9 +45,20 @@ login.addEventListener('submit', (e) => {
   sessionStorage.setItem('tq-token', token)
   login.hidden = true
   void render()
+  void follow()
 })
 
-function say (text: string): void { notice.textContent = text }
+/**
+ * One notice line. A `problem` (the token is needed, the service is unreachable) holds only
+ * until the next render succeeds; an action's outcome stays until something replaces it.
+ */
+function say (text: string, kind: 'problem' | 'action' = 'action'): void {
+  notice.textContent = text
+  notice.dataset.kind = kind
+}
+function clearProblem (): void {
+  if (notice.dataset.kind === 'problem') say('')
+}
 
 function el (tag: string, attrs: Json = {}, ...children: Array<Node | string>): HTMLElement {
   const e = document.createElement(tag)
@@ -68,7 +86,8 @@ function action (label: string, name: string, fields: Json, testId: string): HTM
 
 // ---- overview: counts by status and type, over time ------------------------------------
 
-const history: Array<{ at: number, byStatus: Record<string, number> }> = []
+/** Counts by status, one sample per render of the overview (named so it does not shadow window.history). */
+const samples: Array<{ at: number, byStatus: Record<string, number> }> = []
 const STATUSES = ['queued', 'running', 'completed', 'failed', 'cancelled']
 const COLORS: Record<string, string> = { queued: '#8a6d00', running: '#1a56b3', completed: '#1e7b34', failed: '#b3261e', cancelled: '#777' }
 
@@ -76,8 +95,8 @@ async function sampleCounts (): Promise<Json> {
   const c = await api('/api/counts')
   const byStatus: Record<string, number> = {}
   for (const row of c.counts as Array<{ status: string, count: number }>) byStatus[row.status] = (byStatus[row.status] ?? 0) + row.count
-  history.push({ at: c.at, byStatus })
-  if (history.length > HISTORY) history.shift()
+  samples.push({ at: c.at, byStatus })
+  if (samples.length > HISTORY) samples.shift()
   return c
 }
 
@@ -89,9 +108,15 @@ function chart (): SVGElement {
   svg.setAttribute('class', 'chart')
   svg.setAttribute('width', String(w))
   svg.setAttribute('height', String(h))
-  const max = Math.max(1, ...history.flatMap((p) => Object.values(p.byStatus)))
+  const max = Math.max(1, ...samples.flatMap((p) => Object.values(p.byStatus)))
+  // Samples are taken when something changed (the events stream), not on a clock: place
+  // them by time, each count holding until the next sample (a step line).
+  const first = samples[0]?.at ?? 0
+  const span = Math.max(1, (samples[samples.length - 1]?.at ?? 0) - first)
+  const x = (at: number): number => ((at - first) / span) * (w - 4) + 2
   for (const s of STATUSES) {
-    const pts = history.map((p, i) => `${(i / Math.max(1, HISTORY - 1)) * w},${h - 10 - ((p.byStatus[s] ?? 0) / max) * (h - 20)}`)
+    const y = (p: { byStatus: Record<string, number> }): number => h - 10 - ((p.byStatus[s] ?? 0) / max) * (h - 20)
+    const pts = samples.flatMap((p, i) => i === 0 ? [`${x(p.at)},${y(p)}`] : [`${x(p.at)},${y(samples[i - 1])}`, `${x(p.at)},${y(p)}`])
     const line = document.createElementNS(ns, 'polyline')
     line.setAttribute('points', pts.join(' '))
     line.setAttribute('fill', 'none')
@@ -105,21 +130,25 @@ function chart (): SVGElement {
 async function overview (): Promise<HTMLElement> {
   const c = await sampleCounts()
   const status = await op('status', { detail: true })
-  const last = history[history.length - 1].byStatus
+  const last = samples[samples.length - 1].byStatus
   const byType = new Map<string, Record<string, number>>()
   for (const row of c.counts as Array<{ status: string, task_type: string, count: number }>) {
     byType.set(row.task_type, { ...(byType.get(row.task_type) ?? {}), [row.status]: row.count })
   }
   const paused = status.queue?.paused?.all === true
+  const activity = recent.slice().reverse().map((e) => el('li', { 'data-testid': `event-${String(e.kind)}-${String(e.task_id)}` },
+    `${fmtTime(e.at)} · ${String(e.kind)} · ${String(e.task_type)} · ${String(e.task_id).slice(0, 12)}…${typeof e.error === 'string' ? ` · ${e.error}` : ''}`))
   return el('section', { 'data-testid': 'overview' },
     el('h2', {}, 'Queue'),
     el('div', { class: 'cards' }, ...STATUSES.map((s) => el('div', { class: 'card', 'data-testid': `count-${s}` }, el('b', {}, String(last[s] ?? 0)), s))),
-    el('p', { class: 'muted' }, `oldest waiting task: ${Math.round(Number(c.oldest_queued_age_s))} s · ${paused ? 'PAUSED' : 'claiming'} · counts over the last ${history.length} samples:`),
+    el('p', { class: 'muted' }, `oldest waiting task: ${Math.round(Number(c.oldest_queued_age_s))} s · ${paused ? 'PAUSED' : 'claiming'} · counts over the last ${Math.round(samples[samples.length - 1].at - samples[0].at)} s (${samples.length} samples):`),
     chart(),
     el('p', {}, paused ? action('Resume', 'resume', {}, 'resume') : action('Pause', 'pause', {}, 'pause'), action('Purge finished', 'purge', { status: 'completed' }, 'purge')),
     el('h3', {}, 'By task type'),
     el('table', {}, el('tr', {}, el('th', {}, 'task type'), ...STATUSES.map((s) => el('th', {}, s))),
-      ...[...byType].map(([t, counts]) => el('tr', {}, el('td', {}, t), ...STATUSES.map((s) => el('td', {}, String(counts[s] ?? 0))))))
+      ...[...byType].map(([t, counts]) => el('tr', {}, el('td', {}, t), ...STATUSES.map((s) => el('td', {}, String(counts[s] ?? 0)))))),
+    el('h3', {}, 'Recent activity'),
+    activity.length > 0 ? el('ul', { class: 'activity', 'data-testid': 'activity' }, ...activity) : el('p', { class: 'muted' }, 'no changes since this page opened')
   )
 }
 
@@ -196,11 +225,12 @@ async function workers (): Promise<HTMLElement> {
     el('p', { class: 'muted' }, 'The full verdict with its fix: taskqueue-p2p doctor on this host, or p2p-rpc doctor on a client.'))
 }
 
-// ---- routing and live refresh -------------------------------------------------------------
+// ---- routing, rendering and live updates ---------------------------------------------------
 
 let rendering = false
+let again = false
 async function render (): Promise<void> {
-  if (rendering) return
+  if (rendering) { again = true; return }
   rendering = true
   const route = location.hash.replace(/^#/, '') || '/'
   for (const a of document.querySelectorAll('nav a')) a.classList.toggle('active', route === (a.getAttribute('href') ?? '').slice(1))
@@ -211,16 +241,108 @@ async function render (): Promise<void> {
           : await overview()
     view.replaceChildren(node)
     login.hidden = true
+    clearProblem()
   } catch (err) {
     if (err instanceof Unauthorized) {
       login.hidden = false
-      say('This service needs its token.')
-    } else say(`could not reach the service: ${(err as Error).message}`)
+      say('This service needs its token.', 'problem')
+    } else say(`could not reach the service: ${(err as Error).message}`, 'problem')
   } finally {
     rendering = false
+    if (again) { again = false; void render() }
+  }
+}
+
+/** A change arrived: render now, unless the page is hidden or someone is typing in a filter. */
+let stale = false
+function changed (): void {
+  const focused = document.activeElement
+  if (document.visibilityState !== 'visible' || (focused !== null && view.contains(focused) && focused.matches('input, select, textarea'))) {
+    stale = true
+    return
+  }
+  void render()
+}
+document.addEventListener('visibilitychange', () => { if (stale && document.visibilityState === 'visible') { stale = false; void render() } })
+view.addEventListener('focusout', () => { if (stale) { stale = false; setTimeout(changed, 0) } })
+
+const recent: Json[] = []
+let pollTimer: ReturnType<typeof setInterval> | undefined
+
+/** `events`: following the stream; `poll`: the stream is down, poll meanwhile; `off`: no token yet. */
+function setLive (mode: 'events' | 'poll' | 'off'): void {
+  document.body.dataset.live = mode
+  liveBadge.textContent = mode === 'events' ? '● live' : mode === 'poll' ? `○ polling every ${POLL_MS / 1000} s` : ''
+  clearInterval(pollTimer)
+  pollTimer = mode === 'poll' ? setInterval(changed, POLL_MS) : undefined
+}
+
+const sleep = async (ms: number, signal: AbortSignal): Promise<void> => await new Promise((resolve) => {
+  const timer = setTimeout(resolve, ms)
+  signal.addEventListener('abort', () => { clearTimeout(timer); resolve() }, { once: true })
+})
+
+/** Reads server-sent events from a fetch body: each message's `event` and `data`. */
+async function * sse (body: ReadableStream<Uint8Array>): AsyncGenerator<{ event: string, data: string }> {
+  const reader = body.pipeThrough(new TextDecoderStream() as ReadableWritablePair<string, Uint8Array>).getReader()
+  let buf = ''
+  for (;;) {
+    const { value, done } = await reader.read()
+    if (done) return
+    buf += value.replace(/\r\n?/g, '\n')
+    for (let end = buf.indexOf('\n\n'); end >= 0; end = buf.indexOf('\n\n')) {
+      const msg = { event: 'message', data: '' }
+      for (const line of buf.slice(0, end).split('\n')) {
+        const colon = line.indexOf(':')
+        const field = colon < 0 ? line : line.slice(0, colon)
+        const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '')
+        if (field === 'event') msg.event = value
+        else if (field === 'data') msg.data += (msg.data === '' ? '' : '\n') + value
+      }
+      buf = buf.slice(end + 2)
+      if (msg.data !== '') yield msg
+    }
+  }
+}
+
+let following: AbortController | null = null
+/**
+ * Follows /api/events from now on, resuming after the last cursor when the stream drops
+ * (polling meanwhile, retrying with backoff). A refusal (no event log, a role without
+ * `events`) leaves the page polling.
+ */
+async function follow (): Promise<void> {
+  following?.abort()
+  const ctl = new AbortController()
+  following = ctl
+  let cursor = -1
+  let failures = 0
+  while (!ctl.signal.aborted) {
+    try {
+      const headers: Record<string, string> = token !== '' ? { authorization: `Bearer ${token}` } : {}
+      const r = await fetch(`/api/events?cursor=${cursor}`, { headers, signal: ctl.signal, cache: 'no-store' })
+      if (r.status === 401) { setLive('off'); return }
+      if (!r.ok || r.body === null) throw new Error(`HTTP ${r.status}`)
+      setLive('events')
+      if (failures > 0) changed()
+      failures = 0
+      for await (const msg of sse(r.body)) {
+        if (msg.event === 'refused') { setLive('poll'); return }
+        const page = JSON.parse(msg.data) as { events: Json[], cursor: number }
+        cursor = page.cursor
+        recent.push(...page.events)
+        recent.splice(0, Math.max(0, recent.length - RECENT))
+        changed()
+      }
+    } catch {
+      if (ctl.signal.aborted) return
+    }
+    setLive('poll')
+    failures++
+    await sleep(Math.min(30_000, 1000 * 2 ** Math.min(failures, 5)), ctl.signal)
   }
 }
 
 window.addEventListener('hashchange', () => { void render() })
 void render()
-setInterval(() => { if (document.visibilityState === 'visible') void render() }, REFRESH_MS)
+void follow()

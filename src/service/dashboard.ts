@@ -5,7 +5,8 @@
  * Every data request and action goes through the service's own dispatcher with the token
  * the browser sent (`Authorization: Bearer …`), so the dashboard is exactly as authorized
  * as a p2p-rpc call: the same token check, the same ops, the same replies. The page
- * itself carries no data and is served without a token (it asks for one).
+ * itself carries no data and is served without a token (it asks for one). It follows
+ * the ★ `events` stream (`/api/events`, server-sent events) and polls only without it.
  */
 import { readFile } from 'node:fs/promises'
 import { extname, join, normalize, sep } from 'node:path'
@@ -29,6 +30,12 @@ const TYPES: Record<string, string> = {
 /** The ops the dashboard may send: reads, and the operator's actions. */
 const DASHBOARD_OPS = new Set(['status', 'list', 'get', 'cancel', 'retry', 'pause', 'resume', 'purge'])
 
+/** The caller every dashboard request is dispatched as (the access check sees this peer). */
+const DASHBOARD_CALLER = 'dashboard'
+
+/** How long one `events` long-poll of the stream waits; an idle stream sends a comment this often. */
+const EVENTS_WAIT_S = 15
+
 async function readBody (r: HttpRequest, limit = 65536): Promise<unknown> {
   const chunks: Buffer[] = []
   let size = 0
@@ -40,11 +47,71 @@ async function readBody (r: HttpRequest, limit = 65536): Promise<unknown> {
   return JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}')
 }
 
+/** After a message, the stream gathers changes this long before the next one. */
+const STREAM_BATCH_MS = 200
+
+async function pause (ms: number, signal: AbortSignal): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(done, ms)
+    function done (): void { clearTimeout(timer); signal.removeEventListener('abort', done); resolve() }
+    signal.addEventListener('abort', done, { once: true })
+  })
+}
+
+/** Aborts when the browser goes away (the response closes). */
+function closedSignal (r: HttpRequest): AbortSignal {
+  const abort = new AbortController()
+  r.res.once('close', () => abort.abort())
+  return abort.signal
+}
+
+/**
+ * `GET /api/events`: the ★ `events` stream as server-sent events, so the page re-renders
+ * when the queue changes instead of polling. Each message is one page of the service's
+ * own `events` op (`id:` its cursor, `data:` `{events, cursor, gap}`), dispatched with the
+ * browser's token like every other request, so the same checks apply; a reconnecting
+ * browser resumes after `Last-Event-ID` (or `?cursor=`; default -1, from now). An op
+ * refusal (`events_disabled`, `forbidden`, …) is sent as `event: refused` and ends the
+ * stream; the page then falls back to polling.
+ */
+async function streamEvents (service: TaskQueueService, r: HttpRequest, token: string | undefined): Promise<void> {
+  const resume = r.req.headers['last-event-id'] ?? r.url.searchParams.get('cursor') ?? '-1'
+  let cursor = Number(resume)
+  if (!Number.isSafeInteger(cursor) || cursor < -1) cursor = -1
+  const signal = closedSignal(r)
+  r.res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' })
+  // The browser retries a dropped stream after 2 s.
+  r.res.write('retry: 2000\n\n')
+  while (!signal.aborted) {
+    const reply = await service.dispatch({ op: 'events', cursor, limit: 1000, wait_s: EVENTS_WAIT_S, token }, { remotePeerId: DASHBOARD_CALLER, signal })
+    if (signal.aborted) break
+    if (reply.error === 'rate_limited') { await pause(1000, signal); continue }
+    if (reply.ok !== true) {
+      r.res.end(`event: refused\ndata: ${JSON.stringify({ error: reply.error, detail: reply.detail })}\n\n`)
+      return
+    }
+    const events = reply.events as unknown[]
+    cursor = Number(reply.cursor)
+    if (events.length > 0 || reply.gap === true) {
+      r.res.write(`id: ${cursor}\ndata: ${JSON.stringify({ events, cursor, gap: reply.gap === true })}\n\n`)
+      // A busy queue: at most a few messages (and page renders) a second, each with more in it.
+      if (reply.more !== true) await pause(STREAM_BATCH_MS, signal)
+    } else r.res.write(': idle\n\n')
+    // A closing service answers at once with nothing: stop rather than spin.
+    if (events.length === 0 && service.context.events.closed) break
+  }
+  r.res.end()
+}
+
 export function dashboardRoutes (service: TaskQueueService, authorized: (r: HttpRequest) => boolean): HttpRoute[] {
   const api: HttpRoute = async (r) => {
     if (!r.url.pathname.startsWith('/api/')) return false
     if (!authorized(r)) { sendJson(r.res, 401, { ok: false, error: 'unauthorized' }); return true }
     const token = requestToken(r.req, r.url)
+    if (r.url.pathname === '/api/events' && r.req.method === 'GET') {
+      await streamEvents(service, r, token)
+      return true
+    }
     if (r.url.pathname === '/api/counts' && r.req.method === 'GET') {
       const store = service.context.store
       sendJson(r.res, 200, { ok: true, at: Date.now() / 1000, counts: countsByStatusAndType(store.db), oldest_queued_age_s: oldestQueuedAgeS(store.db, store.now()) })
@@ -63,10 +130,8 @@ export function dashboardRoutes (service: TaskQueueService, authorized: (r: Http
         sendJson(r.res, 400, { ok: false, error: 'invalid_params', detail: `op must be one of ${[...DASHBOARD_OPS].join(', ')}` })
         return true
       }
-      const abort = new AbortController()
-      r.res.once('close', () => abort.abort())
       // The service's own token check, on the token the browser sent.
-      const reply = await service.dispatch({ ...env, token }, { remotePeerId: 'dashboard', signal: abort.signal })
+      const reply = await service.dispatch({ ...env, token }, { remotePeerId: DASHBOARD_CALLER, signal: closedSignal(r) })
       sendJson(r.res, 200, reply)
       return true
     }

@@ -1,8 +1,10 @@
 /**
  * The dashboard in a real browser (issue 22): Debian's headless Chromium driven by
  * playwright-core against a real `serve --worker` with a token and HTTP_PORT. It sees a
- * submitted task appear, opens its detail, retries a failed task and pauses the queue
- * through the UI, and checks each effect through p2p-rpc. A screenshot of each page is
+ * task submitted after page load appear through the events stream (nothing is polled
+ * while the stream is up), opens its detail, retries a failed task and pauses the queue
+ * through the UI, and checks each effect through p2p-rpc; with the stream blocked, the
+ * page polls instead. A screenshot of each page is
  * kept under .tmp/screenshots/.
  *
  * Chromium is installed by the test setup (apt-get) when missing; when it cannot be, the
@@ -84,10 +86,23 @@ describe('the dashboard in headless Chromium', () => {
     await page.fill('#token', TOKEN)
     await page.click('#login button')
     await page.waitForSelector('[data-testid=overview]')
+    // Logged in: the notice asking for the token is gone, and the page follows the events stream.
+    assert.equal((await page.textContent('#notice'))?.trim(), '', 'the token notice went away after a successful login')
+    await page.waitForSelector('body[data-live=events]', { timeout: 10_000 })
 
-    // A task submitted through p2p-rpc appears in the list.
+    // Nothing is polled while the queue is idle: no request at all for longer than the old 2 s poll.
+    const requests: string[] = []
+    page.on('request', (req) => { if (req.url().includes('/api/')) requests.push(new URL(req.url()).pathname) })
+    await new Promise((resolve) => setTimeout(resolve, 3000))
+    assert.equal(requests.length, 0, `an idle dashboard sends no requests besides its open events stream: ${requests.join(' ')}`)
+
+    // A task submitted after page load appears at once: the stream says so, the page re-renders.
     const sub = await rpc(['task-submit', '--task-type', 'echo', '--model-name', 'm', '--payload', '{"hello":"dashboard"}'])
     const id = String(sub.task_id)
+    await page.waitForSelector(`[data-testid="event-submitted-${id}"]`, { timeout: 10_000 })
+    await page.waitForSelector(`[data-testid="event-completed-${id}"]`, { timeout: 15_000 })
+    assert.ok(requests.includes('/api/counts'), `it re-rendered on the event: ${requests.join(' ')}`)
+    await shot('overview-live')
     await page.goto(`${base}/#/tasks`)
     await page.waitForSelector(`[data-testid="task-${id}"]`, { timeout: 15_000 })
     await shot('tasks')
@@ -126,5 +141,27 @@ describe('the dashboard in headless Chromium', () => {
     await page.goto(`${base}/#/workers`)
     await page.waitForSelector('[data-testid=workers]')
     await shot('workers')
+  })
+
+  it('opens from a #token= link, and polls while the events stream is unavailable', async (t) => {
+    if (executable === null) return t.skip('no browser')
+    await rpc(['queue-resume'])
+    const context = await browser!.newContext({ viewport: { width: 1100, height: 800 } })
+    try {
+      const p = await context.newPage()
+      // The stream is refused at the network: the page must fall back to polling.
+      await p.route('**/api/events**', (route) => route.abort())
+      await p.goto(`${base}/#token=${TOKEN}`)
+      await p.waitForSelector('[data-testid=overview]')
+      assert.ok(!p.url().includes(TOKEN), `the token left the address bar: ${p.url()}`)
+      assert.equal(await p.locator('#login').isHidden(), true)
+      await p.waitForSelector('body[data-live=poll]', { timeout: 10_000 })
+      await p.goto(`${base}/#/tasks`)
+      await p.waitForSelector('[data-testid=tasks]')
+      const sub = await rpc(['task-submit', '--task-type', 'echo', '--model-name', 'm', '--payload', '{"polled":true}'])
+      await p.waitForSelector(`[data-testid="task-${String(sub.task_id)}"]`, { timeout: 15_000 })
+    } finally {
+      await context.close()
+    }
   })
 })
