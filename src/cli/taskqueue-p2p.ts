@@ -49,6 +49,7 @@ const WORKER_OPTIONS: OptionSpec[] = [
 
 const SERVE_ONLY: OptionSpec[] = [
   opt('queue', 'SQLite queue file (env IPFS_ACCELERATE_PY_TASK_QUEUE_PATH)', { valueName: 'PATH' }),
+  opt('queue-url', 'PostgreSQL queue shared by several coordinators instead of the SQLite file (env IPFS_ACCELERATE_PY_TASK_QUEUE_URL)', { valueName: 'URL' }),
   opt('listen-host', 'listen IP, 0.0.0.0 or :: for all (env LISTEN_HOST, default 0.0.0.0)', { valueName: 'IP' }),
   opt('listen-port', 'TCP port, 0 = ephemeral (env LISTEN_PORT, default 9710)', { valueName: 'N' }),
   opt('announce-file', 'announce file to write, or 0 to disable (env ANNOUNCE_FILE)', { valueName: 'PATH|0' }),
@@ -136,6 +137,7 @@ function commonOverrides (a: ParsedArgs): SettingsOverrides {
 function serveOverrides (a: ParsedArgs): SettingsOverrides {
   const o: { -readonly [K in keyof SettingsOverrides]: SettingsOverrides[K] } = { ...commonOverrides(a) }
   if (a.has('queue')) o.queuePath = a.requireString('queue')
+  if (a.has('queue-url')) o.queueUrl = a.requireString('queue-url')
   if (a.has('listen-host')) o.listenHost = a.requireString('listen-host')
   if (a.has('listen-port')) o.listenPort = parseIntegerOption('listen-port', a.requireString('listen-port'), { min: 0, max: 65535 })
   const announce = announceOverride(a.string('announce-file'))

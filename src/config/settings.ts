@@ -25,6 +25,8 @@ export { P }
 /** `M` of config.md §3.5. */
 export const M = 'IPFS_ACCELERATE_PY_MCP_P2P_'
 export const TASK_QUEUE_PATH_VAR = 'IPFS_ACCELERATE_PY_TASK_QUEUE_PATH'
+/** ★ A PostgreSQL queue shared by several coordinators instead of the SQLite file. */
+export const TASK_QUEUE_URL_VAR = 'IPFS_ACCELERATE_PY_TASK_QUEUE_URL'
 export const TOKEN_VAR = `${P}TOKEN`
 
 export interface Settings extends SecuritySettings {
@@ -46,6 +48,8 @@ export interface Settings extends SecuritySettings {
   readonly enableLegacyProtocol: boolean
   readonly session: string
   readonly queuePath: string
+  /** ★ postgres://… : the queue lives in PostgreSQL (TASK_QUEUE_URL); null = the SQLite file at queuePath. */
+  readonly queueUrl: string | null
 
   // §3.2 discovery
   /** Null = disabled. */
@@ -170,6 +174,7 @@ const FLAGS: Partial<Record<keyof SettingsOverrides, string>> = {
   listenHost: '--listen-host',
   listenPort: '--listen-port',
   queuePath: '--queue',
+  queueUrl: '--queue-url',
   announceFile: '--announce-file',
   identityFile: '--identity',
   enableTools: '--enable-tools',
@@ -206,7 +211,7 @@ export function defaultIdentityFile (role: Role, queuePath: string, cacheBase: s
 export function resolveSettings (env: Env, overrides: SettingsOverrides = {}, warn: WarnSink = () => {},
   opts: LoadOptions = {}): { settings: Settings, sources: Readonly<Record<string, Source>> } {
   const role = opts.role ?? 'serve'
-  const r = new EnvReader(env, warn, { cwd: opts.cwd, home: opts.home, secrets: [TOKEN_VAR, `${P}ROLE_TOKENS`, `${P}SWARM_KEY`] })
+  const r = new EnvReader(env, warn, { cwd: opts.cwd, home: opts.home, secrets: [TOKEN_VAR, `${P}ROLE_TOKENS`, `${P}SWARM_KEY`, TASK_QUEUE_URL_VAR] })
   const ov = <K extends keyof SettingsOverrides>(key: K): Override<Settings[K]> =>
     ({ flag: FLAGS[key] ?? `override:${key}`, value: overrides[key] })
   const base = cacheHome(r)
@@ -220,6 +225,8 @@ export function resolveSettings (env: Env, overrides: SettingsOverrides = {}, wa
   const publicIp = r.custom<string | null>(`${P}PUBLIC_IP`, null, parsePublicIp,
     'is not auto or an IP address', ov('publicIp'), v => v === null || isIP(v) !== 0)
   const queuePath = r.path(TASK_QUEUE_PATH_VAR, join(base, 'ipfs_accelerate_py', 'task_queue.sqlite3'), ov('queuePath'))
+  const queueUrl = r.custom<string | null>(TASK_QUEUE_URL_VAR, null, parseQueueUrl,
+    'is not a PostgreSQL URL (postgres://user:password@host:port/database)', ov('queueUrl'), v => v === null || parseQueueUrl(v) !== undefined)
   const identityFile = r.path(`${P}IDENTITY_FILE`, defaultIdentityFile(role, queuePath, base), ov('identityFile'))
   const token = r.optString(TOKEN_VAR, nullToUndef(ov('token'))) ?? null
   const security = readSecurity(r, env, P, TOKEN_VAR)
@@ -379,6 +386,7 @@ export function resolveSettings (env: Env, overrides: SettingsOverrides = {}, wa
     enableLegacyProtocol,
     session,
     queuePath,
+    queueUrl,
     ...discovery,
     bootstrapPeers: Object.freeze([...discovery.bootstrapPeers]),
     rendezvousPoints: Object.freeze([...discovery.rendezvousPoints]),
@@ -410,7 +418,8 @@ export function redactSettings (s: Settings): Settings {
     ...s,
     token: s.token === null ? null : REDACTED,
     roleTokens: s.roleTokens.map(t => ({ role: t.role, token: REDACTED })),
-    swarmKey: s.swarmKey === null ? null : REDACTED
+    swarmKey: s.swarmKey === null ? null : REDACTED,
+    queueUrl: s.queueUrl === null ? null : redactQueueUrl(s.queueUrl)
   })
 }
 
@@ -419,6 +428,36 @@ function refuseAndWarn (r: EnvReader, env: Env, warn: WarnSink): void {
   r.custom<boolean>(`${P}TRUST_TIERS`, false, text => isFalseWord(text) ? false : undefined,
     `is not supported: trust tiers are not implemented and ignoring them would widen access (unset it or use ${FALSE_WORDS.join('/')})`)
   warnPlanned(env, warn)
+}
+
+/**
+ * TASK_QUEUE_URL: empty = the SQLite file; otherwise a postgres:// or postgresql:// URL
+ * with a host (the database defaults to the user's, as libpq's does). Refused with the
+ * reason, never passed on to fail later at connect time.
+ */
+export function parseQueueUrl (text: string): string | null | undefined {
+  const t = text.trim()
+  if (t === '') return null
+  let u: URL
+  try {
+    u = new URL(t)
+  } catch {
+    throw new Reject('not a URL')
+  }
+  if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') throw new Reject(`scheme ${u.protocol.replace(/:$/, '')} is not postgres or postgresql`)
+  if (u.hostname === '') throw new Reject('no host')
+  return t
+}
+
+/** The URL with its password replaced, for logs and status. */
+export function redactQueueUrl (url: string): string {
+  try {
+    const u = new URL(url)
+    if (u.password !== '') u.password = REDACTED
+    return u.toString()
+  } catch {
+    return REDACTED
+  }
 }
 
 function parseAuthMode (text: string): AuthMode | undefined {

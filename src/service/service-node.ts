@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path'
 import type { DatabaseSync } from 'node:sqlite'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import type { Settings } from '../config/index.js'
+import { ConfigError, TASK_QUEUE_URL_VAR, redactQueueUrl, type Settings } from '../config/index.js'
 import { openDatabase } from '../store/db.js'
 import { Checkpointer } from '../store/checkpointer.js'
 import { QueueStore, type QueueStoreOptions } from '../store/queue.js'
@@ -164,6 +164,8 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
   // Once the node runs: stops what runs (HTTP listener, access control, node), not the store.
   let stopRunning: (() => Promise<void>) | null = null
   try {
+    // Temporary, until serve runs on the PostgreSQL store: refused rather than ignored.
+    if (s.queueUrl !== null) throw new ConfigError(TASK_QUEUE_URL_VAR, redactQueueUrl(s.queueUrl), 'is set, but serve does not run on the PostgreSQL queue yet in this build')
     const locks = s.queuePath === ':memory:' ? [] : [[s.queuePath, 'queue file (TASK_QUEUE_PATH)'], [s.identityFile, 'identity file (IDENTITY_FILE)']]
     for (const [path, what] of locks) held.push(acquireStateLock(path, what))
     // WAL checkpoints run on a worker thread, so no submit pays for a checkpoint's

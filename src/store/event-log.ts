@@ -60,15 +60,7 @@ export class EventLog {
   read (cursor: number, limit: number): EventPage {
     const { lo, hi } = this.bounds()
     const rows = this.s.after.all(cursor, limit + 1) as unknown as SQLOutputValue[][]
-    const more = rows.length > limit
-    const events = rows.slice(0, limit).map(eventFromRow)
-    return {
-      events,
-      cursor: events.length > 0 ? events[events.length - 1].seq : Math.min(cursor, hi),
-      oldest: lo,
-      gap: lo > 0 && cursor < lo - 1,
-      more
-    }
+    return eventPage(rows.map(r => taskEvent(r[0], r[1], r[2], r[3], r[4], r[5], r[6])), cursor, limit, lo, hi)
   }
 
   /** Newest seq (0 = empty). */
@@ -90,15 +82,28 @@ export class EventLog {
   }
 }
 
-function eventFromRow (r: SQLOutputValue[]): TaskEvent {
-  const detail = r[6] == null ? {} : JSON.parse(String(r[6])) as JsonObject
+/** A log entry from its stored columns (seq, at, kind, task_id, task_type, status, data), on either backend. */
+export function taskEvent (seq: unknown, at: unknown, kind: unknown, taskId: unknown, taskType: unknown, status: unknown, data: unknown): TaskEvent {
+  const detail = data == null ? {} : JSON.parse(String(data)) as JsonObject
   return {
     ...detail,
-    seq: Number(r[0]),
-    at: Number(r[1]),
-    kind: String(r[2]) as TaskEventKind,
-    task_id: String(r[3]),
-    task_type: String(r[4]),
-    status: String(r[5]) as TaskStatus
+    seq: Number(seq),
+    at: Number(at),
+    kind: String(kind) as TaskEventKind,
+    task_id: String(taskId),
+    task_type: String(taskType),
+    status: String(status) as TaskStatus
+  }
+}
+
+/** A page from up to `limit + 1` entries after `cursor`, with the log's bounds (lo, hi: 0 = empty). */
+export function eventPage (entries: TaskEvent[], cursor: number, limit: number, lo: number, hi: number): EventPage {
+  const events = entries.slice(0, limit)
+  return {
+    events,
+    cursor: events.length > 0 ? events[events.length - 1].seq : Math.min(cursor, hi),
+    oldest: lo,
+    gap: lo > 0 && cursor < lo - 1,
+    more: entries.length > limit
   }
 }

@@ -25,3 +25,4 @@ export {
 } from './retry-policy.js'
 export { EventLog, DEFAULT_EVENTS_MAX, type EventPage } from './event-log.js'
 export type { RetryInput, RetryResult, PurgeInput, PausedState, PruneResult } from './queue-admin.js'
+export type { TaskStore, TaskEventLog, MaybePromise, StoreBackend } from './task-store.js'

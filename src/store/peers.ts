@@ -3,7 +3,7 @@
  * liveness is a few minutes, and every claim or heartbeat re-registers the peer.
  */
 import { expandTaskTypes } from './aliases.js'
-import type { PeerEntry } from './types.js'
+import type { ClaimInput, PeerEntry } from './types.js'
 
 export const DEFAULT_PEER_TIMEOUT_S = 300
 export const DEFAULT_MAX_PEERS = 10_000
@@ -29,6 +29,20 @@ export interface PeerTouch {
    * candidates, so ids that merely said hello cost a claim nothing.
    */
   active?: boolean
+}
+
+/** What a claim tells the registry about its claimer: claiming (or asking to) is a sign of life. */
+export function claimerProfile (input: ClaimInput, now: number): PeerTouch {
+  return {
+    peer_id: input.peer_key !== '' ? input.peer_key : input.worker_id,
+    worker_id: input.worker_id,
+    supported_task_types: input.task_types ?? [],
+    session_id: input.session,
+    last_seen: now,
+    transport_peer_id: input.transport_peer_id,
+    peer_hint: input.peer_hint,
+    active: true
+  }
 }
 
 /** The scheduler's candidate owners: peers that claimed within the liveness window. */

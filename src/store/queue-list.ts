@@ -45,27 +45,7 @@ export class TaskLister {
       : [shape(0).iterate(params)]
     const rows = mergeSorted(its, desc ? (a, b) => num(a.seq) > num(b.seq) : (a, b) => num(a.seq) < num(b.seq))
 
-    const tasks: Task[] = []
-    let lastSeq = 0
-    let bytes = 2
-    let truncated = false
-    let more = false
-    for (const r of rows) {
-      if (tasks.length >= limit) { more = true; break }
-      const task = rowToTask(r)
-      const size = Buffer.byteLength(JSON.stringify(task)) + (tasks.length > 0 ? 1 : 0)
-      // At least one row per page, or an oversized task would stall pagination forever.
-      if (tasks.length > 0 && bytes + size > maxBytes) { truncated = true; more = true; break }
-      tasks.push(task)
-      lastSeq = num(r.seq)
-      bytes += size
-    }
-    const last = tasks[tasks.length - 1]
-    return {
-      tasks,
-      truncated,
-      next_cursor: more && last !== undefined ? encodeCursor({ seq: lastSeq, created_at: last.created_at }) : null
-    }
+    return listPage(rows, rowToTask, limit, maxBytes)
   }
 
   private stmt (kind: ListKind, desc: boolean, byCursor: boolean, byTypes: boolean, slot: number): StatementSync {
@@ -87,5 +67,33 @@ function kindOf (status: string | null): ListKind | null {
     case 'running': return 'running'
     case 'completed': case 'failed': case 'cancelled': return 'done'
     default: return null // no task can have it
+  }
+}
+
+/**
+ * A list page from rows in list order (at least `limit + 1` when more follow): at most
+ * `limit` tasks within `maxBytes` of JSON, and the cursor after the last. Both backends.
+ */
+export function listPage<R extends { seq?: unknown }> (rows: Iterable<R>, toTask: (r: R) => Task, limit: number, maxBytes: number): ListResult {
+  const tasks: Task[] = []
+  let lastSeq = 0
+  let bytes = 2
+  let truncated = false
+  let more = false
+  for (const r of rows) {
+    if (tasks.length >= limit) { more = true; break }
+    const task = toTask(r)
+    const size = Buffer.byteLength(JSON.stringify(task)) + (tasks.length > 0 ? 1 : 0)
+    // At least one row per page, or an oversized task would stall pagination forever.
+    if (tasks.length > 0 && bytes + size > maxBytes) { truncated = true; more = true; break }
+    tasks.push(task)
+    lastSeq = num(r.seq as number)
+    bytes += size
+  }
+  const last = tasks[tasks.length - 1]
+  return {
+    tasks,
+    truncated,
+    next_cursor: more && last !== undefined ? encodeCursor({ seq: lastSeq, created_at: last.created_at }) : null
   }
 }

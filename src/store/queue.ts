@@ -13,7 +13,7 @@ import { TaskQueueError } from '../protocol/errors.js'
 import { migrate } from './db.js'
 import { Transactor, type GroupOutcome } from './group-commit.js'
 import { normalizeTaskType } from './aliases.js'
-import { PeerRegistry, type PeerTouch } from './peers.js'
+import { PeerRegistry, type PeerTouch, claimerProfile } from './peers.js'
 import { OwnerCache } from './ownership.js'
 import { ClaimWalk } from './claim-walk.js'
 import { DEFAULT_MAX_REPLY_BYTES, type QueueStatements, ReplySize, type WalkRow, claimedTask, prepareQueueStatements } from './queue-sql.js'
@@ -29,6 +29,8 @@ import type {
 } from './types.js'
 import { DEFAULT_RETENTION, DEFAULT_RETRY_POLICY, type RetentionPolicy, type RetryPolicy, retentionOf, retryDelayS } from './retry-policy.js'
 import { DEFAULT_EVENTS_MAX, EventLog } from './event-log.js'
+import type { QueueStoreEvents, StoreBackend, TaskStore } from './task-store.js'
+import { assertOwnedRunning, completeGuard, lastFailureBy } from './task-guards.js'
 import { QueueAdmin, type PausedState, type PruneResult, type PurgeInput, type RetryInput, type RetryResult } from './queue-admin.js'
 
 export { DEFAULT_MAX_REPLY_BYTES }
@@ -37,12 +39,6 @@ export const LEASE_EXPIRED_ERROR = 'claim lease expired after maximum attempts'
 export const WORKER_SHUTDOWN = 'worker_shutdown'
 const NO_PAUSES: ReadonlySet<string> = new Set()
 
-/** Whether the task's latest recorded failure is this worker's, of its current attempt. */
-function lastFailureBy (row: Row, worker: string): boolean {
-  const list = parseJson(row.errors)
-  const last = Array.isArray(list) ? list[list.length - 1] : undefined
-  return isObject(last) && last.worker_id === worker && last.attempt === num(row.attempt) && worker !== ''
-}
 export const ATTEMPTS_EXHAUSTED_ERROR = 'maximum attempts exhausted'
 /** §7.4: the scheduler considers at least this many eligible tasks per claim. */
 export const MIN_SCHEDULER_WALK = 1000
@@ -70,10 +66,10 @@ export interface QueueStoreOptions {
   eventsMax?: number
 }
 
-/** A type alias, not an interface: EventEmitter's event map must be index-compatible. */
-export type QueueStoreEvents = { change: [TaskChange], resumed: [] }
+export type { QueueStoreEvents }
 
-export class QueueStore extends EventEmitter<QueueStoreEvents> {
+export class QueueStore extends EventEmitter<QueueStoreEvents> implements TaskStore {
+  readonly backend: StoreBackend = 'sqlite'
   readonly db: DatabaseSync
   readonly registry: PeerRegistry
   readonly leaseS: number
@@ -171,20 +167,6 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
   // ---- claim --------------------------------------------------------------------
 
   /** The claimer's scheduler profile; claiming (or asking to) is a sign of life. */
-  private claimerProfile (input: ClaimInput, now: number): PeerTouch {
-    const worker = input.worker_id
-    return {
-      peer_id: input.peer_key !== '' ? input.peer_key : worker,
-      worker_id: worker,
-      supported_task_types: input.task_types ?? [],
-      session_id: input.session,
-      last_seen: now,
-      transport_peer_id: input.transport_peer_id,
-      peer_hint: input.peer_hint,
-      active: true
-    }
-  }
-
   /**
    * False only when a claim for `input` surely finds nothing now (no eligible type
    * queued, no lease due to expire): two index reads and no transaction, so a
@@ -193,7 +175,7 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
    */
   mayClaim (input: ClaimInput): boolean {
     const now = this.now()
-    this.registry.touch(this.claimerProfile(input, now))
+    this.registry.touch(claimerProfile(input, now))
     const types = this.unpausedTypes(input.task_types)
     return types !== false && this.walker.mayHaveWork(types, now)
   }
@@ -221,7 +203,7 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
   claim (input: ClaimInput): ClaimedTask[] {
     const now = this.now()
     const worker = input.worker_id
-    const profile = this.claimerProfile(input, now)
+    const profile = claimerProfile(input, now)
     const self = profile.peer_id
     this.registry.touch(profile)
     const maxTasks = clampInt(input.max_tasks, 1, 100_000, 1)
@@ -365,20 +347,11 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
         return { task_id: id, replayed: false }
       }
       const row = this.guardRow(id)
-      const owner = nstr(row.assigned_worker)
-      if (input.worker_id !== '' && owner !== null && owner !== input.worker_id) {
-        throw new TaskQueueError('not_owner', `task ${id} is assigned to another worker`)
-      }
-      const status = str(row.status)
-      if (status !== 'running') {
-        // A resent failure that was already retried (the task waits for its next attempt).
-        if (input.status === 'failed' && status === 'queued' && lastFailureBy(row, input.worker_id)) return { task_id: id, replayed: true }
-        if (input.status === 'cancelled' && status === 'queued') {
-          this.cancelIn(id, row, input.error, now, changes)
-          return { task_id: id, replayed: false, cancelled: true }
-        }
-        if (status === input.status) return { task_id: id, replayed: true }
-        throw new TaskQueueError('task_not_running', `task ${id} is ${status}`)
+      const guard = completeGuard(id, input, nstr(row.assigned_worker), str(row.status), () => lastFailureBy(row.errors, num(row.attempt), input.worker_id))
+      if (guard === 'replayed') return { task_id: id, replayed: true }
+      if (guard === 'cancel') {
+        this.cancelIn(id, row, input.error, now, changes)
+        return { task_id: id, replayed: false, cancelled: true }
       }
       const stored = parseJson(row.result)
       let result = stored
@@ -490,11 +463,7 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> {
   /** Release and heartbeat: the task must be running and owned by `worker`. */
   private ownedRunning (id: string, worker: string): Row {
     const row = this.guardRow(id)
-    const owner = nstr(row.assigned_worker)
-    if (owner !== null && owner !== worker) throw new TaskQueueError('not_owner', `task ${id} is assigned to another worker`)
-    const status = str(row.status)
-    if (status !== 'running') throw new TaskQueueError('task_not_running', `task ${id} is ${status}`)
-    if (owner !== worker) throw new TaskQueueError('not_owner', `task ${id} is assigned to another worker`)
+    assertOwnedRunning(id, nstr(row.assigned_worker), str(row.status), worker)
     return row
   }
 

@@ -475,3 +475,25 @@ describe('config access control (issue 21)', () => {
     rejects(`${P}PEER_OPS_PER_S`, ['-1', 'fast'])
   })
 })
+
+describe('TASK_QUEUE_URL (★ PostgreSQL queue)', () => {
+  const V = 'IPFS_ACCELERATE_PY_TASK_QUEUE_URL'
+  it('is unset (SQLite) by default and takes postgres:// and postgresql:// URLs, env or --queue-url', () => {
+    assert.equal(load({}).s.queueUrl, null)
+    assert.equal(load({ [V]: '' }).s.queueUrl, null)
+    assert.equal(load({ [V]: 'postgres://u:pw@127.0.0.1:5432/q' }).s.queueUrl, 'postgres://u:pw@127.0.0.1:5432/q')
+    assert.equal(load({}, { queueUrl: 'postgresql://db.example/q' }).s.queueUrl, 'postgresql://db.example/q')
+  })
+  it('refuses a bad URL with one line naming the variable, without the password', () => {
+    const e = refuse({ [V]: 'mysql://u:secret@h/q' })
+    assert.equal(e.variable, V)
+    assert.ok(!e.message.includes('secret'))
+    assert.match(e.message, /PostgreSQL URL.*scheme mysql/)
+    assert.equal(refuse({ [V]: 'not a url' }).variable, V)
+    assert.equal(refuse({}, { queueUrl: 'postgres://' }).variable, '--queue-url')
+  })
+  it('redacts the password for logs', () => {
+    const s = redactSettings(load({ [V]: 'postgres://u:pw@h:5432/q' }).s)
+    assert.equal(s.queueUrl, 'postgres://u:***@h:5432/q'.replace('***', encodeURIComponent('***')))
+  })
+})
