@@ -96,14 +96,27 @@ export async function oursSide (multiaddr: string, env: Record<string, string>):
   const { RemoteQueue: Client } = await import('../../src/client/remote-queue.js')
   const rq: RemoteQueue = new Client({ multiaddr, env, addressBookPath: null })
   await rq.status()
+  // The task acknowledged last: drained() first waits for it (a parked `wait` costs the
+  // service nothing), and only then polls the counts. Polling `status` all through the
+  // drain, as BullMQ's side polls getJobCounts, would not be the same load: Redis counts
+  // a list in O(1), our status detail counts the queued rows (~10–30 ms at 20,000
+  // queued on this VM), so polling every 20 ms would stall the service it measures.
+  let lastId: string | null = null
   return {
-    submit: async (n) => { await rq.submit({ task_type: WORK, payload: { n } }) },
+    submit: async (n) => { lastId = (await rq.submit({ task_type: WORK, payload: { n } })).task_id },
     submitBatch: async (first, count) => {
       const results = await rq.submitMany(Array.from({ length: count }, (_, i) => ({ task_type: WORK, payload: { n: first + i } })))
       const refused = results.find((r) => !r.ok)
       if (refused !== undefined) throw new Error(`submit_many refused an item: ${JSON.stringify(refused)}`)
+      const last = results[results.length - 1]
+      if (last !== undefined && 'task_id' in last && typeof last.task_id === 'string') lastId = last.task_id
     },
     drained: async () => {
+      if (lastId !== null) {
+        const { task } = await rq.wait(lastId, 120)
+        if (task?.status !== 'completed') throw new Error(`the last task ${lastId} ended ${String(task?.status)}`)
+        lastId = null
+      }
       for (;;) {
         const q = (await rq.status(true)).queue as { queued_by_type: Record<string, number>, running_by_type: Record<string, number> }
         if ((q.queued_by_type[WORK] ?? 0) + (q.running_by_type[WORK] ?? 0) === 0) return
