@@ -24,6 +24,9 @@ import { submitFields, submitManyChunks, submitManyResult, submitManyResults } f
 import { SubmitCoalescer } from './submit-coalescer.js'
 import type { SubmitManyResult, SubmitRequest } from './submit-batch.js'
 import { probeStatus } from './status-probe.js'
+import { CoordinatorAlternates } from './coordinators.js'
+import type { ProbeOutcome } from '../discovery/chain.js'
+import { timeoutSignal } from '../util/timeout-signal.js'
 import { backoffDelay } from '../util/backoff.js'
 import type { Logger } from '../logger.js'
 import { silentLogger } from '../logger.js'
@@ -89,6 +92,10 @@ export class RemoteQueue {
   private link: PeerLink | null = null
   private resolving: Promise<PeerLink> | null = null
   private closed = false
+  /** The other coordinators of this queue, from the latest status reply (★ failover). */
+  private readonly coordinators = new CoordinatorAlternates()
+  /** The peer of the last link dropped after a failure: failover tries the others first. */
+  private failedPeerId: string | null = null
   private readonly submits = new SubmitCoalescer(async (op, fields) => await this.request(op, fields, { retries: this.settings.submitRetries }))
 
   constructor (opts: RemoteQueueOptions = {}) {
@@ -106,13 +113,20 @@ export class RemoteQueue {
       addressBookPath: opts.addressBookPath,
       node: async () => await this.getNode(),
       connect: (node, addrs) => this.newLink(node, addrs),
-      probe: async (node, addrs, signal) => await probeStatus(node, addrs, signal, {
-        newLink: (n, a) => this.newLink(n, a),
-        token: this.tokenFor(peerIdOf(addrs[0] ?? '')),
-        timeoutMs: this.settings.rpcDialTimeoutS * 1000,
-        holepunch: this.settings.holepunch
-      })
+      probe: async (node, addrs, signal) => await this.probe(node, addrs, signal)
     })
+  }
+
+  /** Dials `addrs` and asks for status (a discovery candidate, or a coordinator to fail over to). */
+  private async probe (node: Libp2p, addrs: string[], signal: AbortSignal): Promise<ProbeOutcome<PeerLink>> {
+    const outcome = await probeStatus(node, addrs, signal, {
+      newLink: (n, a) => this.newLink(n, a),
+      token: this.tokenFor(peerIdOf(addrs[0] ?? '')),
+      timeoutMs: this.settings.rpcDialTimeoutS * 1000,
+      holepunch: this.settings.holepunch
+    })
+    if (outcome.ok && outcome.response !== undefined) this.coordinators.learn(outcome.response, outcome.peerId, [outcome.multiaddr])
+    return outcome
   }
 
   /** The peer id of the service currently in use, if resolved. */
@@ -348,6 +362,7 @@ export class RemoteQueue {
         })
         // Refused: the local service may have a new token by now; look again next time.
         if (reply.error === 'unauthorized' && peerId !== null) this.localTokens.delete(peerId)
+        if (reply.ok === true && lookupOp(op)?.name === 'status') this.coordinators.learn(reply, link.remotePeerId, link.addrs.map(String))
         if (reply.ok !== true && reply.retryable === true && attempt < retries && Date.now() < deadline) {
           await this.backoff(attempt, deadline)
           continue
@@ -396,6 +411,7 @@ export class RemoteQueue {
 
   private dropLink (link: PeerLink | undefined): void {
     if (link !== undefined && link === this.link) {
+      this.failedPeerId = link.remotePeerId ?? peerIdOf(link.addrs[0]?.toString() ?? '')
       link.hangUp()
       this.link = null
     }
@@ -454,12 +470,48 @@ export class RemoteQueue {
 
   private async resolve (timeoutMs: number): Promise<PeerLink> {
     if (this.link !== null) return this.link
-    this.resolving ??= this.resolver.resolve(timeoutMs).then((found) => {
-      if (found.link === null) throw discoveryFailureError(found.reason, found.trace)
-      this.link = found.link
-      return found.link
-    }).finally(() => { this.resolving = null })
+    this.resolving ??= (async () => {
+      const link = await this.failOver(timeoutMs) ?? await this.discoverLink(timeoutMs)
+      this.link = link
+      return link
+    })().finally(() => { this.resolving = null })
     return await this.resolving
+  }
+
+  private async discoverLink (timeoutMs: number): Promise<PeerLink> {
+    const found = await this.resolver.resolve(timeoutMs)
+    if (found.link === null) throw discoveryFailureError(found.reason, found.trace)
+    return found.link
+  }
+
+  /**
+   * After our coordinator failed: the other coordinators its last status listed, all
+   * asked for status at once, the first to answer wins (the others' links are closed).
+   * null when none is known or none answers; discovery then runs as before.
+   */
+  private async failOver (timeoutMs: number): Promise<PeerLink | null> {
+    const candidates = this.coordinators.candidates(this.failedPeerId)
+    if (candidates.length === 0 || this.failedPeerId === null) return null
+    const node = await this.getNode()
+    const signal = timeoutSignal(Math.min(timeoutMs / 2, this.settings.rpcDialTimeoutS * 1000))
+    const probes = candidates.map(async (c) => {
+      const outcome = await this.probe(node, c.addrs, signal)
+      if (!outcome.ok) throw new DialError(`coordinator ${c.peerId}: ${outcome.error}`)
+      return outcome.link
+    })
+    let winner: PeerLink | null = null
+    try {
+      winner = await Promise.any(probes)
+    } catch {
+      return null
+    }
+    // Close every other link that answered (the winner stays).
+    void Promise.allSettled(probes).then((all) => {
+      for (const r of all) if (r.status === 'fulfilled' && r.value !== winner) r.value.close()
+    })
+    this.log.info({ from: this.failedPeerId, to: winner.remotePeerId }, 'failed over to another coordinator of the queue')
+    this.failedPeerId = null
+    return winner
   }
 }
 

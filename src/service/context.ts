@@ -11,6 +11,7 @@ import type { ServiceStats } from './stats.js'
 import type { WriteBatcher } from './write-batcher.js'
 import type { NatReport } from '../nat/report.js'
 import type { AccessControl } from './access.js'
+import type { CoordinationInfo } from './coordinator-directory.js'
 
 export interface ServiceOptions {
   /** Shared token; null = open service. */
@@ -64,6 +65,8 @@ export interface ServiceComponents {
   multiaddrs: () => string[]
   nat: () => NatReport
   localWorker: () => LocalWorkerInfo
+  /** ★ The store's backend and the other coordinators of a shared queue (status). */
+  coordination: () => CoordinationInfo
   /** Worker-routed tool tasks whose caller gave up while they ran; deleted when they finish. */
   orphanedToolTasks: Set<string>
 }

@@ -6,6 +6,7 @@
  * route streams themselves) it is the dispatcher and sweepers alone. The node's
  * connections are tuned by node/patches (createTaskQueueNode applies them).
  */
+import type { CoordinationInfo } from './coordinator-directory.js'
 import type { Connection, Libp2pEvents, PeerId, Startable, TypedEventTarget } from '@libp2p/interface'
 import type { AddressManager, ConnectionManager, Registrar } from '@libp2p/interface-internal'
 import { LEGACY_PROTOCOL, MCP_PROTOCOL } from '../protocol/ids.js'
@@ -47,6 +48,8 @@ export interface TaskQueueServiceInit {
   cacheSweepIntervalS?: number
   nat?: () => NatReport
   localWorker?: () => LocalWorkerInfo
+  /** ★ status `backend` and `coordinators`; default: the embedded SQLite store, alone. */
+  coordination?: () => CoordinationInfo
   logger?: Logger
   /**
    * Release start-up garbage once the service is quiet after start (startup-memory.ts;
@@ -58,6 +61,9 @@ export interface TaskQueueServiceInit {
   /** How long a stopping service gives in-flight replies to be written (default 5000). */
   stopGraceMs?: number
 }
+
+/** The embedded store: one coordinator, no others. */
+const SQLITE_ALONE: CoordinationInfo = { backend: { kind: 'sqlite' }, coordinators: [] }
 
 export type RequestObserver = (op: string, seconds: number, reply: Reply) => void
 
@@ -124,6 +130,7 @@ export class TaskQueueService implements Startable {
       multiaddrs: () => components?.addressManager.getAddresses().map((a) => a.toString()) ?? [],
       nat: init.nat ?? (() => NAT_UNAVAILABLE),
       localWorker: init.localWorker ?? (() => ({ enabled: false, supportedTaskTypes: [] })),
+      coordination: init.coordination ?? (() => SQLITE_ALONE),
       orphanedToolTasks: new Set()
     }
     const dispatch = createDispatcher(this.context)

@@ -36,6 +36,8 @@ export function status (env: Envelope, ctx: ServiceContext): Reply {
     nat: ctx.nat(),
     multiaddrs: ctx.multiaddrs(),
     server: { impl: IMPL_NAME, version: VERSION, namespace: ctx.options.namespace, features: [...SERVER_FEATURES] },
+    // ★ The queue's store, and the other coordinators serving it (clients fail over to them).
+    ...ctx.coordination(),
     // ★ Which access controls are on (never a secret), and how many calls each refused.
     security: { ...ctx.access.describe(), private_network: ctx.options.privateNetwork === true, refusals: { ...ctx.access.refusals } }
   }
