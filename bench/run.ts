@@ -12,6 +12,7 @@ import { benchTransportFloor } from './floor.js'
 import { benchRoundTripTimeline } from './timeline.js'
 import { benchBullmq } from './compare/run.js'
 import { benchCostProfile } from './cost-profile.js'
+import { benchGraphile } from './compare/graphile.js'
 import { pct, report } from './report.js'
 import { interleavedRoundTrips, roundTrips } from './round-trip.js'
 
@@ -157,6 +158,8 @@ const SECTIONS: Array<[string, () => Promise<void>]> = [
   ['throughput', async () => { await benchThroughputAndRoundTrip(); await benchEmbeddedRoundTrip() }],
   // Issue 17: BullMQ on Redis and this project side by side, alternating rounds (compare/run.ts).
   ['bullmq', benchBullmq],
+  // Issue 20: graphile-worker and this project on PostgreSQL (1 and 2 coordinators), alternating rounds.
+  ['graphile', benchGraphile],
   // Context for the round-trip figure: its median split into per-process steps and hops.
   ['timeline', benchRoundTripTimeline],
   // Issue 17: where the round trip's CPU goes, per process and per component (cpu profiles).

@@ -4,8 +4,11 @@
  * - `bullmq-worker <port> <concurrency>`: BullMQ's Worker on the WORK queue, a no-op
  *   handler that returns its data (our worker's `echo`); our side runs `taskqueue-p2p
  *   worker` itself.
- * - `producer bullmq <port>` / `producer ours <multiaddr>` (sandbox env inherited): runs
- *   the shapes' client side on request and answers with its timings and its own CPU.
+ * - `graphile-worker <connection string> <concurrency>`: graphile-worker's `run` with a
+ *   no-op task of the same name (`--only graphile`).
+ * - `producer bullmq <port>` / `producer graphile <connection string>` / `producer ours
+ *   <multiaddr>` (sandbox env inherited): runs the shapes' client side on request and
+ *   answers with its timings and its own CPU.
  */
 import { bullmqSide, oursSide, WORK } from './sides.js'
 import type { ProducerSide } from './sides.js'
@@ -86,7 +89,7 @@ async function handle (side: ProducerSide, req: ProducerRequest): Promise<Produc
 }
 
 async function runProducer (system: string, target: string): Promise<void> {
-  const side = system === 'bullmq' ? await bullmqSide(Number(target)) : await oursSide(target, process.env as Record<string, string>)
+  const side = await openSide(system, target)
   process.on('message', (msg: ProducerRequest | { close: true }) => {
     if ('close' in msg) {
       void side.close().finally(() => process.exit(0))
@@ -97,8 +100,23 @@ async function runProducer (system: string, target: string): Promise<void> {
   send({ ready: true })
 }
 
+async function runGraphile (connectionString: string, concurrency: number): Promise<void> {
+  const { runGraphileWorker } = await import('./graphile-side.js')
+  const stop = await runGraphileWorker(connectionString, concurrency)
+  process.on('SIGTERM', () => { void stop().finally(() => process.exit(0)) })
+  send({ ready: true })
+}
+
+async function openSide (system: string, target: string): Promise<ProducerSide> {
+  if (system === 'bullmq') return await bullmqSide(Number(target))
+  if (system === 'graphile') return await (await import('./graphile-side.js')).graphileSide(target)
+  return await oursSide(target, process.env as Record<string, string>)
+}
+
 const [role, a, b] = process.argv.slice(2)
-const started = role === 'bullmq-worker' ? runWorker(Number(a), Number(b)) : runProducer(a, b)
+const started = role === 'bullmq-worker'
+  ? runWorker(Number(a), Number(b))
+  : role === 'graphile-worker' ? runGraphile(a, Number(b)) : runProducer(a, b)
 started.catch((err: unknown) => {
   process.stderr.write(`bench child ${role} failed: ${(err as Error).stack ?? String(err)}\n`)
   process.exit(1)

@@ -35,31 +35,37 @@ export function loudly (line: string): void {
 }
 
 /**
- * The path of `redis-server`, installing Debian's package first when it is missing.
- * Throws, after a loud banner, when it can be neither found nor installed.
+ * Installs Debian's `pkg` with apt-get (as root) unless `find` already finds what the
+ * bench needs; returns what `find` finds. Throws, after a loud banner starting with
+ * `banner`, when it can be neither found nor installed.
  */
-export function ensureRedisServer (): string {
-  const found = findBinary('redis-server')
+export function ensureDebianPackage (pkg: string, find: () => string | null, banner: string): string {
+  const found = find()
   if (found !== null) return found
   const apt = findBinary('apt-get')
   const root = typeof process.getuid === 'function' && process.getuid() === 0
   let reason: string
-  if (apt === null) reason = 'redis-server is not installed and apt-get is not available'
-  else if (!root) reason = 'redis-server is not installed and installing it needs root (apt-get install redis-server)'
+  if (apt === null) reason = `${pkg} is not installed and apt-get is not available`
+  else if (!root) reason = `${pkg} is not installed and installing it needs root (apt-get install ${pkg})`
   else {
-    process.stderr.write('bench: redis-server missing; installing Debian\'s redis-server with apt-get …\n')
+    process.stderr.write(`bench: ${pkg} missing; installing Debian's ${pkg} with apt-get …\n`)
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
-    const install = (): boolean => spawnSync(apt, ['install', '-y', '--no-install-recommends', 'redis-server'], { env, stdio: 'inherit', timeout: INSTALL_TIMEOUT_MS }).status === 0
+    const install = (): boolean => spawnSync(apt, ['install', '-y', '--no-install-recommends', pkg], { env, stdio: 'inherit', timeout: INSTALL_TIMEOUT_MS }).status === 0
     if (!install()) {
       spawnSync(apt, ['update'], { env, stdio: 'inherit', timeout: INSTALL_TIMEOUT_MS })
       install()
     }
-    const now = findBinary('redis-server')
+    const now = find()
     if (now !== null) return now
-    reason = 'redis-server is not installed and `apt-get install redis-server` failed'
+    reason = `${pkg} is not installed and \`apt-get install ${pkg}\` failed`
   }
-  loudly(`BULLMQ SIDE CANNOT RUN: ${reason}`)
+  loudly(`${banner}: ${reason}`)
   throw new Error(reason)
+}
+
+/** The path of `redis-server`, installing Debian's package first when it is missing. */
+export function ensureRedisServer (): string {
+  return ensureDebianPackage('redis-server', () => findBinary('redis-server'), 'BULLMQ SIDE CANNOT RUN')
 }
 
 async function freePort (): Promise<number> {

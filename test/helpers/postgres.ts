@@ -59,7 +59,7 @@ const live = new Set<PgCluster>()
 let exitHook = false
 
 /** Starts a cluster; the caller must `stop()` it (an exit hook also does). */
-export async function startPostgres (): Promise<PgCluster> {
+export async function startPostgres (opts: { durable?: boolean } = {}): Promise<PgCluster> {
   const bin = postgresBinDir()
   if (bin === null) throw new Error('no PostgreSQL binaries found (install Debian\'s postgresql)')
   const dataDir = mkdtempSync(join(tmpdir(), 'tq-pg-'))
@@ -90,10 +90,12 @@ export async function startPostgres (): Promise<PgCluster> {
     let port = 0
     for (let attempt = 0; ; attempt++) {
       port = await freePort()
-      // Durability settings off: a throwaway cluster; nothing here survives the test anyway.
-      const opts = `-p ${port} -k ${dataDir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`
+      // Durability settings off for tests: a throwaway cluster; nothing here survives the test
+      // anyway. `durable` (the bench) keeps PostgreSQL's defaults, as an operator runs it.
+      const durability = opts.durable === true ? '' : ' -c fsync=off -c synchronous_commit=off -c full_page_writes=off'
+      const serverOpts = `-p ${port} -k ${dataDir} -c listen_addresses=127.0.0.1${durability} -c max_connections=200`
       try {
-        run(join(bin, 'pg_ctl'), ['-D', pgdata, '-o', opts, '-l', join(dataDir, 'server.log'), '-w', '-t', '60', 'start'])
+        run(join(bin, 'pg_ctl'), ['-D', pgdata, '-o', serverOpts, '-l', join(dataDir, 'server.log'), '-w', '-t', '60', 'start'])
         started = true
         break
       } catch (err) {
