@@ -323,6 +323,7 @@ test('postgres: two coordinators migrating one empty database at once both start
   if (!pgb.available(t)) return
   const { startPostgres } = await import('../helpers/postgres.js')
   const { PgQueueStore } = await import('../../src/store/pg/queue.js')
+  const { PG_SCHEMA_VERSION } = await import('../../src/store/pg/schema.js')
   const cluster = await startPostgres()
   try {
     const url = cluster.createDatabase('racing')
@@ -330,7 +331,7 @@ test('postgres: two coordinators migrating one empty database at once both start
     try {
       const id = (await stores[0].submit(sub())).task_id
       assert.equal((await stores[2].get(id))?.status, 'queued')
-      assert.equal(cluster.psql('SELECT version FROM tq_schema', 'racing').trim(), '1')
+      assert.equal(cluster.psql('SELECT version FROM tq_schema', 'racing').trim(), String(PG_SCHEMA_VERSION))
     } finally {
       for (const s of stores) await s.close()
     }

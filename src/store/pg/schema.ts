@@ -64,6 +64,15 @@ const MIGRATIONS: readonly string[] = [
     task_type  text NOT NULL,
     data       text
   );
+  `,
+  // 1 → 2: ★ the coordinators sharing the queue (pg/coordinators.ts).
+  `
+  CREATE TABLE tq_coordinators (
+    peer_id     text PRIMARY KEY,
+    multiaddrs  text NOT NULL,  -- JSON list
+    started_at  double precision NOT NULL,
+    seen_at     double precision NOT NULL
+  );
   `
 ]
 
