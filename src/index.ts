@@ -17,6 +17,7 @@ export {
   type ClientErrorCode
 } from './client/errors.js'
 export type { DiscoveryTrace } from './discovery/types.js'
+export { DiscoveryAttempts, type DiscoveryAttemptCount, type DiscoveryAction } from './discovery/attempts.js'
 
 export {
   ToolRegistry, ToolError, InvalidToolParamsError,

@@ -12,6 +12,7 @@ import type { Env, Settings } from '../config/index.js'
 import { createTaskQueueNode } from '../node/create-node.js'
 import { natParts } from '../nat/parts.js'
 import { ServiceResolver } from '../discovery/resolver.js'
+import { DiscoveryAttempts } from '../discovery/attempts.js'
 import { announceCandidates, cacheHomeDir } from '../discovery/announce-file.js'
 import { peerIdOf } from '../node/addresses.js'
 import { findLocalServiceToken } from '../node/service-token.js'
@@ -48,6 +49,8 @@ export interface RemoteQueueOptions {
   addressBookPath?: string | null
   /** A persistent identity (a remote worker's, cli.md); default: an ephemeral one per process. */
   privateKey?: PrivateKey
+  /** Where this client counts its discovery attempts (default: its own, `discoveryAttempts`). */
+  discoveryAttempts?: DiscoveryAttempts
 }
 
 export interface RequestOptions {
@@ -81,6 +84,8 @@ export function requestPolicy (op: string, fields: Record<string, unknown>): { i
 
 export class RemoteQueue {
   readonly settings: Settings
+  /** Every discovery attempt this client made, by mechanism and outcome (for a process's own metrics). */
+  readonly discoveryAttempts: DiscoveryAttempts
   private readonly opts: RemoteQueueOptions
   private readonly log: Logger
   private readonly resolver: ServiceResolver<PeerLink>
@@ -104,7 +109,9 @@ export class RemoteQueue {
     // Throws ConfigError (code invalid_config, variable) for bad environment values.
     this.settings = opts.settings ?? loadSettings(opts.env ?? process.env, {}, (m) => this.log.warn(m), { role: 'client' })
     this.token = opts.token !== undefined ? opts.token : this.settings.token
+    this.discoveryAttempts = opts.discoveryAttempts ?? new DiscoveryAttempts()
     this.resolver = new ServiceResolver<PeerLink>({
+      attempts: this.discoveryAttempts,
       settings: this.settings,
       env: opts.env ?? process.env,
       multiaddr: opts.multiaddr ?? null,

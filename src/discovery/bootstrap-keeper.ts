@@ -10,6 +10,7 @@ import type { ConnectionManager } from '@libp2p/interface-internal'
 import type { Logger } from '../logger.js'
 import { peerIdOf } from '../node/addresses.js'
 import { Backoff } from '../util/backoff.js'
+import type { DiscoveryAttempts } from './attempts.js'
 
 export interface BootstrapKeeperComponents {
   connectionManager: Pick<ConnectionManager, 'openConnection'>
@@ -23,6 +24,8 @@ export interface BootstrapKeeperInit {
   /** First retry delay; doubles up to maxBackoffMs (jittered). */
   minBackoffMs?: number
   maxBackoffMs?: number
+  /** Counts each dial as a `bootstrap` `dial` (the service's /metrics). */
+  attempts?: DiscoveryAttempts
 }
 
 export interface BootstrapPeerState {
@@ -88,11 +91,13 @@ export class BootstrapKeeper {
       s.peer_id = conn.remotePeer.toString()
       s.connected = true
       s.last_error = ''
+      this.init.attempts?.record('bootstrap', 'dial', 'ok')
       this.backoff[i].reset()
       this.init.logger.debug({ peer: s.addr }, 'connected to bootstrap peer')
     } catch (err) {
       if (this.abort.signal.aborted) return
       s.last_error = (err as Error).message
+      this.init.attempts?.record('bootstrap', 'dial', 'dial_failed')
       this.init.logger.debug({ peer: s.addr, err: s.last_error }, 'bootstrap peer unreachable; will retry')
       this.retryLater(i)
     }

@@ -16,6 +16,7 @@ import type { NodeParts } from '../node/create-node.js'
 import type { Logger } from '../logger.js'
 import { Backoff } from '../util/backoff.js'
 import type { Discoverer, DiscoveryScope, ProbeSuccess } from './types.js'
+import type { DiscoveryAttempts } from './attempts.js'
 
 /** The go-libp2p convention: the namespace's UTF-8 bytes hashed into a raw CID. */
 export async function namespaceCid (namespace: string): Promise<CID> {
@@ -101,6 +102,13 @@ async function countReached (events: AsyncIterable<QueryEvent>, messageName: 'AD
   return reached.size
 }
 
+/** A provide that could not land, with its code for the attempt counts. */
+class ProvideFailure extends Error {
+  constructor (readonly code: 'no_routing_peers' | 'reached_no_peer', message: string) {
+    super(message)
+  }
+}
+
 /** What the provider takes from the node: its DHT is the `dht` service. */
 export interface DhtProviderComponents {
   peerId: PeerId
@@ -115,6 +123,8 @@ export interface DhtProviderInit {
   /** The announce file's preferred address, for the original's value record. */
   preferredMultiaddr: () => string
   logger: Logger
+  /** Counts each provide as a `dht` `provide` (the service's /metrics). */
+  attempts?: DiscoveryAttempts
 }
 
 export interface DhtProviderState {
@@ -196,12 +206,13 @@ export class DhtProvider {
     const log = this.init.logger
     try {
       this.sizeAtProvide = dht.routingTable?.size ?? 0
-      if (this.sizeAtProvide === 0) throw new Error('no routing peers yet')
+      if (this.sizeAtProvide === 0) throw new ProvideFailure('no_routing_peers', 'no routing peers yet')
       const cid = await namespaceCid(this.init.namespace)
       const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(60_000)])
       const reached = await countReached(dht.provide(cid, { signal }), 'ADD_PROVIDER')
-      if (reached === 0) throw new Error('the provide reached no peer')
+      if (reached === 0) throw new ProvideFailure('reached_no_peer', 'the provide reached no peer')
       Object.assign(this.state, { provided: true, last_provide_at: Date.now() / 1000, peers_reached: reached, last_error: '' })
+      this.init.attempts?.record('dht', 'provide', 'ok')
       log.info({ peers: reached, cid: cid.toString() }, 'DHT provider record published')
       this.retry.reset()
       void this.putLegacyRecord(signal)
@@ -209,6 +220,7 @@ export class DhtProvider {
     } catch (err) {
       if (this.stopped) return
       this.state.last_error = (err as Error).message
+      this.init.attempts?.record('dht', 'provide', err instanceof ProvideFailure ? err.code : 'failed')
       const retryMs = this.retry.next()
       log.debug({ err: this.state.last_error, retryMs }, 'DHT provide failed; retrying')
       this.schedule(retryMs)

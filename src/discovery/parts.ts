@@ -9,8 +9,10 @@ import { dhtParts } from './dht.js'
 import { rendezvousPoint, rendezvousRegistrar } from './rendezvous/index.js'
 import { mdnsParts } from './mdns.js'
 import type { Logger } from '../logger.js'
+import type { DiscoveryAttempts } from './attempts.js'
 
-export function discoveryParts (s: Settings, role: Role, logger?: Logger): NodeParts[] {
+/** `attempts` counts the service's own discovery work (its rendezvous registrations) for /metrics. */
+export function discoveryParts (s: Settings, role: Role, logger?: Logger, attempts?: DiscoveryAttempts): NodeParts[] {
   const parts: NodeParts[] = []
   const advertises = role === 'serve' || role === 'relay'
   if (s.dht) parts.push(dhtParts({ protocol: s.dhtProtocol, mode: advertises ? 'server' : 'client' }))
@@ -24,7 +26,8 @@ export function discoveryParts (s: Settings, role: Role, logger?: Logger): NodeP
         namespace: s.rendezvousNs,
         points: [...s.rendezvousPoints],
         bootstrapPeers: [...s.bootstrapPeers],
-        logger
+        logger,
+        attempts
       })
     }
     parts.push({ services })

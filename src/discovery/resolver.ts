@@ -22,6 +22,7 @@ import { runDiscoveryChain } from './chain.js'
 import type { ProbeOutcome } from './chain.js'
 import type { Discoverer, DiscoveryTrace, FoundLink } from './types.js'
 import { timeoutSignal } from '../util/timeout-signal.js'
+import type { DiscoveryAttempts } from './attempts.js'
 
 /** How long a chain's winner is tried first by later processes, and how long that check may take. */
 const REMEMBERED_WINNER_MAX_AGE_S = 600
@@ -44,6 +45,8 @@ export interface ServiceResolverOptions<L extends FoundLink> {
   probe: (node: Libp2p, addrs: string[], signal: AbortSignal) => Promise<ProbeOutcome<L>>
   /** A link to addresses used without a check (explicit address, no fallback). */
   connect: (node: Libp2p, addrs: string[]) => L
+  /** Counts every attempt of every chain run (a client's discovery metrics). */
+  attempts?: DiscoveryAttempts
 }
 
 /** A link, or why there is none (the client turns the latter into its DiscoveryError). */
@@ -187,6 +190,7 @@ export class ServiceResolver<L extends FoundLink> {
       detail,
       all
     })
+    this.opts.attempts?.recordTrace(trace)
     if (winner === null) return { trace, link: null }
     const peerId = winner.record.peer_id
     if (winner.record.method === 'bootstrap' && winner.record.source !== undefined) this.lastBootstrap = winner.record.source

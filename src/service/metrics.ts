@@ -14,6 +14,7 @@ import type { TaskChange } from '../store/types.js'
 import type { TaskQueueService, RequestObserver } from './service.js'
 import type { NatReport } from '../nat/report.js'
 import { countsByStatusAndType, oldestQueuedAgeS } from '../store/queue-stats.js'
+import type { DiscoveryAttempts } from '../discovery/attempts.js'
 
 /** Buckets for request and commit latency: 50 µs .. 10 s. */
 const LATENCY_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10]
@@ -23,11 +24,30 @@ export interface ServiceMetricsInit {
   service: TaskQueueService
   node: Libp2p
   nat: () => NatReport
+  /** The service's own discovery work (bootstrap dials, rendezvous registrations, DHT provides). */
+  discoveryAttempts?: DiscoveryAttempts
 }
 
 export interface ServiceMetrics {
   readonly registry: Registry
   stop: () => void
+}
+
+/**
+ * `taskqueue_discovery_attempts_total{mechanism, action, outcome}`, read from `attempts`
+ * at scrape time: a service's dials, registrations and provides, or a worker's lookups.
+ */
+export function discoveryAttemptsMetric (registry: Registry, attempts: DiscoveryAttempts): void {
+  new Counter({
+    name: 'taskqueue_discovery_attempts_total',
+    help: 'Discovery attempts by mechanism (bootstrap, rendezvous, dht, announce-file, mdns, explicit), action (dial, register, provide: a service keeping itself findable; find: a client looking) and outcome (ok or the error code)',
+    labelNames: ['mechanism', 'action', 'outcome'],
+    registers: [registry],
+    collect () {
+      this.reset()
+      for (const c of attempts.snapshot()) this.inc({ mechanism: c.mechanism, action: c.action, outcome: c.outcome }, c.count)
+    }
+  })
 }
 
 export function createServiceMetrics (init: ServiceMetricsInit): ServiceMetrics {
@@ -119,6 +139,7 @@ export function createServiceMetrics (init: ServiceMetricsInit): ServiceMetrics 
       this.inc(relay?.serving?.bytes_relayed ?? 0)
     }
   })
+  if (init.discoveryAttempts !== undefined) discoveryAttemptsMetric(registry, init.discoveryAttempts)
   if (ctx.cache !== null) {
     const cache = ctx.cache
     new Gauge({ name: 'taskqueue_cache_entries', help: 'Entries in the cache', registers, collect () { this.set(cache.stats().entries) } })

@@ -29,6 +29,7 @@ import { createServiceMetrics } from './metrics.js'
 import { dashboardRoutes } from './dashboard.js'
 import { pathStep } from '../node/startup-errors.js'
 import { discoveryParts } from '../discovery/parts.js'
+import { DiscoveryAttempts } from '../discovery/attempts.js'
 import { bootstrapKeeper } from '../discovery/bootstrap-keeper.js'
 import type { BootstrapKeeper } from '../discovery/bootstrap-keeper.js'
 import { dhtProvider } from '../discovery/dht.js'
@@ -190,6 +191,8 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
     // Started after the node (below); the announce file names it once it listens.
     let http: HttpService | null = null
     const access = serviceAccess(s)
+    // The service's own discovery work, counted for /metrics.
+    const discoveryAttempts = new DiscoveryAttempts()
     const control = new AccessControl({
       token: access.token,
       roleTokens: s.roleTokens,
@@ -231,14 +234,15 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
       }) as ServiceFactory,
       [SERVICE_NODE_SERVICES.checkpointer]: () => new Checkpointer(s.queuePath),
       // Discovery work runs in the background: none of it may delay readiness (cli.md §2.1 step 5).
-      [SERVICE_NODE_SERVICES.bootstrap]: bootstrapKeeper({ peers: s.bootstrapPeers, logger: log }) as ServiceFactory
+      [SERVICE_NODE_SERVICES.bootstrap]: bootstrapKeeper({ peers: s.bootstrapPeers, logger: log, attempts: discoveryAttempts }) as ServiceFactory
     }
     if (s.dht) {
       services[SERVICE_NODE_SERVICES.dhtProvider] = dhtProvider({
         namespace: s.rendezvousNs,
         provideIntervalS: s.dhtProvideIntervalS,
         preferredMultiaddr: () => addresses(node.getMultiaddrs()).multiaddr,
-        logger: log
+        logger: log,
+        attempts: discoveryAttempts
       }) as ServiceFactory
     }
     const announcePath = s.announceFile
@@ -261,7 +265,7 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
       }) as ServiceFactory
     }
 
-    node = await createListeningNode(s, privateKey, [...discoveryParts(s, 'serve', log), natParts(s, 'serve', { logger: log }), ...metricsPart, { services }], log, control.gater())
+    node = await createListeningNode(s, privateKey, [...discoveryParts(s, 'serve', log, discoveryAttempts), natParts(s, 'serve', { logger: log }), ...metricsPart, { services }], log, control.gater())
     // Not a libp2p service yet: it needs the node itself (allow-list reloads hang up peers).
     control.start(node)
     if (access.token === null && !isLoopbackHost(s.listenHost)) {
@@ -287,7 +291,7 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
       }
     }
     if (registry !== null && s.httpPort !== null) {
-      const metrics = createServiceMetrics({ registry, service, node, nat: () => natReport(node, s) })
+      const metrics = createServiceMetrics({ registry, service, node, nat: () => natReport(node, s), discoveryAttempts })
       let ready = false
       const listener: HttpService = new HttpService({
         host: s.httpHost,

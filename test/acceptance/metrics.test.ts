@@ -1,15 +1,22 @@
 /**
  * The HTTP listener's /metrics while tasks flow (issue 22): a real `serve --worker` with
  * HTTP_PORT, real p2p-rpc submits, scrapes before and after, parsed with a Prometheus
- * text-format parser; the counters must have moved exactly as the work did.
+ * text-format parser; the counters must have moved exactly as the work did. And the
+ * discovery attempts by mechanism: a service's bootstrap dials, rendezvous registrations
+ * and DHT provides against a real coordination node, and a client's lookups.
  */
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import parsePrometheusTextFormat from 'parse-prometheus-text-format'
 import type { PromFamily } from 'parse-prometheus-text-format'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { runRpc, sandbox, startDaemon } from '../helpers/procs.js'
 import type { Daemon, Sandbox } from '../helpers/procs.js'
+import { freePort } from '../helpers/event-follower.js'
+import { RemoteQueue } from '../../src/client/remote-queue.js'
+import { loadSettings } from '../../src/config/index.js'
 
 const P = 'IPFS_ACCELERATE_PY_TASK_P2P_'
 const TOKEN = 'metrics-test-token'
@@ -109,5 +116,55 @@ describe('/metrics while tasks flow', () => {
     // libp2p's own metrics on the same endpoint.
     assert.ok([...after.families.keys()].some((n) => n.startsWith('libp2p_')), 'libp2p metrics are exported')
     assert.ok(moved('libp2p_noise_xxhandshake_successes_total') >= N, 'every CLI call was a new Noise handshake')
+  })
+})
+
+describe('/metrics: discovery attempts by mechanism and outcome', () => {
+  it("counts the service's bootstrap dials, rendezvous registrations and DHT provides; a client counts its lookups", async (t) => {
+    const box = sandbox()
+    const relayBox = sandbox()
+    t.after(() => { box.cleanup(); relayBox.cleanup() })
+    // A coordination node with rendezvous and the DHT (the sandbox turns both off).
+    const relay = await startDaemon('relay', ['--listen-host', '127.0.0.1', '--listen-port', '0'], { ...relayBox.env, [`${P}DHT`]: '1', [`${P}RENDEZVOUS`]: '1' })
+    t.after(async () => { await relay.stop() })
+    // A second bootstrap peer that is not there: its dials fail.
+    const nobody = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
+    const absent = `/ip4/127.0.0.1/tcp/${await freePort()}/p2p/${nobody}`
+    const svc = await startDaemon('serve', [], {
+      ...box.env,
+      [`${P}HTTP_PORT`]: '0',
+      [`${P}DHT`]: '1',
+      [`${P}RENDEZVOUS`]: '1',
+      [`${P}BOOTSTRAP_PEERS`]: `${relay.multiaddr},${absent}`
+    })
+    t.after(async () => { await svc.stop() })
+    const base = String((JSON.parse(readFileSync(box.announceFile, 'utf8')) as { http_url?: string }).http_url)
+    const want: Array<[string, Record<string, string>]> = [
+      ['bootstrap dial ok', { mechanism: 'bootstrap', action: 'dial', outcome: 'ok' }],
+      ['bootstrap dial failed', { mechanism: 'bootstrap', action: 'dial', outcome: 'dial_failed' }],
+      ['rendezvous register ok', { mechanism: 'rendezvous', action: 'register', outcome: 'ok' }],
+      ['dht provide ok', { mechanism: 'dht', action: 'provide', outcome: 'ok' }]
+    ]
+    let last: Scrape | null = null
+    let missing = want.map(([name]) => name)
+    // The service does all of it in the background: scrape until it has (bounded).
+    for (let i = 0; i < 60 && missing.length > 0; i++) {
+      const text = await (await fetch(`${base}/metrics`)).text()
+      last = { text, families: new Map(parsePrometheusTextFormat(text).map((f) => [f.name, f])) }
+      missing = want.filter(([, labels]) => value(last!, 'taskqueue_discovery_attempts_total', labels) < 1).map(([name]) => name)
+      if (missing.length > 0) await new Promise((resolve) => setTimeout(resolve, 500))
+    }
+    assert.deepEqual(missing, [], `never counted: ${missing.join(', ')}\n${last?.text.split('\n').filter((l) => l.includes('discovery_attempts')).join('\n') ?? ''}`)
+    assert.equal(last?.families.get('taskqueue_discovery_attempts_total')?.type, 'COUNTER')
+
+    // A client (the library) counts each mechanism its chain ran: here the announce file finds the service.
+    const q = new RemoteQueue({ settings: loadSettings(box.env, {}, () => {}, { role: 'client' }), env: box.env, addressBookPath: null })
+    try {
+      await q.status()
+      const found = q.discoveryAttempts.snapshot().find((c) => c.mechanism === 'announce-file' && c.action === 'find' && c.outcome === 'ok')
+      assert.equal(found?.count, 1, JSON.stringify(q.discoveryAttempts.snapshot()))
+    } finally {
+      await q.close()
+    }
   })
 })

@@ -16,6 +16,7 @@ import { peerIdOfMultiaddr, recordAddresses, sealPeerRecord } from './record.js'
 import { DEFAULT_TTL_S } from './point.js'
 import { Backoff } from '../../util/backoff.js'
 import type { Jitter } from '../../util/backoff.js'
+import type { DiscoveryAttempts } from '../attempts.js'
 
 export interface RendezvousRegistrarInit {
   namespace: string
@@ -32,6 +33,8 @@ export interface RendezvousRegistrarInit {
   unregisterTimeoutMs?: number
   initialBackoffMs?: number
   maxBackoffMs?: number
+  /** Counts each REGISTER as a `rendezvous` `register` (the service's /metrics). */
+  attempts?: DiscoveryAttempts
 }
 
 /** Method syntax on purpose: libp2p's typed event target has narrower (generic) signatures. */
@@ -224,12 +227,14 @@ class RendezvousRegistrarService implements RendezvousRegistrar, Startable {
       state.ttl = granted
       state.expiresAt = Date.now() + granted * 1000
       state.lastError = null
+      this.init.attempts?.record('rendezvous', 'register', 'ok')
       state.backoff.reset()
       this.init.logger?.debug({ point: state.label, ttl: granted }, 'registered at rendezvous point')
       this.schedule(state, Math.max(1000, (granted * 1000) / 2))
     } catch (err) {
       if (!this.running) return
       const code = err instanceof RendezvousError ? err.code : 'internal_error'
+      this.init.attempts?.record('rendezvous', 'register', code)
       if (state.lastError !== code) this.init.logger?.warn({ point: state.label, error: code, err }, 'rendezvous registration failed; retrying')
       state.lastError = code
       if (state.expiresAt !== null && state.expiresAt <= Date.now()) {
