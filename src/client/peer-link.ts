@@ -50,6 +50,10 @@ export class PeerLink {
   private readonly idleExclusive: McpSession[] = []
   private opening = 0
   private closed = false
+  /** The connection is relayed: each call first looks for a direct one (preferDirect). */
+  private onRelay = false
+  /** Sessions on a relayed connection a direct one replaced: they finish, then close. */
+  private readonly retired = new WeakSet<McpSession>()
   /** Our first calls need nothing from identify: they go first (identify-scheduler.ts). */
   private readonly identify: IdentifyDeferral
 
@@ -81,6 +85,7 @@ export class PeerLink {
       return ms
     }
     const order = this.protocol !== null ? [this.protocol] : this.opts.protocols
+    if (this.onRelay) this.preferDirect()
     let lastError: Error | undefined
     this.identify.callStarted()
     try {
@@ -133,6 +138,7 @@ export class PeerLink {
         const conn = await this.node.dial(this.addrs, { signal: timeoutSignal(timeoutMs) })
         tuneConnection(conn)
         this.connection = conn
+        this.onRelay = connectionKindOf(conn) === 'relayed'
         return conn
       } catch (err) {
         if ((err as Error).name === 'AbortError' || (err as Error).name === 'TimeoutError') {
@@ -144,6 +150,30 @@ export class PeerLink {
       }
     })()
     return await this.connecting
+  }
+
+  /**
+   * Once a hole punch opened a direct connection to our peer, new calls take it: the
+   * sessions on the relayed connection take no new calls, finish the ones they carry
+   * and close, so the relayed connection goes idle and is retired (nat/holepunch.ts).
+   */
+  private preferDirect (): void {
+    const relayed = this.connection
+    if (relayed === null) return
+    const direct = this.node.getConnections(relayed.remotePeer).find((c) => c.status === 'open' && connectionKindOf(c) === 'direct')
+    if (direct === undefined) return
+    tuneConnection(direct)
+    this.connection = direct
+    this.onRelay = false
+    for (const s of [...this.shared.splice(0), ...this.idleExclusive.splice(0)]) {
+      this.retired.add(s)
+      if (s.pending === 0) s.close()
+    }
+  }
+
+  /** Closes a retired session once its last call is answered. */
+  private releaseRetired (session: McpSession): void {
+    if (this.retired.has(session) && session.pending === 0) session.close()
   }
 
   private async openStream (protocol: string, timeoutMs: number): Promise<Stream> {
@@ -230,7 +260,7 @@ export class PeerLink {
         return await reply
       } finally {
         signal?.removeEventListener('abort', abort)
-        if (session.hasCapacity && !this.closed) this.idleExclusive.push(session)
+        if (session.hasCapacity && !this.closed && !this.retired.has(session)) this.idleExclusive.push(session)
         else session.close()
       }
     }
@@ -247,7 +277,11 @@ export class PeerLink {
       this.shared.push(opened.session)
       return await opened.reply
     }
-    return await session.call(envelope, left())
+    try {
+      return await session.call(envelope, left())
+    } finally {
+      this.releaseRetired(session)
+    }
   }
 
   private pickShared (): McpSession | undefined {

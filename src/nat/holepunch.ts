@@ -18,19 +18,21 @@
  *    never exists;
  * 3. its `initiator: false` goes through the dial queue, which drops that option, so
  *    both ends would negotiate as initiators.
- * We dial through the transport manager instead, which passes `localPort` to
- * net.connect and `initiator` to the upgrader.
+ * We dial the TCP transport ourselves instead, which passes `localPort` to net.connect
+ * and `initiator` to the upgrader; the responder's muxer is a server too
+ * (node/patches/simultaneous-open.ts), as go-libp2p requires.
  */
 import { createServer } from 'node:net'
-import type { Connection, IdentifyResult, Logger, PeerId, Stream } from '@libp2p/interface'
-import type { TransportManager } from '@libp2p/interface-internal'
+import type { Connection, IdentifyResult, Logger, PeerId, Stream, Upgrader } from '@libp2p/interface'
 import type { NatComponents } from './components.js'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Multiaddr } from '@multiformats/multiaddr'
+import { dialSimultaneousOpen } from '../node/patches/index.js'
 import { DCUTR_PROTOCOL, HolePunchType, PbStream, withSignal } from './pb.js'
 import { ipPortOf, isCircuitAddr, isPrivateIp, isPublicTcpAddr, isRelayedConnection, tcpAddr } from './addrs.js'
 
-export type HolePunchComponents = NatComponents
+/** The upgrader: a punch dials the transport itself (node/patches/simultaneous-open.ts). */
+export type HolePunchComponents = NatComponents & { upgrader: Upgrader }
 
 export interface HolePunchInit {
   /** Time for the whole exchange plus the punch. */
@@ -202,7 +204,9 @@ export class HolePunchService {
   private async punch (target: Multiaddr, localPort: number, initiator: boolean, signal: AbortSignal): Promise<Connection | null> {
     while (!signal.aborted) {
       try {
-        const conn = await this.c.transportManager.dial(target, { signal, localPort, initiator } as Parameters<TransportManager['dial']>[1])
+        const transport = this.c.transportManager.dialTransportForMultiaddr(target)
+        if (transport === undefined) return null
+        const conn = await dialSimultaneousOpen(transport, this.c.upgrader, target, { signal, localPort, initiator })
         if (isRelayedConnection(conn)) return null
         this.punched.add(conn)
         conn.addEventListener('close', () => this.punched.delete(conn), { once: true })

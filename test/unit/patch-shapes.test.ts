@@ -83,6 +83,13 @@ test('connection and stream internals are where the transport patches expect the
   assert.equal((stream as unknown as { state: unknown }).state, YAMUX_ESTABLISHED,
     changed('@chainsafe/libp2p-yamux', `StreamState.Established is no longer ${YAMUX_ESTABLISHED}`))
   assert.equal(deferWindowUpdates(handled[0]), true, changed('@chainsafe/libp2p-yamux', 'an inbound stream lacks the window fields'))
+  // simultaneous-open.ts: yamux takes its role from the raw connection's direction
+  // (client: odd stream ids on the outbound side, server: even ones on the inbound side).
+  assert.equal(Number(stream.id) % 2, 1, changed('@chainsafe/libp2p-yamux', `an outbound connection's stream id ${stream.id} is not a client's (odd)`))
+  const inbound = service.getConnections(client.peerId)[0]
+  const back = await inbound.newStream('/ipfs/id/1.0.0')
+  assert.equal(Number(back.id) % 2, 0, changed('@chainsafe/libp2p-yamux', `an inbound connection's stream id ${back.id} is not a server's (even)`))
+  back.abort(new Error('shape checked'))
   await stream.close()
 
   const optimistic = await openOptimisticStream(conn, PROTO)

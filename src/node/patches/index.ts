@@ -11,6 +11,7 @@
  * - optimistic-select.ts: a stream straight from the connection's muxer (libp2p).
  * - relay-reservations.ts: the circuit relay transport's reservation store.
  * - mdns-socket.ts: the multicast-dns socket inside @libp2p/mdns.
+ * - simultaneous-open.ts: the muxer's role in a hole punch's dial (@chainsafe/libp2p-yamux).
  */
 import type { Connection, Libp2p } from '@libp2p/interface'
 import type { Logger } from '../../logger.js'
@@ -24,6 +25,8 @@ export { reservationStoreOf } from './relay-reservations.js'
 export type { ReservationStoreView } from './relay-reservations.js'
 export { mdnsSocketOf } from './mdns-socket.js'
 export type { MdnsSocket } from './mdns-socket.js'
+export { dialSimultaneousOpen } from './simultaneous-open.js'
+export type { SimultaneousOpenDial } from './simultaneous-open.js'
 export { PATCHES } from './report.js'
 export type { PatchName } from './report.js'
 

@@ -14,7 +14,8 @@ export const PATCHES = {
   'unheard-idle-events': '@libp2p/utils',
   'optimistic-select': 'libp2p',
   'relay-reservation-store': '@libp2p/circuit-relay-v2',
-  'mdns-socket': '@libp2p/mdns'
+  'mdns-socket': '@libp2p/mdns',
+  'simultaneous-open-muxer-role': '@chainsafe/libp2p-yamux'
 } as const
 
 export type PatchName = keyof typeof PATCHES

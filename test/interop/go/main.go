@@ -7,6 +7,7 @@
 //	go-peer mcp-status --addr MA                        one TaskQueue `status` over /mcp+p2p/1.0.0 (relayed allowed)
 //	go-peer autonat-server [--listen MA]                AutoNAT v1 server (dials back public addresses only)
 //	go-peer autonat-client --peer MA [--listen MA]      asks --peer (AutoNAT v1) and prints its verdict
+//	go-peer punch-dial / punch-serve                    DCUtR in the NAT topology (holepunch.go)
 //
 // Every role prints `peer_id=` and `multiaddr=` lines once it listens, then `key=value`
 // lines for what it found (JSON values), and runs until SIGTERM unless it is a one-shot.
@@ -347,7 +348,7 @@ func runAutonatClient(args []string) {
 
 func main() {
 	if len(os.Args) < 2 {
-		die("usage: go-peer dht|relay|reserve|mcp-status|autonat-server|autonat-client [flags]")
+		die("usage: go-peer dht|relay|reserve|mcp-status|autonat-server|autonat-client|punch-dial|punch-serve [flags]")
 	}
 	switch os.Args[1] {
 	case "dht":
@@ -362,6 +363,10 @@ func main() {
 		runAutonatServer(os.Args[2:])
 	case "autonat-client":
 		runAutonatClient(os.Args[2:])
+	case "punch-dial":
+		runPunchDial(os.Args[2:])
+	case "punch-serve":
+		runPunchServe(os.Args[2:])
 	default:
 		die("unknown role %q", os.Args[1])
 	}

@@ -11,6 +11,8 @@ export interface GoPeer {
   multiaddr: string
   /** Waits for the first `key=` line and returns its value (JSON-parsed when it parses). */
   value: (key: string, timeoutMs?: number) => Promise<any>
+  /** Every `key=` value printed so far (JSON-parsed), oldest first. */
+  values: (key: string) => any[]
   stderr: () => string
   exited: Promise<number | null>
   stop: () => Promise<void>
@@ -24,16 +26,15 @@ function argvIn (netns: string | undefined, bin: string, args: string[]): [strin
 }
 
 export async function startGoPeer (bin: string, role: string, args: string[] = [], opts: { netns?: string, readyTimeoutMs?: number, waitForListen?: boolean } = {}): Promise<GoPeer> {
-  const proc = spawn(...argvIn(opts.netns, bin, [role, ...args]), { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin', GOLOG_LOG_LEVEL: 'error' } })
+  const proc = spawn(...argvIn(opts.netns, bin, [role, ...args]), { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin', GOLOG_LOG_LEVEL: process.env.TASKQUEUE_INTEROP_GOLOG ?? 'error' } })
   const p = watchLines(proc, `go-peer ${role}`)
-  const value = async (key: string, timeoutMs = 60_000): Promise<any> => {
-    const v = await p.line(key, timeoutMs)
-    try { return JSON.parse(v) } catch { return v }
-  }
+  const parse = (v: string): any => { try { return JSON.parse(v) } catch { return v } }
+  const value = async (key: string, timeoutMs = 60_000): Promise<any> => parse(await p.line(key, timeoutMs))
+  const values = (key: string): any[] => p.all(key).map(parse)
   try {
     const peerId = await p.line('peer_id', opts.readyTimeoutMs ?? 30_000)
     const multiaddr = opts.waitForListen === false ? '' : await p.line('multiaddr', 5000)
-    return { peerId, multiaddr, value, stderr: p.stderr, exited: p.exited, stop: p.stop }
+    return { peerId, multiaddr, value, values, stderr: p.stderr, exited: p.exited, stop: p.stop }
   } catch (e) {
     proc.kill('SIGKILL')
     throw e

@@ -8,6 +8,8 @@ import type { ChildProcess } from 'node:child_process'
 export interface LineProcess {
   /** Resolves with the value of the first `key=` line; rejects on exit or timeout. */
   line: (key: string, timeoutMs: number) => Promise<string>
+  /** The values of every `key=` line so far, oldest first. */
+  all: (key: string) => string[]
   stderr: () => string
   exited: Promise<number | null>
   stop: () => Promise<void>
@@ -40,6 +42,7 @@ export function watchLines (proc: ChildProcess, name: string): LineProcess {
   })
   return {
     line,
+    all: (key) => lines.filter((l) => l.startsWith(`${key}=`)).map((l) => l.slice(key.length + 1)),
     stderr: () => err,
     exited,
     stop: async () => {
