@@ -204,10 +204,13 @@ async function detail (id: string): Promise<HTMLElement> {
 // ---- workers, peers and reachability ------------------------------------------------------
 
 async function workers (): Promise<HTMLElement> {
-  const status = await op('status', { detail: true })
-  const running = ((await op('list', { status: 'running', limit: 500 })).tasks ?? []) as Json[]
+  const [status, running, doctor] = await Promise.all([
+    op('status', { detail: true }),
+    op('list', { status: 'running', limit: 500 }),
+    api('/api/doctor')
+  ])
   const leases = new Map<string, number>()
-  for (const t of running) leases.set(String(t.assigned_worker), (leases.get(String(t.assigned_worker)) ?? 0) + 1)
+  for (const t of (running.tasks ?? []) as Json[]) leases.set(String(t.assigned_worker), (leases.get(String(t.assigned_worker)) ?? 0) + 1)
   const ws = (status.scheduler?.known_workers ?? []) as Json[]
   const nat = (status.nat ?? {}) as Json
   return el('section', { 'data-testid': 'workers' },
@@ -222,7 +225,29 @@ async function workers (): Promise<HTMLElement> {
       el('tr', {}, el('th', {}, 'reachability (AutoNAT)'), el('td', { 'data-testid': 'autonat' }, String(nat.autonat?.status ?? 'unknown'))),
       el('tr', {}, el('th', {}, 'relay reservations'), el('td', {}, String((nat.relay?.reservations ?? []).length))),
       el('tr', {}, el('th', {}, 'hole punching'), el('td', {}, nat.holepunch?.enabled === true ? `${String(nat.holepunch.successes)}/${String(nat.holepunch.attempts)} upgrades` : 'off'))),
-    el('p', { class: 'muted' }, 'The full verdict with its fix: taskqueue-p2p doctor on this host, or p2p-rpc doctor on a client.'))
+    doctorPanel(doctor))
+}
+
+const works = (m: Json): string => m.configured !== true ? 'not configured' : m.works === true ? 'works' : m.works === false ? 'FAILS' : 'not testable from here'
+
+/** The doctor's verdict on this service, its fix, and what it is based on (as `taskqueue-p2p doctor`). */
+function doctorPanel (reply: Json): HTMLElement {
+  if (reply.ok !== true || reply.report === undefined) return el('p', { class: 'muted' }, `doctor: ${String(reply.error ?? 'unavailable')}`)
+  const r = reply.report as Json
+  const peers = (r.peers ?? []) as Json[]
+  return el('div', { 'data-testid': 'doctor' },
+    el('h2', {}, 'Doctor: discovery and NAT'),
+    el('p', { class: r.verdict.ok === true ? 'verdict ok' : 'verdict fail', 'data-testid': 'verdict', 'data-code': String(r.verdict.code) }, String(r.verdict.text)),
+    r.verdict.fix !== '' ? el('p', { 'data-testid': 'verdict-fix' }, el('b', {}, 'fix: '), String(r.verdict.fix)) : '',
+    el('table', {}, el('tr', {}, ...['mechanism', 'state', 'detail'].map((h) => el('th', {}, h))),
+      ...((r.discovery ?? []) as Json[]).map((m) => el('tr', { 'data-testid': `mechanism-${String(m.mechanism)}` },
+        el('td', {}, String(m.mechanism)), el('td', { class: m.works === false ? 'status-failed' : '' }, works(m)), el('td', {}, String(m.detail))))),
+    peers.length > 0
+      ? el('table', {}, el('tr', {}, ...['configured peer', 'as', 'reachable', 'speaks'].map((h) => el('th', {}, h))),
+        ...peers.map((p) => el('tr', {}, el('td', {}, String(p.addr)), el('td', {}, String(p.role)), el('td', {}, p.reachable === true ? `yes, ${String(p.elapsed_ms)} ms` : `no: ${String(p.error)}`),
+          el('td', {}, ['hop', 'rendezvous', 'dht', 'taskqueue'].filter((k) => p[k] === true).join(', ') || '—'))))
+      : el('p', { class: 'muted' }, 'no bootstrap, relay or rendezvous peers configured'),
+    r.security !== undefined ? el('p', { class: 'muted' }, `token: ${String(r.security.token)} · allow list: ${String(r.security.allow_list)} · private network: ${String(r.security.private_network)}`) : '')
 }
 
 // ---- routing, rendering and live updates ---------------------------------------------------

@@ -9,117 +9,23 @@
  * its own view — AutoNAT status and reservations are measured on its real port — and
  * checks every configured peer from a throw-away node.
  */
-import { multiaddr } from '@multiformats/multiaddr'
-import type { IdentifyResult } from '@libp2p/interface'
 import { isFalseWord, loadSettings } from '../config/index.js'
 import type { Env, Settings } from '../config/index.js'
 import { parseNumberOption } from './args.js'
 import type { ParsedArgs } from './args.js'
 import { EXIT_OK, EXIT_UNREACHABLE } from './exit-codes.js'
 import { writeStdout } from './output.js'
-import { createTaskQueueNode } from '../node/create-node.js'
 import { readAnnounceFile } from '../discovery/announce-file.js'
 import type { AnnounceInfo } from '../discovery/announce-file.js'
 import type { DiscoveryTrace } from '../discovery/types.js'
-import { MCP_PROTOCOL } from '../protocol/ids.js'
-import { clientVerdict, serviceVerdict } from '../nat/diagnose.js'
-import type { MechanismCheck, PeerCheck, Reach, Verdict } from '../nat/diagnose.js'
-import { HOP_PROTOCOL } from '../nat/relay-keeper.js'
+import { clientVerdict } from '../nat/diagnose.js'
+import type { MechanismCheck, Reach } from '../nat/diagnose.js'
+import { checkPeers, serviceReport } from '../discovery/doctor-report.js'
+import type { DoctorReport } from '../discovery/doctor-report.js'
 import type { Logger } from '../logger.js'
-import { timeoutSignal } from '../util/timeout-signal.js'
 
-export interface SecurityFacts {
-  token: string
-  allow_list: string
-  private_network: string
-}
-
-/** What the settings say about tokens, the allow list and the private network (no secrets). */
-export function securityFacts (s: Settings): SecurityFacts {
-  const loopback = s.listenHost === '::1' || s.listenHost.startsWith('127.')
-  return {
-    token: s.token !== null ? 'configured' : s.tokenOpen ? 'open (TOKEN set empty)' : loopback ? 'open (loopback only)' : 'generated (service_token beside the identity)',
-    allow_list: s.allowPeers === null ? 'off' : s.allowPeers.kind === 'file' ? `on, from ${s.allowPeers.path}` : `on, ${s.allowPeers.entries.length} peer(s)`,
-    private_network: s.swarmKey !== null ? 'on (swarm key)' : 'off'
-  }
-}
-
-/** The rendezvous protocol id (discovery.md §5). */
-const RENDEZVOUS_PROTOCOL = '/rendezvous/1.0.0'
-
-export interface DoctorReport {
-  ok: boolean
-  side: 'service' | 'client'
-  peer_id: string
-  listen: string[]
-  announced: string[]
-  reachability: { status: Reach, code: number | null }
-  relay: { enabled: boolean, hop: boolean, reservations: Array<{ relay_peer_id: string, addr: string, expires_at: number | null }> }
-  holepunch: { enabled: boolean, attempts: number, successes: number }
-  peers: PeerCheck[]
-  discovery: MechanismCheck[]
-  verdict: Verdict
-  /** ★ Which access controls these settings turn on (README "Security"). */
-  security?: SecurityFacts
-  /** Client side: the discovery trace the verdict is based on. */
-  trace?: DiscoveryTrace
-}
-
-/** The part of the service's `status.nat` the doctor reads. */
-interface ServiceNat {
-  autonat?: { status?: string, code?: number | null }
-  relay?: DoctorReport['relay']
-  holepunch?: DoctorReport['holepunch']
-}
-
-// ---- facts ----------------------------------------------------------------------------------
-
-/** Dials every configured peer once (in parallel) and records what identify says it speaks. */
-export async function checkPeers (s: Settings, timeoutMs: number): Promise<PeerCheck[]> {
-  const wanted: Array<{ addr: string, role: string }> = []
-  const add = (list: readonly string[], role: string): void => {
-    for (const addr of list) if (!wanted.some((w) => w.addr === addr)) wanted.push({ addr, role })
-  }
-  add(s.bootstrapPeers, 'BOOTSTRAP_PEERS')
-  add(s.relayPeers, 'RELAY_PEERS')
-  add(s.rendezvousPoints, 'RENDEZVOUS_POINTS')
-  if (wanted.length === 0) return []
-  const node = await createTaskQueueNode({ listen: [], dialTimeoutMs: timeoutMs, swarmKey: s.swarmKey })
-  try {
-    return await Promise.all(wanted.map(async ({ addr, role }): Promise<PeerCheck> => {
-      const started = Date.now()
-      const check: PeerCheck = { addr, role, peer_id: '', reachable: false, error: '', hop: false, rendezvous: false, dht: false, taskqueue: false, elapsed_ms: 0 }
-      try {
-        const identified = new Promise<IdentifyResult | null>((resolve) => {
-          const timer = setTimeout(() => { node.removeEventListener('peer:identify', on); resolve(null) }, timeoutMs)
-          const on = (evt: CustomEvent<IdentifyResult>): void => {
-            if (check.peer_id !== '' && evt.detail.peerId.toString() !== check.peer_id) return
-            if (check.peer_id === '' && !addr.includes(evt.detail.peerId.toString())) return
-            clearTimeout(timer)
-            node.removeEventListener('peer:identify', on)
-            resolve(evt.detail)
-          }
-          node.addEventListener('peer:identify', on)
-        })
-        const conn = await node.dial(multiaddr(addr), { signal: timeoutSignal(timeoutMs) })
-        check.peer_id = conn.remotePeer.toString()
-        check.reachable = true
-        const id = await identified
-        const protocols = id?.protocols ?? (await node.peerStore.get(conn.remotePeer)).protocols
-        check.hop = protocols.includes(HOP_PROTOCOL)
-        check.rendezvous = protocols.includes(RENDEZVOUS_PROTOCOL)
-        check.dht = protocols.includes(s.dhtProtocol)
-        check.taskqueue = protocols.includes(MCP_PROTOCOL)
-      } catch (err) {
-        check.error = (err as Error).message.split('\n')[0].slice(0, 160)
-      }
-      check.elapsed_ms = Date.now() - started
-      return check
-    }))
-  } finally {
-    await node.stop()
-  }
-}
+export { checkPeers, securityFacts, serviceReport } from '../discovery/doctor-report.js'
+export type { DoctorReport, SecurityFacts } from '../discovery/doctor-report.js'
 
 function pidAlive (pid: number | undefined): boolean {
   if (pid === undefined) return true
@@ -129,17 +35,6 @@ function pidAlive (pid: number | undefined): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM'
   }
-}
-
-function peerMechanisms (s: Settings, peers: PeerCheck[]): MechanismCheck[] {
-  const reach = peers.filter((p) => p.reachable)
-  const points = s.rendezvousPoints.length > 0 ? peers.filter((p) => p.role === 'RENDEZVOUS_POINTS') : peers
-  return [
-    { mechanism: 'bootstrap', configured: s.bootstrapPeers.length > 0, works: s.bootstrapPeers.length > 0 ? reach.some((p) => p.role === 'BOOTSTRAP_PEERS') : null, detail: `${reach.filter((p) => p.role === 'BOOTSTRAP_PEERS').length}/${s.bootstrapPeers.length} reachable` },
-    { mechanism: 'rendezvous', configured: s.rendezvous && points.length > 0, works: s.rendezvous && points.length > 0 ? points.some((p) => p.reachable && p.rendezvous) : null, detail: !s.rendezvous ? 'disabled' : points.length === 0 ? 'no rendezvous point known' : `${points.filter((p) => p.rendezvous).length} point(s) answer` },
-    { mechanism: 'dht', configured: s.dht && s.bootstrapPeers.length > 0, works: s.dht && s.bootstrapPeers.length > 0 ? reach.some((p) => p.dht) : null, detail: !s.dht ? 'disabled' : `${reach.filter((p) => p.dht).length} peer(s) speak ${s.dhtProtocol}` },
-    { mechanism: 'mdns', configured: s.mdns, works: null, detail: s.mdns ? 'LAN only; not testable without a responder' : 'disabled' }
-  ]
 }
 
 export async function serviceDoctor (s: Settings, env: Env, timeoutMs: number, logger: Logger): Promise<DoctorReport> {
@@ -162,44 +57,15 @@ export async function serviceDoctor (s: Settings, env: Env, timeoutMs: number, l
       await rq.close()
     }
   }
-  const peers = await peersP
-  const nat = (status?.nat ?? null) as ServiceNat | null
-  const reach = (nat?.autonat?.status ?? (running ? 'unavailable' : 'unknown')) as Reach
-  const relay = nat?.relay ?? { enabled: s.relay, hop: false, reservations: [] }
-  const port = Number((info?.multiaddr ?? '').match(/\/tcp\/(\d+)/)?.[1] ?? s.listenPort)
-  const announced = Array.isArray(status?.multiaddrs) ? status.multiaddrs as string[] : []
-  const verdict = serviceVerdict({
-    running: running && status !== null,
-    port,
-    reachability: reach,
-    relayEnabled: s.relay,
-    reservations: relay.reservations,
-    holepunch: s.holepunch,
-    peers,
-    announced
-  })
-  if (running && status === null) verdict.text = `the service's announce file exists but it does not answer (${statusError}); ${verdict.text}`
-  const discovery: MechanismCheck[] = [
-    { mechanism: 'announce-file', configured: s.announceFile !== null, works: s.announceFile === null ? null : running, detail: s.announceFile ?? 'disabled' },
-    ...peerMechanisms(s, peers),
-    { mechanism: 'relay', configured: s.relay, works: s.relay ? relay.reservations.length > 0 : null, detail: `${relay.reservations.length} reservation(s)` },
-    { mechanism: 'autonat', configured: s.autonat, works: s.autonat ? reach === 'public' || reach === 'private' : null, detail: `reachability ${reach}` },
-    { mechanism: 'holepunch', configured: s.holepunch, works: null, detail: nat?.holepunch !== undefined ? `${nat.holepunch.successes}/${nat.holepunch.attempts} punches succeeded` : 'off' }
-  ]
-  return {
-    ok: verdict.ok,
-    side: 'service',
-    peer_id: info?.peer_id ?? '',
+  return serviceReport(s, {
+    running,
+    status,
+    statusError,
+    peerId: info?.peer_id ?? '',
     listen: info?.multiaddrs ?? [],
-    announced,
-    reachability: { status: reach, code: nat?.autonat?.code ?? null },
-    relay,
-    holepunch: nat?.holepunch ?? { enabled: s.holepunch, attempts: 0, successes: 0 },
-    peers,
-    discovery,
-    verdict,
-    security: securityFacts(s)
-  }
+    port: Number((info?.multiaddr ?? '').match(/\/tcp\/(\d+)/)?.[1] ?? s.listenPort),
+    peers: await peersP
+  })
 }
 
 /** `discover` runs the client's discovery chain (the RemoteQueue of p2p-rpc). */

@@ -1,5 +1,5 @@
 /**
- * The doctor's judgement (issue 4.5): from facts gathered by src/cli/doctor.ts to one
+ * The doctor's judgement (issue 4.5): from facts gathered by src/discovery/doctor-report.ts to one
  * plain-language verdict with the fix. Pure functions, so every verdict is unit-tested
  * without a network.
  */

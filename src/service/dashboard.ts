@@ -15,6 +15,10 @@ import type { HttpRoute, HttpRequest } from './http-service.js'
 import { requestToken, sendJson } from './http-service.js'
 import type { TaskQueueService } from './service.js'
 import { countsByStatusAndType, oldestQueuedAgeS } from '../store/queue-stats.js'
+import type { Settings } from '../config/index.js'
+import { checkPeers, serviceReport } from '../discovery/doctor-report.js'
+import type { DoctorReport } from '../discovery/doctor-report.js'
+import type { PeerCheck } from '../nat/diagnose.js'
 
 /** dist/src/service/dashboard.js → dist/dashboard */
 const ASSETS = fileURLToPath(new URL('../../dashboard/', import.meta.url))
@@ -103,13 +107,44 @@ async function streamEvents (service: TaskQueueService, r: HttpRequest, token: s
   r.res.end()
 }
 
-export function dashboardRoutes (service: TaskQueueService, authorized: (r: HttpRequest) => boolean): HttpRoute[] {
+/** The doctor's report of this service from its own `status --detail`. */
+export type SelfDoctor = (status: Record<string, unknown>) => Promise<DoctorReport>
+
+/** Configured peers are dialled again for the doctor at most this often. */
+const PEER_CHECK_TTL_MS = 30_000
+
+/**
+ * The service-side doctor run from inside the service (the dashboard's verdict): the same
+ * report as `taskqueue-p2p doctor`, with this process as the running service and its
+ * configured peers checked from a throw-away node (kept for 30 s, one check at a time).
+ */
+export function selfDoctor (s: Settings, self: () => { peerId: string, listen: string[], port: number }): SelfDoctor {
+  let checked: { at: number, peers: Promise<PeerCheck[]> } | null = null
+  return async (status) => {
+    if (checked === null || Date.now() - checked.at > PEER_CHECK_TTL_MS) checked = { at: Date.now(), peers: checkPeers(s, 5000) }
+    return serviceReport(s, { running: true, status, statusError: '', ...self(), peers: await checked.peers })
+  }
+}
+
+export interface DashboardOptions {
+  /** `GET /api/doctor`: the doctor's verdict on this service (absent: 404). */
+  doctor?: SelfDoctor
+}
+
+export function dashboardRoutes (service: TaskQueueService, authorized: (r: HttpRequest) => boolean, options: DashboardOptions = {}): HttpRoute[] {
   const api: HttpRoute = async (r) => {
     if (!r.url.pathname.startsWith('/api/')) return false
     if (!authorized(r)) { sendJson(r.res, 401, { ok: false, error: 'unauthorized' }); return true }
     const token = requestToken(r.req, r.url)
     if (r.url.pathname === '/api/events' && r.req.method === 'GET') {
       await streamEvents(service, r, token)
+      return true
+    }
+    if (r.url.pathname === '/api/doctor' && r.req.method === 'GET' && options.doctor !== undefined) {
+      // Its facts come from the status op, with the browser's token like every request.
+      const status = await service.dispatch({ op: 'status', detail: true, token }, { remotePeerId: DASHBOARD_CALLER, signal: closedSignal(r) })
+      if (status.ok !== true) sendJson(r.res, 200, status)
+      else sendJson(r.res, 200, { ok: true, report: await options.doctor(status) })
       return true
     }
     if (r.url.pathname === '/api/counts' && r.req.method === 'GET') {

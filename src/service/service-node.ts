@@ -26,7 +26,7 @@ import { prometheusMetrics } from '@libp2p/prometheus-metrics'
 import { HttpService } from './http-service.js'
 import type { HttpRoute } from './http-service.js'
 import { createServiceMetrics } from './metrics.js'
-import { dashboardRoutes } from './dashboard.js'
+import { dashboardRoutes, selfDoctor } from './dashboard.js'
 import { pathStep } from '../node/startup-errors.js'
 import { discoveryParts } from '../discovery/parts.js'
 import { DiscoveryAttempts } from '../discovery/attempts.js'
@@ -301,7 +301,10 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
         tokenRequired: control.tokenRequired,
         registry,
         ready: () => ready && running.status === 'started',
-        routes: [...dashboardRoutes(service, (r) => listener.authorized(r)), ...(init.httpRoutes?.(service) ?? [])],
+        routes: [
+          ...dashboardRoutes(service, (r) => listener.authorized(r), { doctor: selfDoctor(s, () => ({ peerId, listen: addresses(node.getMultiaddrs()).multiaddrs, port: port() })) }),
+          ...(init.httpRoutes?.(service) ?? [])
+        ],
         logger: log
       })
       stopHttp = async () => {

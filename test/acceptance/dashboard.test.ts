@@ -3,8 +3,8 @@
  * playwright-core against a real `serve --worker` with a token and HTTP_PORT. It sees a
  * task submitted after page load appear through the events stream (nothing is polled
  * while the stream is up), opens its detail, retries a failed task and pauses the queue
- * through the UI, and checks each effect through p2p-rpc; with the stream blocked, the
- * page polls instead. A screenshot of each page is
+ * through the UI, and checks each effect through p2p-rpc; shows the doctor's verdict as
+ * `taskqueue-p2p doctor` gives it; with the stream blocked, the page polls instead. A screenshot of each page is
  * kept under .tmp/screenshots/.
  *
  * Chromium is installed by the test setup (apt-get) when missing; when it cannot be, the
@@ -17,7 +17,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { chromium } from 'playwright-core'
 import type { Browser, Page } from 'playwright-core'
-import { ROOT, runRpc, sandbox, startDaemon } from '../helpers/procs.js'
+import { ROOT, SERVE_BIN, runNode, runRpc, sandbox, startDaemon } from '../helpers/procs.js'
 import type { Daemon, Sandbox } from '../helpers/procs.js'
 
 const P = 'IPFS_ACCELERATE_PY_TASK_P2P_'
@@ -138,9 +138,16 @@ describe('the dashboard in headless Chromium', () => {
     assert.equal(((await rpc(['task-get', '--task-id', String(held.task_id)])).result as { status?: string }).status, 'queued', 'paused: not claimed')
     await shot('overview-paused')
 
+    // The doctor's full verdict on the workers page: the same as `taskqueue-p2p doctor` says.
     await page.goto(`${base}/#/workers`)
-    await page.waitForSelector('[data-testid=workers]')
+    await page.waitForSelector('[data-testid=workers] [data-testid=verdict]', { timeout: 15_000 })
     await shot('workers')
+    const cli = await runNode([SERVE_BIN, 'doctor', '--json'], box.env)
+    const report = JSON.parse(cli.stdout) as { verdict: { code: string, text: string, fix: string }, discovery: Array<{ mechanism: string }> }
+    assert.equal(await page.getAttribute('[data-testid=verdict]', 'data-code'), report.verdict.code)
+    assert.equal(await page.textContent('[data-testid=verdict]'), report.verdict.text)
+    if (report.verdict.fix !== '') assert.equal(await page.textContent('[data-testid=verdict-fix]'), `fix: ${report.verdict.fix}`)
+    for (const m of report.discovery) assert.equal(await page.locator(`[data-testid="mechanism-${m.mechanism}"]`).count(), 1, `mechanism ${m.mechanism} shown`)
   })
 
   it('opens from a #token= link, and polls while the events stream is unavailable', async (t) => {
