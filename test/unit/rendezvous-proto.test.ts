@@ -28,6 +28,28 @@ test('field numbers match the spec proto (hand-built vectors)', () => {
   assert.equal(hex(dr), '0804' + '320c' + '0a03' + '0a016e' + '120107' + '1800' + '2200')
 })
 
+test('decoding hand-built vectors: the spec field numbers, unknown statuses and types kept, huge counts saturate', () => {
+  const bytes = (h: string): Uint8Array => Uint8Array.from(Buffer.from(h, 'hex'))
+  // DiscoverResponse [f6] {registrations [f1] {ns="n", signedPeerRecord=0xff, ttl=7200}, cookie=0x07, status=OK}
+  assert.deepEqual(decodeMessage(bytes('0804' + '3210' + '0a09' + '0a016e' + '1201ff' + '18a038' + '120107' + '1800')), {
+    type: MessageType.DISCOVER_RESPONSE,
+    discoverResponse: { registrations: [{ ns: 'n', signedPeerRecord: Uint8Array.of(0xff), ttl: 7200 }], cookie: Uint8Array.of(7), status: ResponseStatus.OK }
+  })
+  // RegisterResponse [f3] {status=999}: outside the spec, kept as its number (statusName: E_UNKNOWN_999)
+  assert.deepEqual(decodeMessage(bytes('0801' + '1a03' + '08e707')), { type: MessageType.REGISTER_RESPONSE, registerResponse: { status: 999 } })
+  // An unknown type decodes; the point refuses it as a protocol violation, not the codec.
+  assert.deepEqual(decodeMessage(bytes('084d')), { type: 77 })
+  // Register [f2] {ttl=2^63}: a valid uint64 past 2^53 saturates (and the point refuses it as E_INVALID_TTL)
+  assert.deepEqual(decodeMessage(bytes('0800' + '120b' + '18' + '80808080808080808001')), { type: MessageType.REGISTER, register: { ttl: Number.MAX_SAFE_INTEGER } })
+  // Discover [f5] {ns="é" (UTF-8 c3a9), limit=300}
+  assert.deepEqual(decodeMessage(bytes('0803' + '2a07' + '0a02c3a9' + '10ac02')), { type: MessageType.DISCOVER, discover: { ns: 'é', limit: 300 } })
+  // Negative and fractional counts are sent as the spec's non-negative integers.
+  assert.equal(hex(encodeMessage({ type: MessageType.DISCOVER, discover: { limit: -5 } })), '0803' + '2a02' + '1000')
+  assert.equal(hex(encodeMessage({ type: MessageType.REGISTER, register: { ttl: 7.9 } })), '0800' + '1202' + '1807')
+  // The frame: an unsigned varint of the body's length (300 = ac02).
+  assert.equal(hex(encodeLengthPrefixed(new Uint8Array(300)).subarray(0, 2)), 'ac02')
+})
+
 test('decode(encode(m)) round-trips every message type', () => {
   const messages = [
     { type: MessageType.REGISTER, register: { ns: 'ns', signedPeerRecord: Uint8Array.of(1, 2, 3), ttl: 259200 } },

@@ -1,11 +1,14 @@
 /**
- * Hand-written protobuf codec for the libp2p rendezvous protocol (`/rendezvous/1.0.0`,
- * libp2p/specs rendezvous/README.md). Field numbers follow the spec's proto exactly.
- * Decoding never throws anything but RendezvousProtocolError, so a point can drop a
- * peer's garbage without caring what went wrong inside the reader.
+ * The libp2p rendezvous messages (`/rendezvous/1.0.0`, libp2p/specs rendezvous/README.md)
+ * on the codec protons generates from proto/rendezvous.proto (`npm run gen:proto`). This
+ * file gives the point and the client numeric message types and statuses and plain
+ * shapes; the bytes are the generated codec's (test/unit/rendezvous-proto.test.ts pins
+ * them against hand-built vectors). Decoding never throws anything but
+ * RendezvousProtocolError, so a point can drop a peer's garbage without caring what went
+ * wrong inside the reader.
  */
-import { reader as createReader, writer as createWriter } from 'protons-runtime'
-import type { Reader, Writer } from 'protons-runtime'
+import { reader as createReader } from 'protons-runtime'
+import { Message } from './proto/rendezvous.js'
 
 export const RENDEZVOUS_PROTOCOL = '/rendezvous/1.0.0'
 
@@ -89,213 +92,109 @@ export class RendezvousProtocolError extends Error {
 }
 
 const utf8Encoder = new TextEncoder()
-const utf8Decoder = new TextDecoder()
 
 /** Byte length as the spec counts namespaces (UTF-8), not UTF-16 units. */
 export function utf8Length (s: string): number {
   return utf8Encoder.encode(s).byteLength
 }
 
-// ---------------------------------------------------------------- encoding
+// ---------------------------------------------------------------- to and from the codec
 
-const WIRE_VARINT = 0
-const WIRE_BYTES = 2
-const tag = (field: number, wire: number): number => (field << 3) | wire
+/** The spec's counts are non-negative integers; the hand-off to the codec keeps them so. */
+const count = (value: number | undefined): number | undefined => value === undefined ? undefined : Math.max(0, Math.floor(value))
+const count64 = (value: number | undefined): bigint | undefined =>
+  value === undefined ? undefined : BigInt(Math.min(Number.MAX_SAFE_INTEGER, count(value) ?? 0) || 0)
 
-function writeString (w: Writer, field: number, value: string | undefined): void {
-  if (value !== undefined) w.uint32(tag(field, WIRE_BYTES)).string(value)
+/** uint64 as a JS number; values past 2^53 saturate (they are invalid anyway, and refused as such). */
+const fromCount64 = (value: bigint | undefined): number | undefined =>
+  value === undefined ? undefined : value > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(value)
+
+/**
+ * Copies, because the generated decoder returns views of its input, which may be a
+ * buffer the stream reuses (or a Node Buffer, whose slice() does not copy).
+ */
+const owned = (bytes: Uint8Array | undefined): Uint8Array | undefined => bytes === undefined ? undefined : new Uint8Array(bytes)
+
+/** The message without its absent fields, so a decoded message equals the one encoded. */
+function defined<T extends object> (fields: T): T {
+  for (const key of Object.keys(fields) as Array<keyof T>) if (fields[key] === undefined) delete fields[key]
+  return fields
 }
 
-function writeBytesField (w: Writer, field: number, value: Uint8Array | undefined): void {
-  if (value !== undefined) w.uint32(tag(field, WIRE_BYTES)).bytes(value)
+const asBytes = (bytes: Uint8Array | undefined): Uint8Array<ArrayBuffer> | undefined => bytes as Uint8Array<ArrayBuffer> | undefined
+
+function registerToWire (m: RegisterMessage): Message.Register {
+  return { ns: m.ns, signedPeerRecord: asBytes(m.signedPeerRecord), ttl: count64(m.ttl) }
 }
 
-function writeVarint (w: Writer, field: number, value: number | undefined): void {
-  // int64 and uint64 share the varint encoding for the non-negative values we send.
-  if (value !== undefined) w.uint32(tag(field, WIRE_VARINT)).uint64Number(Math.max(0, Math.floor(value)))
+function registerFromWire (m: Message.Register): RegisterMessage {
+  return defined({ ns: m.ns, signedPeerRecord: owned(m.signedPeerRecord), ttl: fromCount64(m.ttl) })
 }
 
-function writeNested (w: Writer, field: number, body: ((w: Writer) => void) | undefined): void {
-  if (body === undefined) return
-  w.uint32(tag(field, WIRE_BYTES)).fork()
-  body(w)
-  w.ldelim()
-}
-
-function registerBody (m: RegisterMessage): (w: Writer) => void {
-  return (w) => {
-    writeString(w, 1, m.ns)
-    writeBytesField(w, 2, m.signedPeerRecord)
-    writeVarint(w, 3, m.ttl)
+/** The codec leaves out every absent (undefined) field, as the spec's optional fields want. */
+function toWire (m: RendezvousMessage): Message {
+  const { register: reg, registerResponse: rr, unregister: un, discover: d, discoverResponse: dr } = m
+  return {
+    type: count(m.type),
+    register: reg === undefined ? undefined : registerToWire(reg),
+    registerResponse: rr === undefined ? undefined : { status: count(rr.status), statusText: rr.statusText, ttl: count64(rr.ttl) },
+    unregister: un === undefined ? undefined : { ns: un.ns, id: asBytes(un.id) },
+    discover: d === undefined ? undefined : { ns: d.ns, limit: count64(d.limit), cookie: asBytes(d.cookie) },
+    discoverResponse: dr === undefined
+      ? undefined
+      : { registrations: dr.registrations.map(registerToWire), cookie: asBytes(dr.cookie), status: count(dr.status), statusText: dr.statusText }
   }
 }
 
+function fromWire (m: Message): RendezvousMessage {
+  const { register: reg, registerResponse: rr, unregister: un, discover: d, discoverResponse: dr } = m
+  return defined({
+    // proto2 semantics, as the spec's proto: an absent type reads as the enum's first value (REGISTER).
+    type: m.type ?? MessageType.REGISTER,
+    register: reg === undefined ? undefined : registerFromWire(reg),
+    registerResponse: rr === undefined
+      ? undefined
+      : defined({ status: rr.status ?? ResponseStatus.OK, statusText: rr.statusText, ttl: fromCount64(rr.ttl) }),
+    unregister: un === undefined ? undefined : defined({ ns: un.ns, id: owned(un.id) }),
+    discover: d === undefined ? undefined : defined({ ns: d.ns, limit: fromCount64(d.limit), cookie: owned(d.cookie) }),
+    discoverResponse: dr === undefined
+      ? undefined
+      : defined({ registrations: dr.registrations.map(registerFromWire), cookie: owned(dr.cookie), status: dr.status ?? ResponseStatus.OK, statusText: dr.statusText })
+  })
+}
+
 export function encodeMessage (m: RendezvousMessage): Uint8Array {
-  const w = createWriter()
-  writeVarint(w, 1, m.type)
-  const reg = m.register
-  writeNested(w, 2, reg === undefined ? undefined : registerBody(reg))
-  const rr = m.registerResponse
-  writeNested(w, 3, rr === undefined
-    ? undefined
-    : (w) => {
-        writeVarint(w, 1, rr.status)
-        writeString(w, 2, rr.statusText)
-        writeVarint(w, 3, rr.ttl)
-      })
-  const un = m.unregister
-  writeNested(w, 4, un === undefined
-    ? undefined
-    : (w) => {
-        writeString(w, 1, un.ns)
-        writeBytesField(w, 2, un.id)
-      })
-  const d = m.discover
-  writeNested(w, 5, d === undefined
-    ? undefined
-    : (w) => {
-        writeString(w, 1, d.ns)
-        writeVarint(w, 2, d.limit)
-        writeBytesField(w, 3, d.cookie)
-      })
-  const dr = m.discoverResponse
-  writeNested(w, 6, dr === undefined
-    ? undefined
-    : (w) => {
-        for (const r of dr.registrations) writeNested(w, 1, registerBody(r))
-        writeBytesField(w, 2, dr.cookie)
-        writeVarint(w, 3, dr.status)
-        writeString(w, 4, dr.statusText)
-      })
-  return w.finish()
+  return Message.encode(toWire(m))
 }
 
 // ---------------------------------------------------------------- decoding
 
-/** uint64 varint as a JS number; values past 2^53 saturate (they are invalid anyway). */
-function readCount (r: Reader): number {
-  const v = r.uint64()
-  return v > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(v)
-}
-
-const readString = (r: Reader): string => utf8Decoder.decode(r.bytes())
 /**
- * Copies, because the reader's view aliases a buffer the stream may reuse (and the
- * input may be a Node Buffer, whose slice() does not copy).
+ * The generated decoder reads a known field whatever its wire type and skips unknown ones
+ * (groups recursively); the spec's peers refuse such messages, and so do we: every
+ * top-level field has a number, a wire type of this protocol (varint or length-delimited)
+ * and fits the message.
  */
-const readOwnedBytes = (r: Reader): Uint8Array => new Uint8Array(r.bytes())
-
-/** Walks the fields of one (sub)message, calling `field` for each and skipping unknown ones. */
-function readFields (r: Reader, end: number, field: (no: number, wire: number) => boolean): void {
-  while (r.pos < end) {
-    const t = r.uint32()
-    const no = t >>> 3
-    const wire = t & 7
-    if (no === 0) throw new RendezvousProtocolError('field number 0')
-    // Groups are not part of this protocol, and skipping them recurses per nesting level.
-    if (wire === 3 || wire === 4) throw new RendezvousProtocolError('groups are not supported')
-    if (!field(no, wire)) r.skipType(wire)
+function checkTopLevelFields (bytes: Uint8Array): void {
+  const r = createReader(bytes)
+  while (r.pos < r.len) {
+    const tag = r.uint32()
+    const wire = tag & 7
+    if (tag >>> 3 === 0) throw new RendezvousProtocolError('field number 0')
+    if (wire === 0) r.skip()
+    else if (wire === 2) r.skip(r.uint32())
+    else throw new RendezvousProtocolError(`wire type ${wire} is not part of this protocol`)
   }
-  if (r.pos !== end) throw new RendezvousProtocolError('field overruns its message')
-}
-
-function expectWire (wire: number, want: number, name: string): void {
-  if (wire !== want) throw new RendezvousProtocolError(`field ${name} has wire type ${wire}`)
-}
-
-function subEnd (r: Reader): number {
-  const len = r.uint32()
-  const end = r.pos + len
-  if (end > r.len) throw new RendezvousProtocolError('nested message overruns the buffer')
-  return end
-}
-
-function decodeRegister (r: Reader): RegisterMessage {
-  const out: RegisterMessage = {}
-  readFields(r, subEnd(r), (no, wire) => {
-    switch (no) {
-      case 1: expectWire(wire, WIRE_BYTES, 'ns'); out.ns = readString(r); return true
-      case 2: expectWire(wire, WIRE_BYTES, 'signedPeerRecord'); out.signedPeerRecord = readOwnedBytes(r); return true
-      case 3: expectWire(wire, WIRE_VARINT, 'ttl'); out.ttl = readCount(r); return true
-      default: return false
-    }
-  })
-  return out
-}
-
-function decodeRegisterResponse (r: Reader): RegisterResponseMessage {
-  const out: RegisterResponseMessage = { status: 0 }
-  readFields(r, subEnd(r), (no, wire) => {
-    switch (no) {
-      case 1: expectWire(wire, WIRE_VARINT, 'status'); out.status = readCount(r); return true
-      case 2: expectWire(wire, WIRE_BYTES, 'statusText'); out.statusText = readString(r); return true
-      case 3: expectWire(wire, WIRE_VARINT, 'ttl'); out.ttl = readCount(r); return true
-      default: return false
-    }
-  })
-  return out
-}
-
-function decodeUnregister (r: Reader): UnregisterMessage {
-  const out: UnregisterMessage = {}
-  readFields(r, subEnd(r), (no, wire) => {
-    switch (no) {
-      case 1: expectWire(wire, WIRE_BYTES, 'ns'); out.ns = readString(r); return true
-      case 2: expectWire(wire, WIRE_BYTES, 'id'); out.id = readOwnedBytes(r); return true
-      default: return false
-    }
-  })
-  return out
-}
-
-function decodeDiscover (r: Reader): DiscoverMessage {
-  const out: DiscoverMessage = {}
-  readFields(r, subEnd(r), (no, wire) => {
-    switch (no) {
-      case 1: expectWire(wire, WIRE_BYTES, 'ns'); out.ns = readString(r); return true
-      case 2: expectWire(wire, WIRE_VARINT, 'limit'); out.limit = readCount(r); return true
-      case 3: expectWire(wire, WIRE_BYTES, 'cookie'); out.cookie = readOwnedBytes(r); return true
-      default: return false
-    }
-  })
-  return out
-}
-
-function decodeDiscoverResponse (r: Reader): DiscoverResponseMessage {
-  const out: DiscoverResponseMessage = { registrations: [], status: 0 }
-  readFields(r, subEnd(r), (no, wire) => {
-    switch (no) {
-      case 1: expectWire(wire, WIRE_BYTES, 'registrations'); out.registrations.push(decodeRegister(r)); return true
-      case 2: expectWire(wire, WIRE_BYTES, 'cookie'); out.cookie = readOwnedBytes(r); return true
-      case 3: expectWire(wire, WIRE_VARINT, 'status'); out.status = readCount(r); return true
-      case 4: expectWire(wire, WIRE_BYTES, 'statusText'); out.statusText = readString(r); return true
-      default: return false
-    }
-  })
-  return out
 }
 
 /** Decodes one message body (without its length prefix). */
 export function decodeMessage (bytes: Uint8Array): RendezvousMessage {
   if (bytes.byteLength > MAX_MESSAGE_BYTES) throw new RendezvousProtocolError(`message of ${bytes.byteLength} bytes exceeds ${MAX_MESSAGE_BYTES}`)
-  // proto2 semantics: an absent type reads as the enum's first value (REGISTER).
-  const out: RendezvousMessage = { type: MessageType.REGISTER }
   try {
-    const r = createReader(bytes)
-    readFields(r, r.len, (no, wire) => {
-      switch (no) {
-        case 1: expectWire(wire, WIRE_VARINT, 'type'); out.type = r.uint32(); return true
-        case 2: expectWire(wire, WIRE_BYTES, 'register'); out.register = decodeRegister(r); return true
-        case 3: expectWire(wire, WIRE_BYTES, 'registerResponse'); out.registerResponse = decodeRegisterResponse(r); return true
-        case 4: expectWire(wire, WIRE_BYTES, 'unregister'); out.unregister = decodeUnregister(r); return true
-        case 5: expectWire(wire, WIRE_BYTES, 'discover'); out.discover = decodeDiscover(r); return true
-        case 6: expectWire(wire, WIRE_BYTES, 'discoverResponse'); out.discoverResponse = decodeDiscoverResponse(r); return true
-        default: return false
-      }
-    })
+    checkTopLevelFields(bytes)
+    return fromWire(Message.decode(bytes))
   } catch (err) {
     if (err instanceof RendezvousProtocolError) throw err
     throw new RendezvousProtocolError(`malformed message: ${err instanceof Error ? err.message : String(err)}`)
   }
-  return out
 }

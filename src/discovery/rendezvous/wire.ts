@@ -1,7 +1,12 @@
 /**
  * Unsigned-varint length-prefixed framing of rendezvous messages over a libp2p v3
  * stream, built on the project's StreamReader so limits hold before a body is buffered.
+ * Not @libp2p/utils' pbStream (which nat/ uses for its one-message exchanges): a point
+ * serves many messages per stream and must tell a peer that finished (a clean end before
+ * a prefix: null) from one that stopped mid-frame (TruncatedFrameError, a protocol
+ * violation it counts); pbStream reports both as the same UnexpectedEOFError.
  */
+import { writer as createWriter } from 'protons-runtime'
 import type { Stream } from '@libp2p/interface'
 import { FrameTooLargeError, StreamReader, TruncatedFrameError, writeBytes } from '../../protocol/framing.js'
 import { MAX_MESSAGE_BYTES, RendezvousProtocolError, decodeMessage, encodeMessage } from './proto.js'
@@ -10,23 +15,9 @@ import type { RendezvousMessage } from './proto.js'
 /** 1 MiB needs 3 varint bytes; anything longer than 5 is either overlong or oversize. */
 const MAX_VARINT_BYTES = 5
 
-function encodeVarint (n: number): Uint8Array {
-  const out: number[] = []
-  let v = n
-  while (v >= 0x80) {
-    out.push((v & 0x7f) | 0x80)
-    v = Math.floor(v / 128)
-  }
-  out.push(v)
-  return Uint8Array.from(out)
-}
-
+/** The body behind its unsigned-varint length, as protobuf writes a bytes field's value. */
 export function encodeLengthPrefixed (body: Uint8Array): Uint8Array {
-  const prefix = encodeVarint(body.byteLength)
-  const out = new Uint8Array(prefix.byteLength + body.byteLength)
-  out.set(prefix, 0)
-  out.set(body, prefix.byteLength)
-  return out
+  return createWriter().bytes(body).finish()
 }
 
 /**
