@@ -5,6 +5,7 @@
  */
 import { TaskQueueError } from '../protocol/errors.js'
 import type { Backoff, TaskStatus } from '../protocol/types.js'
+import { STRETCH_JITTER, cappedDoubling, jittered } from '../util/backoff.js'
 
 export interface RetryPolicy {
   /** The backoff of tasks submitted without one. */
@@ -15,20 +16,19 @@ export interface RetryPolicy {
 
 export const DEFAULT_RETRY_POLICY: RetryPolicy = { backoff: { type: 'exponential', delay_s: 1 }, maxDelayS: 3600 }
 
-/** Exponential waits are stretched by up to this fraction, so tasks failing together spread out. */
-export const RETRY_JITTER = 0.2
+/** Exponential waits are stretched by up to this fraction (util/backoff.ts `stretch`), so tasks failing together spread out. */
+export const RETRY_JITTER = STRETCH_JITTER
 
 /**
  * Seconds to wait before attempt `failedAttempt + 1`. Fixed: exactly `delay_s`.
- * Exponential: `delay_s * 2^(failedAttempt - 1)`, capped at `maxDelayS`, plus up to
- * RETRY_JITTER of it; never shorter than the un-jittered wait.
+ * Exponential: the one capped backoff (util/backoff.ts) in seconds, `delay_s * 2^(failedAttempt - 1)`
+ * capped at `maxDelayS`, stretched by up to RETRY_JITTER; never shorter than the un-jittered wait.
  */
 export function retryDelayS (backoff: Backoff, failedAttempt: number, maxDelayS: number, random: () => number = Math.random): number {
   const base = Math.max(0, backoff.delay_s)
   if (backoff.type === 'fixed') return Math.min(base, maxDelayS)
   const n = Math.max(1, Math.trunc(failedAttempt))
-  const wait = Math.min(maxDelayS, base * 2 ** Math.min(n - 1, 40))
-  return Math.min(maxDelayS * (1 + RETRY_JITTER), wait * (1 + RETRY_JITTER * random()))
+  return jittered(cappedDoubling(n - 1, base, maxDelayS), 'stretch', random)
 }
 
 /** A `backoff` from the wire: `{type: fixed|exponential, delay_s ≥ 0}`; typed error otherwise. */

@@ -1,7 +1,8 @@
 /** The one capped backoff: ceilings double from the initial delay to the cap, each jitter stays in its band, and reset starts over. */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Backoff, backoffCeiling, backoffDelay } from '../../src/util/backoff.js'
+import { Backoff, STRETCH_JITTER, backoffCeiling, backoffDelay, jittered } from '../../src/util/backoff.js'
+import { retryDelayS } from '../../src/store/retry-policy.js'
 
 test('ceilings double from initialMs and stop at maxMs', () => {
   const policy = { initialMs: 1000, maxMs: 60_000, jitter: 'none' } as const
@@ -31,4 +32,29 @@ test('a Backoff counts failures until reset', () => {
   b.reset()
   assert.equal(b.next(), 100)
   assert.equal(b.ceilingMs, 200, 'the ceiling the next delay is drawn under')
+})
+
+test('stretch jitter lands in [c, 1.2c): a task never waits less than its backoff', () => {
+  assert.equal(jittered(10, 'stretch', () => 0), 10)
+  assert.equal(jittered(10, 'stretch', () => 0.5), 11)
+  for (let i = 0; i < 200; i++) {
+    const d = jittered(4, 'stretch')
+    assert.ok(d >= 4 && d < 4 * (1 + STRETCH_JITTER))
+  }
+})
+
+test('task retries are the one backoff in seconds: delay_s·2^(attempt−1), capped, stretched; fixed is exact', () => {
+  // The rule as README "Operating the queue" states it, checked over a grid of settings.
+  const rule = (delayS: number, attempt: number, maxS: number, r: number): number =>
+    Math.min(maxS, delayS * 2 ** Math.min(Math.max(1, attempt) - 1, 40)) * (1 + 0.2 * r)
+  for (const delayS of [0, 0.0005, 0.25, 1, 7, 86400]) {
+    for (const attempt of [0, 1, 2, 3, 10, 33, 45, 1000]) {
+      for (const maxS of [0, 1, 3600, 86400 * 7]) {
+        for (const r of [0, 0.37, 0.999]) {
+          assert.equal(retryDelayS({ type: 'exponential', delay_s: delayS }, attempt, maxS, () => r), rule(delayS, attempt, maxS, r), `${delayS} ${attempt} ${maxS} ${r}`)
+          assert.equal(retryDelayS({ type: 'fixed', delay_s: delayS }, attempt, maxS, () => r), Math.min(delayS, maxS))
+        }
+      }
+    }
+  }
 })
