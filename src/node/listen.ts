@@ -30,8 +30,9 @@ export async function createListeningNode (s: Settings, privateKey: PrivateKey, 
       connectionGater
     })
   } catch (err) {
-    // A part that failed on a file of ours (the announce file) already says which and why.
-    if (err instanceof PathError) throw err
+    // A part that failed on a file of ours (the announce file) or on a listener of its own
+    // (the HTTP listener) already says which and why.
+    if (err instanceof PathError || err instanceof ListenError) throw err
     throw new ListenError(listenFailure(s.listenHost, s.listenPort, err), { cause: err })
   }
 }

@@ -7,7 +7,8 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { readFileSync, unwatchFile, watchFile } from 'node:fs'
-import type { ConnectionGater, Libp2p, PeerId } from '@libp2p/interface'
+import type { ConnectionGater, PeerId, Startable } from '@libp2p/interface'
+import type { ConnectionManager } from '@libp2p/interface-internal'
 import { parseAllowFile } from '../config/security.js'
 import type { AccessRole, AllowEntry, AllowPeersSetting, RoleToken } from '../config/security.js'
 import type { Logger } from '../logger.js'
@@ -44,19 +45,29 @@ export interface AccessInit {
   peerOpsPerS?: number
 }
 
+/** What access control needs of a node: its connections (PEER_MAX_CONNECTIONS, allow-list reloads). */
+export interface AccessControlComponents {
+  connectionManager: Pick<ConnectionManager, 'getConnections'>
+}
+
 /** Most peers whose op rate is tracked at once (the least recently seen are forgotten). */
 const MAX_TRACKED_PEERS = 10_000
 
 export type Verdict = { ok: true, role: AccessRole } | { ok: false, reason: RefusalReason, detail: string }
 
-export class AccessControl {
+/**
+ * Made before its node, because the node's connection gater and the TaskQueue service
+ * take it; it joins the node as a libp2p service (`service()`), which gives it the node's
+ * connections and starts and stops its allow-list watch with the node.
+ */
+export class AccessControl implements Startable {
   readonly refusals: Refusals = emptyRefusals()
   private readonly tokens: Array<{ hash: Buffer, role: AccessRole }>
   private readonly allowSetting: AllowPeersSetting | null
   private allowed: Map<string, AccessRole> | null
   private readonly log: Logger | undefined
   private readonly pollMs: number
-  private node: Libp2p | null = null
+  private connections: AccessControlComponents['connectionManager'] | null = null
   private readonly maxConnections: number
   private readonly opsPerS: number
   /** Per-peer token buckets, in order of last use. */
@@ -162,7 +173,7 @@ export class AccessControl {
     }
     // PEER_MAX_CONNECTIONS: counted once the peer is known, before its connection is used.
     const tooMany = (peerId: PeerId): boolean => {
-      if ((this.node?.getConnections(peerId).length ?? 0) < this.maxConnections) return false
+      if ((this.connections?.getConnections(peerId).length ?? 0) < this.maxConnections) return false
       this.refusals.busy++
       return true
     }
@@ -172,17 +183,29 @@ export class AccessControl {
     }
   }
 
+  readonly [Symbol.toStringTag] = 'taskqueue-p2p/access-control'
+
+  /** This access control as its node's service (one instance: the factory hands it the node's components). */
+  service (): (components: AccessControlComponents) => AccessControl {
+    return (components) => {
+      this.connections = components.connectionManager
+      return this
+    }
+  }
+
   /** Watches an allow-list file; a change applies at once and drops inbound connections of removed peers. */
-  start (node: Libp2p): void {
-    this.node = node
+  start (): void {
     if (this.allowSetting?.kind !== 'file') return
     const path = this.allowSetting.path
-    watchFile(path, { interval: this.pollMs, persistent: false }, () => this.reload(path))
+    watchFile(path, { interval: this.pollMs, persistent: false }, this.onAllowFileChange)
   }
 
   stop (): void {
-    if (this.allowSetting?.kind === 'file') unwatchFile(this.allowSetting.path)
-    this.node = null
+    if (this.allowSetting?.kind === 'file') unwatchFile(this.allowSetting.path, this.onAllowFileChange)
+  }
+
+  private readonly onAllowFileChange = (): void => {
+    if (this.allowSetting?.kind === 'file') this.reload(this.allowSetting.path)
   }
 
   private reload (path: string): void {
@@ -196,7 +219,7 @@ export class AccessControl {
     }
     this.allowed = next
     this.log?.info({ path, peers: next.size }, 'allow list reloaded')
-    for (const conn of this.node?.getConnections() ?? []) {
+    for (const conn of this.connections?.getConnections() ?? []) {
       if (conn.direction === 'inbound' && !next.has(conn.remotePeer.toString())) {
         conn.close().catch(() => conn.abort(new Error('peer removed from the allow list')))
       }

@@ -8,11 +8,12 @@
  * read when Prometheus scrapes, so an idle service does no metrics work at all.
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
-import type { Libp2p } from '@libp2p/interface'
+import type { ConnectionManager } from '@libp2p/interface-internal'
 import { lookupOp } from '../protocol/ops.js'
 import type { TaskChange } from '../store/types.js'
 import type { TaskQueueService, RequestObserver } from './service.js'
 import type { NatReport } from '../nat/report.js'
+import { isRelayedConnection } from '../nat/addrs.js'
 import { countsByStatusAndType, oldestQueuedAgeS } from '../store/queue-stats.js'
 import type { DiscoveryAttempts } from '../discovery/attempts.js'
 
@@ -22,7 +23,7 @@ const LATENCY_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
 export interface ServiceMetricsInit {
   registry: Registry
   service: TaskQueueService
-  node: Libp2p
+  connections: Pick<ConnectionManager, 'getConnections'>
   nat: () => NatReport
   /** The service's own discovery work (bootstrap dials, rendezvous registrations, DHT provides). */
   discoveryAttempts?: DiscoveryAttempts
@@ -30,6 +31,7 @@ export interface ServiceMetricsInit {
 
 export interface ServiceMetrics {
   readonly registry: Registry
+  /** Unsubscribes from the service and takes these metrics off the registry (they may be created again). */
   stop: () => void
 }
 
@@ -51,10 +53,11 @@ export function discoveryAttemptsMetric (registry: Registry, attempts: Discovery
 }
 
 export function createServiceMetrics (init: ServiceMetricsInit): ServiceMetrics {
-  const { registry, service, node } = init
+  const { registry, service, connections } = init
   const ctx = service.context
   const store = ctx.store
   const registers = [registry]
+  const existing = new Set(registry.getMetricsAsArray().map((m) => m.name))
 
   // ---- counters that move with the work -------------------------------------------
   const transitions = new Counter({
@@ -110,8 +113,8 @@ export function createServiceMetrics (init: ServiceMetricsInit): ServiceMetrics 
     collect () {
       let direct = 0
       let relayed = 0
-      for (const c of node.getConnections()) {
-        if (c.limits !== undefined || c.remoteAddr.toString().includes('/p2p-circuit')) relayed++
+      for (const c of connections.getConnections()) {
+        if (isRelayedConnection(c)) relayed++
         else direct++
       }
       this.set({ connection: 'direct' }, direct)
@@ -146,12 +149,15 @@ export function createServiceMetrics (init: ServiceMetricsInit): ServiceMetrics 
     new Gauge({ name: 'taskqueue_cache_bytes', help: 'Bytes of values in the cache', registers, collect () { this.set(cache.stats().bytes) } })
     new Counter({ name: 'taskqueue_cache_evictions_total', help: 'Entries evicted to stay within CACHE_MAX_ENTRIES / CACHE_MAX_BYTES', registers, collect () { this.reset(); this.inc(cache.evictions) } })
   }
+  // Ours are what this call added (libp2p's own metrics share the registry).
+  const ours = registry.getMetricsAsArray().map((m) => m.name).filter((name) => !existing.has(name))
   return {
     registry,
     stop: () => {
       store.off('change', onChange)
       unobserve()
       unobserveCommits()
+      for (const name of ours) registry.removeSingleMetric(name)
     }
   }
 }

@@ -18,15 +18,14 @@ import type { ServiceFactory, TaskQueueNode } from '../node/create-node.js'
 import { isWildcardHost, preferredAnnounceIp, sortPreferred, tcpMultiaddr, withPeerId } from '../node/addresses.js'
 import { isLoopbackHost, loadOrCreateServiceToken, serviceTokenFile } from '../node/service-token.js'
 import { announceWriter } from '../discovery/announce-writer.js'
-import type { AnnounceWriter } from '../discovery/announce-writer.js'
 import { acquireStateLock } from '../node/state-lock.js'
 import type { StateLock } from '../node/state-lock.js'
 import { Registry } from 'prom-client'
 import { prometheusMetrics } from '@libp2p/prometheus-metrics'
-import { HttpService } from './http-service.js'
 import type { HttpRoute } from './http-service.js'
-import { createServiceMetrics } from './metrics.js'
-import { dashboardRoutes, selfDoctor } from './dashboard.js'
+import { selfDoctor } from './dashboard.js'
+import { httpListener } from './http-listener.js'
+import type { HttpListener } from './http-listener.js'
 import { pathStep } from '../node/startup-errors.js'
 import { discoveryParts } from '../discovery/parts.js'
 import { DiscoveryAttempts } from '../discovery/attempts.js'
@@ -35,7 +34,8 @@ import type { BootstrapKeeper } from '../discovery/bootstrap-keeper.js'
 import { dhtProvider } from '../discovery/dht.js'
 import type { DhtProvider } from '../discovery/dht.js'
 import { natParts } from '../nat/parts.js'
-import { natReport } from '../nat/report.js'
+import { NAT_UNAVAILABLE, natReport } from '../nat/report.js'
+import type { NatReport } from '../nat/report.js'
 import { LEGACY_PROTOCOL, MCP_PROTOCOL } from '../protocol/ids.js'
 import { ToolRegistry } from '../tools/registry.js'
 import { registerBuiltinTools } from '../tools/builtins.js'
@@ -137,13 +137,16 @@ export const SERVICE_NODE_SERVICES = {
   checkpointer: 'checkpointer',
   bootstrap: 'bootstrapKeeper',
   dhtProvider: 'dhtProvider',
-  announceWriter: 'announceWriter'
+  announceWriter: 'announceWriter',
+  accessControl: 'accessControl',
+  httpListener: 'httpListener'
 } as const
 
 /**
  * Opens the store, then starts one libp2p node whose services are every long-lived part
- * (the TaskQueue service, WAL checkpointer, bootstrap keeper, DHT provider, announce
- * file writer, next to discovery and NAT). `stop` is the node's stop, then the store's close.
+ * (the TaskQueue service, access control, WAL checkpointer, bootstrap keeper, DHT
+ * provider, announce file writer, HTTP listener, next to discovery and NAT). `stop` is
+ * the node's stop, then the store's close.
  */
 export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceNode> {
   const s = init.settings
@@ -161,9 +164,7 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
       try { lock.release() } catch (err) { log.warn({ err }, 'releasing a state lock failed') }
     }
   }
-  let node: TaskQueueNode
-  // Once the node runs: stops what runs (HTTP listener, access control, node), not the store.
-  let stopRunning: (() => Promise<void>) | null = null
+  let node: TaskQueueNode | undefined
   try {
     // Temporary, until serve runs on the PostgreSQL store: refused rather than ignored.
     if (s.queueUrl !== null) throw new ConfigError(TASK_QUEUE_URL_VAR, redactQueueUrl(s.queueUrl), 'is set, but serve does not run on the PostgreSQL queue yet in this build')
@@ -188,8 +189,6 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
     // One Prometheus registry for our metrics and libp2p's, only with an HTTP listener.
     const registry = s.httpPort !== null ? new Registry() : null
     const metricsPart = registry !== null ? [{ metrics: prometheusMetrics({ registry, preserveExistingMetrics: true }) as ServiceFactory }] : []
-    // Started after the node (below); the announce file names it once it listens.
-    let http: HttpService | null = null
     const access = serviceAccess(s)
     // The service's own discovery work, counted for /metrics.
     const discoveryAttempts = new DiscoveryAttempts()
@@ -206,7 +205,7 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
     const startedAt = Date.now()
     // Read at request time only, once the node below exists.
     const port = (): number => {
-      const tcp = node.getMultiaddrs().map((a) => a.toString().match(/\/tcp\/(\d+)/)).find((m) => m !== null)
+      const tcp = (node?.getMultiaddrs() ?? []).map((a) => a.toString().match(/\/tcp\/(\d+)/)).find((m) => m !== null)
       return tcp != null ? Number(tcp[1]) : s.listenPort
     }
     registerBuiltinTools(tools, { startedAt, host: s.listenHost, port, peerId: () => peerId })
@@ -220,6 +219,8 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
     }
     const protocols = s.enableLegacyProtocol ? [MCP_PROTOCOL, LEGACY_PROTOCOL] : [MCP_PROTOCOL]
 
+    // Read at request time only, once the node below exists.
+    const nat = (): NatReport => node !== undefined ? natReport(node, s) : NAT_UNAVAILABLE
     const services: Record<string, ServiceFactory> = {
       [SERVICE_NODE_SERVICES.taskQueue]: taskQueueService({
         store,
@@ -228,10 +229,13 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
         options: { ...serviceOptionsFrom(s), token: access.token },
         access: control,
         cacheSweepIntervalS: s.cacheSweepIntervalS,
-        nat: () => natReport(node, s),
+        nat,
         localWorker: init.localWorker,
         logger: log
       }) as ServiceFactory,
+      // The node's connection gater (below) and the TaskQueue service consult it; as a
+      // service it gets the node's connections and watches an allow-list file while it runs.
+      [SERVICE_NODE_SERVICES.accessControl]: control.service() as ServiceFactory,
       [SERVICE_NODE_SERVICES.checkpointer]: () => new Checkpointer(s.queuePath),
       // Discovery work runs in the background: none of it may delay readiness (cli.md §2.1 step 5).
       [SERVICE_NODE_SERVICES.bootstrap]: bootstrapKeeper({ peers: s.bootstrapPeers, logger: log, attempts: discoveryAttempts }) as ServiceFactory
@@ -240,10 +244,28 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
       services[SERVICE_NODE_SERVICES.dhtProvider] = dhtProvider({
         namespace: s.rendezvousNs,
         provideIntervalS: s.dhtProvideIntervalS,
-        preferredMultiaddr: () => addresses(node.getMultiaddrs()).multiaddr,
+        preferredMultiaddr: () => addresses(node?.getMultiaddrs() ?? []).multiaddr,
         logger: log,
         attempts: discoveryAttempts
       }) as ServiceFactory
+    }
+    // The HTTP listener (issue 22): metrics, health and the dashboard, listening from its
+    // start, so the announce file's first write (afterStart) names it.
+    let http: HttpListener | null = null
+    if (registry !== null && s.httpPort !== null) {
+      const listen = httpListener({
+        host: s.httpHost,
+        port: s.httpPort,
+        hostExplicit: s.httpHostExplicit,
+        access: control,
+        registry,
+        nat,
+        discoveryAttempts,
+        dashboard: { doctor: selfDoctor(s, () => ({ peerId, listen: addresses(node?.getMultiaddrs() ?? []).multiaddrs, port: port() })) },
+        routes: init.httpRoutes,
+        logger: log
+      })
+      services[SERVICE_NODE_SERVICES.httpListener] = ((components: Parameters<typeof listen>[0]) => (http = listen(components))) as ServiceFactory
     }
     const announcePath = s.announceFile
     if (announcePath !== null) {
@@ -257,7 +279,7 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
           namespace: s.rendezvousNs,
           protocols,
           ...(access.tokenFile !== null ? { token_file: access.tokenFile } : {}),
-          ...(http !== null ? { http_url: http.url } : {}),
+          ...(http?.url != null ? { http_url: http.url } : {}),
           pid: process.pid,
           started_at: startedAt / 1000,
           updated_at: Date.now() / 1000
@@ -266,58 +288,12 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
     }
 
     node = await createListeningNode(s, privateKey, [...discoveryParts(s, 'serve', log, discoveryAttempts), natParts(s, 'serve', { logger: log }), ...metricsPart, { services }], log, control.gater())
-    // Not a libp2p service yet: it needs the node itself (allow-list reloads hang up peers).
-    control.start(node)
     if (access.token === null && !isLoopbackHost(s.listenHost)) {
       log.warn('TOKEN set empty and listening beyond loopback: any peer that reaches this port can use the queue')
     }
+    const running = node
     const parts = node.services as Record<string, unknown>
     const service = parts[SERVICE_NODE_SERVICES.taskQueue] as TaskQueueService
-    const running = node
-    const stopNode = async (): Promise<void> => {
-      control.stop()
-      await running.stop()
-    }
-
-    // The HTTP listener (issue 22): metrics, health and the dashboard. Not a libp2p service
-    // yet: its metrics and routes read the started TaskQueue service and node, so it is
-    // started here, after the node, and stopped before it.
-    let stopHttp = async (): Promise<void> => {}
-    stopRunning = async () => {
-      try {
-        await stopHttp()
-      } finally {
-        await stopNode()
-      }
-    }
-    if (registry !== null && s.httpPort !== null) {
-      const metrics = createServiceMetrics({ registry, service, node, nat: () => natReport(node, s), discoveryAttempts })
-      let ready = false
-      const listener: HttpService = new HttpService({
-        host: s.httpHost,
-        port: s.httpPort,
-        hostExplicit: s.httpHostExplicit,
-        tokenOk: (candidate) => control.tokenRole(candidate) !== null,
-        tokenRequired: control.tokenRequired,
-        registry,
-        ready: () => ready && running.status === 'started',
-        routes: [
-          ...dashboardRoutes(service, (r) => listener.authorized(r), { doctor: selfDoctor(s, () => ({ peerId, listen: addresses(node.getMultiaddrs()).multiaddrs, port: port() })) }),
-          ...(init.httpRoutes?.(service) ?? [])
-        ],
-        logger: log
-      })
-      stopHttp = async () => {
-        await listener.stop()
-        metrics.stop()
-      }
-      await listener.start()
-      http = listener
-      ready = true
-      if (announcePath !== null) {
-        await pathStep('announce file (ANNOUNCE_FILE)', announcePath, () => { (parts[SERVICE_NODE_SERVICES.announceWriter] as AnnounceWriter).refresh() })
-      }
-    }
 
     const current = addresses(node.getMultiaddrs())
     for (const lock of held) lock.update({ peer_id: peerId, multiaddr: current.multiaddr })
@@ -328,7 +304,7 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
       multiaddr: current.multiaddr,
       multiaddrs: current.multiaddrs,
       announceFile: announcePath,
-      httpUrl: http?.url ?? null,
+      httpUrl: (parts[SERVICE_NODE_SERVICES.httpListener] as HttpListener | undefined)?.url ?? null,
       tokenFile: access.tokenFile,
       tokenCreated: access.created,
       node,
@@ -340,7 +316,7 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
       },
       stop: async () => {
         try {
-          await stopRunning?.()
+          await running.stop()
         } finally {
           closeStore()
         }
@@ -348,7 +324,8 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
     }
   } catch (err) {
     try {
-      await stopRunning?.()
+      // libp2p stops a node whose start failed itself; this is for a failure after it started.
+      await node?.stop()
     } catch (stopErr) {
       log.warn({ err: stopErr }, 'stopping after a failed start failed')
     } finally {

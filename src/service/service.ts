@@ -7,6 +7,7 @@
  * connections are tuned by node/patches (createTaskQueueNode applies them).
  */
 import type { CoordinationInfo } from './coordinator-directory.js'
+import { serviceCapabilities } from '@libp2p/interface'
 import type { Connection, Libp2pEvents, PeerId, Startable, TypedEventTarget } from '@libp2p/interface'
 import type { AddressManager, ConnectionManager, Registrar } from '@libp2p/interface-internal'
 import { LEGACY_PROTOCOL, MCP_PROTOCOL } from '../protocol/ids.js'
@@ -66,6 +67,9 @@ export interface TaskQueueServiceInit {
 const SQLITE_ALONE: CoordinationInfo = { backend: { kind: 'sqlite' }, coordinators: [] }
 
 export type RequestObserver = (op: string, seconds: number, reply: Reply) => void
+
+/** What a node's TaskQueue service offers to the parts that declare it a dependency (the HTTP listener). */
+export const TASK_QUEUE_CAPABILITY = '@taskqueue-p2p/task-queue'
 
 /** What the service takes from libp2p. */
 export interface TaskQueueServiceComponents {
@@ -158,6 +162,7 @@ export class TaskQueueService implements Startable {
   }
 
   readonly [Symbol.toStringTag] = 'taskqueue-p2p/task-queue'
+  readonly [serviceCapabilities] = [TASK_QUEUE_CAPABILITY]
 
   /** Registers the protocol handlers (with libp2p components) and starts the sweepers. */
   async start (): Promise<void> {
