@@ -15,6 +15,7 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import type { NodeParts } from '../node/create-node.js'
 import type { Logger } from '../logger.js'
 import { Backoff } from '../util/backoff.js'
+import { MAX_TIMER_MS } from '../util/timeout-signal.js'
 import type { Discoverer, DiscoveryScope, ProbeSuccess } from './types.js'
 import type { DiscoveryAttempts } from './attempts.js'
 
@@ -39,8 +40,8 @@ function parseLegacyRecord (value: Uint8Array): LegacyRecord {
   return rec as LegacyRecord
 }
 
-/** Longest timer Node accepts (~24.8 days): "never" for a client's self-query. */
-const CLIENT_NEVER_MS = 2 ** 31 - 1
+/** "Never" for a client's self-query: the longest timer Node accepts. */
+const CLIENT_NEVER_MS = MAX_TIMER_MS
 
 export interface DhtPartsInit {
   protocol: string

@@ -12,9 +12,8 @@ import type { CircuitRelayServerComponents, CircuitRelayService } from '@libp2p/
 import type { Connection, Stream, StreamHandler, StreamHandlerOptions } from '@libp2p/interface'
 import type { Registrar } from '@libp2p/interface-internal'
 import { HOP_PROTOCOL } from './relay-keeper.js'
+import { MAX_TIMER_MS } from '../util/timeout-signal.js'
 
-/** setTimeout and AbortSignal.timeout treat anything above this as 1 ms. */
-const MAX_TIMER_MS = 2 ** 31 - 1
 /** "Unlimited" bytes for a circuit, still a finite BigInt for libp2p's accounting. */
 const UNLIMITED_BYTES = 2n ** 63n - 1n
 

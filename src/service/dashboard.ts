@@ -19,6 +19,7 @@ import type { Settings } from '../config/index.js'
 import { checkPeers, serviceReport } from '../discovery/doctor-report.js'
 import type { DoctorReport } from '../discovery/doctor-report.js'
 import type { PeerCheck } from '../nat/diagnose.js'
+import { isPlainObject } from '../protocol/json.js'
 
 /** dist/src/service/dashboard.js → dist/dashboard */
 const ASSETS = fileURLToPath(new URL('../../dashboard/', import.meta.url))
@@ -160,7 +161,7 @@ export function dashboardRoutes (service: TaskQueueService, authorized: (r: Http
         sendJson(r.res, 400, { ok: false, error: 'invalid_params', detail: 'the body must be one JSON object' })
         return true
       }
-      const env = (typeof body === 'object' && body !== null && !Array.isArray(body) ? body : {}) as Record<string, unknown>
+      const env = isPlainObject(body) ? body : {}
       if (typeof env.op !== 'string' || !DASHBOARD_OPS.has(env.op)) {
         sendJson(r.res, 400, { ok: false, error: 'invalid_params', detail: `op must be one of ${[...DASHBOARD_OPS].join(', ')}` })
         return true

@@ -13,6 +13,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Registry } from 'prom-client'
 import { ListenError } from '../node/listen.js'
+import { isLoopbackHost } from '../node/service-token.js'
 import type { Logger } from '../logger.js'
 
 export interface HttpRequest {
@@ -38,8 +39,6 @@ export interface HttpServiceInit {
   routes?: HttpRoute[]
   logger: Logger
 }
-
-const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost'])
 
 export function sendJson (res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body)
@@ -73,7 +72,7 @@ export class HttpService {
 
   async start (): Promise<void> {
     const { host, port, tokenRequired, hostExplicit } = this.init
-    if (!tokenRequired && !LOOPBACK.has(host)) {
+    if (!tokenRequired && !isLoopbackHost(host)) {
       // HTTP_HOST must be explicit to get here: the default is 127.0.0.1.
       if (!hostExplicit) throw new ListenError(`HTTP_HOST ${host} is not loopback and no TOKEN is set: set a TOKEN, or HTTP_HOST explicitly`)
       this.init.logger.warn(`HTTP listener on ${host} without a TOKEN: anyone who reaches port ${port} sees the queue and can act on it`)

@@ -5,6 +5,7 @@
  */
 import { TaskQueueError } from '../protocol/errors.js'
 import type { Backoff, TaskStatus } from '../protocol/types.js'
+import { isPlainObject } from '../protocol/json.js'
 import { STRETCH_JITTER, cappedDoubling, jittered } from '../util/backoff.js'
 
 export interface RetryPolicy {
@@ -34,11 +35,10 @@ export function retryDelayS (backoff: Backoff, failedAttempt: number, maxDelayS:
 /** A `backoff` from the wire: `{type: fixed|exponential, delay_s ≥ 0}`; typed error otherwise. */
 export function parseBackoff (v: unknown): Backoff {
   const bad = (why: string): TaskQueueError => new TaskQueueError('invalid_params', `backoff ${why}`)
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw bad('must be an object {type, delay_s}')
-  const o = v as Record<string, unknown>
-  const type = o.type ?? 'exponential'
+  if (!isPlainObject(v)) throw bad('must be an object {type, delay_s}')
+  const type = v.type ?? 'exponential'
   if (type !== 'fixed' && type !== 'exponential') throw bad('type must be "fixed" or "exponential"')
-  const delay = o.delay_s ?? o.delay ?? DEFAULT_RETRY_POLICY.backoff.delay_s
+  const delay = v.delay_s ?? v.delay ?? DEFAULT_RETRY_POLICY.backoff.delay_s
   if (typeof delay !== 'number' || !Number.isFinite(delay) || delay < 0 || delay > 86400) throw bad('delay_s must be a number of seconds in 0..86400')
   return { type, delay_s: delay }
 }

@@ -4,7 +4,8 @@
  * (`timeoutMs / 2`), a user's fractional `--timeout 2.5` or a deadline already passed are
  * none of those: a CLI call then died as an internal error instead of timing out.
  */
-const MAX_TIMER_MS = 2 ** 31 - 1
+/** The longest delay setTimeout and AbortSignal.timeout take (~24.8 days); past it Node fires after 1 ms. */
+export const MAX_TIMER_MS = 2 ** 31 - 1
 
 export function timeoutSignal (ms: number): AbortSignal {
   const delay = Number.isNaN(ms) ? 0 : Math.min(MAX_TIMER_MS, Math.max(0, Math.ceil(ms)))

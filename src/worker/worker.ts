@@ -6,6 +6,7 @@ import type { Logger } from '../logger.js'
 import { silentLogger } from '../logger.js'
 import { canonicalTaskType } from '../store/aliases.js'
 import type { ClaimedTask, JsonObject, JsonValue } from '../protocol/types.js'
+import { isJsonObject } from '../protocol/json.js'
 import {
   BackendError, backoffMs, completeWithRetry, isLeaseLost, sleep, toBackendError,
   type BackendCompleteOptions, type QueueBackend
@@ -392,7 +393,7 @@ export class Worker {
 
   private queueProgress (entry: RunningTask, p: JsonObject): void {
     if (entry.phase !== 'handling' || entry.abandoned || entry.leaseLost) return
-    if (typeof p !== 'object' || p === null || Array.isArray(p)) return
+    if (!isJsonObject(p)) return
     entry.progress = { ...(entry.progress ?? {}), ...p }
     entry.progressTimer ??= setTimeout(() => {
       entry.progressTimer = undefined
