@@ -71,7 +71,11 @@ export function createDispatcher (ctx: ServiceContext): Dispatch {
       reply.peer_id = ctx.peerId()
       return reply
     } catch (err) {
-      if (err instanceof TaskQueueError) return errorReply(ctx, err.code, err.detail, err.extra)
+      if (err instanceof TaskQueueError) {
+        // A per-peer limit the store enforces (registry ids) is a refusal like the others.
+        if (err.code === 'rate_limited') ctx.access.count('rate_limited')
+        return errorReply(ctx, err.code, err.detail, err.extra)
+      }
       ctx.stats.mcp.internal_errors++
       return errorReply(ctx, 'internal_error', err instanceof Error ? err.message : String(err))
     }

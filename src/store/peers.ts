@@ -13,6 +13,12 @@ export const DEFAULT_MAX_PEERS = 10_000
  * least recent claimers drop out first (and can still take tasks after the steal window).
  */
 export const MAX_CANDIDATES = 256
+/**
+ * Most registry ids one remote peer (transport peer id) may hold at once: what a caller
+ * keeps in the registry is bounded per peer, so one peer cannot fill it with made-up
+ * workers and push everyone else out. The in-process worker (no transport id) is exempt.
+ */
+export const MAX_IDS_PER_PEER = 256
 
 /** Fields a claim or heartbeat reports; an omitted field keeps its previous value. */
 export interface PeerTouch {
@@ -88,6 +94,8 @@ export class PeerRegistry {
   private readonly claimers = new Map<string, { entry: PeerEntry, activeAt: number }>()
   private claimersVersion = 0
   private candidateList: PeerEntry[] | null = null
+  /** Registry ids per transport peer id (MAX_IDS_PER_PEER). */
+  private readonly perTransport = new Map<string, number>()
 
   constructor (opts: PeerRegistryOptions = {}) {
     this.timeoutS = opts.timeoutS ?? DEFAULT_PEER_TIMEOUT_S
@@ -114,13 +122,14 @@ export class PeerRegistry {
       peer_hint: t.peer_hint ?? prev?.peer_hint ?? ''
     }
     // Re-insert so Map order tracks recency; the front is then the eviction victim.
-    if (prev !== undefined) this.entries.delete(key)
+    if (prev !== undefined) this.remove(key)
     this.entries.set(key, entry)
+    this.countTransport(entry.transport_peer_id, 1)
     while (this.entries.size > this.maxSize) {
       const oldest = this.entries.keys().next()
       if (oldest.done === true) break
       this.dropClaimer(oldest.value)
-      this.entries.delete(oldest.value)
+      this.remove(oldest.value)
     }
     const claimer = this.claimers.get(key)
     if (t.active === true && entry.worker_id !== '') {
@@ -138,6 +147,18 @@ export class PeerRegistry {
       claimer.entry = entry
     }
     return entry
+  }
+
+  /**
+   * Whether remote peer `transport` may touch registry id `key`: always for an id it
+   * holds already, else only while it holds fewer than MAX_IDS_PER_PEER. Ops ask first
+   * and refuse with a typed reply; `touch` itself never refuses (the local worker, tests).
+   */
+  admits (key: string, transport: string): boolean {
+    if (transport === '') return true
+    const prev = this.entries.get(key.trim())
+    if (prev !== undefined && prev.transport_peer_id === transport) return true
+    return (this.perTransport.get(transport) ?? 0) < MAX_IDS_PER_PEER
   }
 
   /** Marks a known peer as active (it renewed a lease it holds), as a claim would. */
@@ -161,6 +182,22 @@ export class PeerRegistry {
     }
     this.candidateList ??= [...this.claimers.values()].map(c => c.entry)
     return { version: this.claimersVersion, peers: this.candidateList }
+  }
+
+  /** Deletes an entry and its per-transport count (not its candidacy). */
+  private remove (key: string): boolean {
+    const e = this.entries.get(key)
+    if (e === undefined) return false
+    this.entries.delete(key)
+    this.countTransport(e.transport_peer_id, -1)
+    return true
+  }
+
+  private countTransport (transport: string, delta: number): void {
+    if (transport === '') return
+    const n = (this.perTransport.get(transport) ?? 0) + delta
+    if (n <= 0) this.perTransport.delete(transport)
+    else this.perTransport.set(transport, n)
   }
 
   private changed (): void {
@@ -205,7 +242,7 @@ export class PeerRegistry {
     for (const [k, e] of this.entries) {
       if (this.isLive(e, now)) break
       this.dropClaimer(k)
-      this.entries.delete(k)
+      this.remove(k)
     }
   }
 
@@ -214,7 +251,7 @@ export class PeerRegistry {
     for (const [k, e] of this.entries) {
       if (k === workerId || e.worker_id === workerId) {
         this.dropClaimer(k)
-        this.entries.delete(k)
+        this.remove(k)
       }
     }
   }
@@ -238,11 +275,12 @@ export class PeerRegistry {
 
   delete (key: string): boolean {
     this.dropClaimer(key)
-    return this.entries.delete(key)
+    return this.remove(key)
   }
 
   clear (): void {
     this.entries.clear()
+    this.perTransport.clear()
     this.claimers.clear()
     this.changed()
   }

@@ -112,12 +112,18 @@ describe('hostile-peer findings (issue 21)', () => {
   })
 
   it('ids that only said hello are no scheduler candidates (finding 3)', async () => {
-    const s = await client.open()
-    await s.sendJson({ jsonrpc: '2.0', id: 0, method: 'initialize', params: {} })
-    const fakes = 1000
-    for (let i = 1; i <= fakes; i++) await s.sendJson(rpc(i, { op: 'peer.heartbeat', worker_id: `fake-worker-${i}`, supported_task_types: ['fake-job'] }))
-    for (let i = 0; i <= fakes; i++) assert.notEqual(await s.readJson(), null)
-    await s.close()
+    // 1000 made-up workers from 5 peers (one peer may hold at most 256 ids).
+    for (let p = 0; p < 5; p++) {
+      const fake = await RawClient.create(svc.multiaddr)
+      const s = await fake.open()
+      await s.sendJson({ jsonrpc: '2.0', id: 0, method: 'initialize', params: {} })
+      for (let i = 1; i <= 200; i++) await s.sendJson(rpc(i, { op: 'peer.heartbeat', worker_id: `fake-worker-${p}-${i}`, supported_task_types: ['fake-job'] }))
+      for (let i = 0; i <= 200; i++) assert.notEqual((await s.readJson() as Obj).result, undefined)
+      await s.close()
+      await fake.close()
+    }
+    const detail = await call({ op: 'status', detail: true })
+    assert.ok(detail.scheduler.counts.workers >= 1000, 'the fakes are live in the registry')
     const ids: string[] = []
     for (let i = 0; i < 20; i++) ids.push((await call({ op: 'submit', task_type: 'fake-job', payload: { i } })).task_id)
     // With 1000 fake candidates the real worker would own ~0 of 20 tasks and get null
@@ -126,6 +132,30 @@ describe('hostile-peer findings (issue 21)', () => {
     assert.equal(claimed.ok, true)
     assert.equal(claimed.tasks.length, 20)
     assert.deepEqual(claimed.tasks.map((t: Obj) => t.task_id).sort(), [...ids].sort())
+    await stillServing()
+  })
+
+  it('one peer holds at most 256 scheduler ids; more get a typed rate_limited', async () => {
+    const flooder = await RawClient.create(svc.multiaddr)
+    try {
+      const s = await flooder.open()
+      await s.sendJson({ jsonrpc: '2.0', id: 0, method: 'initialize', params: {} })
+      for (let i = 1; i <= 260; i++) await s.sendJson(rpc(i, { op: 'peer.heartbeat', peer: `flood-${i}` }))
+      await s.sendJson(rpc(261, { op: 'claim', worker_id: 'flood-new-worker' }))
+      await s.sendJson(rpc(262, { op: 'peer.heartbeat', peer: 'flood-1' }))
+      const replies: Obj[] = []
+      for (let i = 0; i <= 262; i++) replies.push(await s.readJson() as Obj)
+      await s.close()
+      const contents = replies.slice(1).map((r) => r.result.content)
+      assert.ok(contents.slice(0, 256).every((c) => c.ok === true))
+      for (const c of contents.slice(256, 261)) {
+        assert.equal(c.error, 'rate_limited')
+        assert.equal(c.retryable, true)
+      }
+      assert.equal(contents[261].ok, true, 'an id the peer holds already is still refreshed')
+    } finally {
+      await flooder.close()
+    }
     await stillServing()
   })
 

@@ -10,6 +10,7 @@ import { MAX_BATCH_ITEMS, REPLY_BYTE_BUDGET } from '../../protocol/ids.js'
 import { parseBackoff } from '../../store/retry-policy.js'
 import { optionalNumber } from './admin-ops.js'
 import { expandTaskTypes } from '../../store/aliases.js'
+import { MAX_IDS_PER_PEER } from '../../store/peers.js'
 import { SCHEDULER_CLOCK } from '../../store/scheduler.js'
 import type { ClaimedTask, JsonObject, Task } from '../../protocol/types.js'
 import type { ClaimInput, CompleteInput, CompleteResult, SubmitInput } from '../../store/types.js'
@@ -106,6 +107,7 @@ function claimInput (env: Envelope, ctx: ServiceContext, caller: CallerInfo, max
  */
 async function claimWithWait (env: Envelope, ctx: ServiceContext, caller: CallerInfo, maxTasks: number): Promise<ClaimedTask[]> {
   const input = claimInput(env, ctx, caller, maxTasks)
+  admitPeer(ctx, input.peer_key, caller)
   const waitS = num(env.wait_s, 0, 0, ctx.options.waitMaxS)
   const deadline = Date.now() + waitS * 1000
   const claimNow = (): ClaimedTask[] => ctx.store.claim(input)
@@ -288,6 +290,13 @@ export async function taskHeartbeat (env: Envelope, ctx: ServiceContext): Promis
   return { ok: true, ...out }
 }
 
+/** ★ A remote peer holds at most MAX_IDS_PER_PEER scheduler ids (README "Security"). */
+function admitPeer (ctx: ServiceContext, key: string, caller: CallerInfo): void {
+  if (!ctx.store.registry.admits(key, caller.remotePeerId)) {
+    throw new TaskQueueError('rate_limited', `this peer already holds ${MAX_IDS_PER_PEER} scheduler ids; they expire after PEER_TIMEOUT_S`)
+  }
+}
+
 /** Most `known_peers` a `peer.heartbeat` reply lists (the most recently seen). */
 export const KNOWN_PEERS_IN_HEARTBEAT = 64
 
@@ -301,6 +310,7 @@ export function peerHeartbeat (env: Envelope, ctx: ServiceContext, caller: Calle
   const session = firstId(env, 'session_id', 'session', 'p2p_session')
   const taskId = bounded(str(env.task_id), 'task_id')
   const peerHint = bounded(str(env.peer_hint), 'peer_hint')
+  admitPeer(ctx, peer, caller)
   ctx.store.registry.touch({
     peer_id: peer,
     worker_id: workerId === '' ? undefined : workerId,
