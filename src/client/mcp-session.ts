@@ -9,7 +9,7 @@ import { FrameTooLargeError, FrameWriter, StreamReader, TruncatedFrameError } fr
 import { JsonParseError, isPlainObject, parseWireJson } from '../protocol/json.js'
 import { TASK_QUEUE_RPC_TOOL } from '../protocol/ids.js'
 import { VERSION } from '../version.js'
-import { DeadlineError, DialError, ProtocolError } from './errors.js'
+import { DeadlineError, DialError, ProtocolError, RemoteError } from './errors.js'
 
 export interface McpSessionOptions {
   /** Sent in `initialize` (direct tool calls) — envelopes carry their own token. */
@@ -235,7 +235,9 @@ export class McpSession {
         }
         if (isPlainObject(msg.error)) {
           const rpcError = msg.error
-          pending.reject(new ProtocolError(`JSON-RPC error ${String(rpcError.code)}: ${String(rpcError.message)}`))
+          pending.reject(rpcError.code === RPC_LIMIT_CODE
+            ? limitRefusal(rpcError)
+            : new ProtocolError(`JSON-RPC error ${String(rpcError.code)}: ${String(rpcError.message)}`))
           continue
         }
         if (msg.id !== null && msg.id !== pending.id) {
@@ -252,4 +254,24 @@ export class McpSession {
       else this.fail(new DialError('stream failed', { cause: err, sent: true }))
     })
   }
+}
+
+/** JSON-RPC code of a refusal by a limit (wire-protocol.md §2.2; README "Security"). */
+const RPC_LIMIT_CODE = -32010
+
+/**
+ * A stream refused by a service limit (`rate_limited`, or `busy` for PEER_MAX_STREAMS):
+ * a typed, retryable RemoteError; the service ran nothing of it (`sent` false), so any
+ * op may be tried again after a pause.
+ */
+function limitRefusal (rpcError: Record<string, unknown>): RemoteError {
+  const data = isPlainObject(rpcError.data) ? rpcError.data : {}
+  const err = new RemoteError({
+    ok: false,
+    error: rpcError.message === 'busy' ? 'busy' : 'rate_limited',
+    detail: typeof data.detail === 'string' ? data.detail : 'refused by a limit of the service',
+    retryable: true
+  })
+  err.sent = false
+  return err
 }

@@ -378,7 +378,8 @@ export class RemoteQueue {
       } catch (err) {
         if (!(err instanceof ClientError) || options.signal?.aborted === true) throw err
         if (err instanceof DialError || err instanceof ProtocolNotSupportedError) this.dropLink(link)
-        const mayRetry = attempt < retries && !(err instanceof DiscoveryError) && !(err instanceof ProtocolError) && !(err instanceof RemoteError) &&
+        // A RemoteError thrown (not replied) is a stream the service refused by a limit.
+        const mayRetry = attempt < retries && !(err instanceof DiscoveryError) && !(err instanceof ProtocolError) && !(err instanceof RemoteError && !err.retryable) &&
           (!err.sent || idempotent)
         if (!mayRetry || Date.now() >= deadline) throw err
         if (err instanceof DeadlineError) this.dropLink(link)

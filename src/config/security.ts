@@ -40,6 +40,8 @@ export interface SecuritySettings {
   readonly swarmKey: string | null
   /** Open connections one remote peer may hold to a service; more are refused at the gater. */
   readonly peerMaxConnections: number
+  /** Open TaskQueue streams one remote peer may hold across its connections. */
+  readonly peerMaxStreams: number
   /** TaskQueue ops per second one remote peer may call (burst = one second's worth); 0 = no limit. */
   readonly peerOpsPerS: number
 }
@@ -141,6 +143,7 @@ export function readSecurity (r: EnvReader, env: Env, p: string, tokenVar: strin
     allowPeers,
     swarmKey,
     peerMaxConnections: r.int(`${p}PEER_MAX_CONNECTIONS`, 16, 1, 10_000),
+    peerMaxStreams: r.int(`${p}PEER_MAX_STREAMS`, 1024, 1, 1_000_000),
     peerOpsPerS: r.number(`${p}PEER_OPS_PER_S`, 0, { min: 0, max: 1e9 })
   })
 }

@@ -27,6 +27,8 @@ export class TruncatedFrameError extends Error {
 /** The event surface of a libp2p v3 stream that StreamReader listens to. */
 interface MessageSource {
   readStatus: string
+  /** True once the stream emitted 'end' (no more data will come); may be absent on other sources. */
+  readableEnded?: boolean
   addEventListener: (type: string, listener: (evt: Event) => void) => void
 }
 
@@ -75,6 +77,14 @@ export class StreamReader {
       this.ended = true
       this.notify()
     })
+    // A remote that wrote and closed before this reader existed (a service that answers
+    // a stream with one refusal and closes it): its 'remoteCloseWrite' has passed, and
+    // 'end' follows the buffered data, which the 'message' listener above receives first.
+    source.addEventListener('end', () => {
+      this.ended = true
+      this.notify()
+    })
+    if (source.readableEnded === true) this.ended = true
   }
 
   get buffered (): number {

@@ -43,6 +43,8 @@ export interface AccessInit {
   peerMaxConnections?: number
   /** Ops per second per remote peer, burst one second's worth; 0/absent = no limit. */
   peerOpsPerS?: number
+  /** Open TaskQueue streams one remote peer may hold across its connections (default unlimited). */
+  peerMaxStreams?: number
 }
 
 /** What access control needs of a node: its connections (PEER_MAX_CONNECTIONS, allow-list reloads). */
@@ -70,6 +72,9 @@ export class AccessControl implements Startable {
   private connections: AccessControlComponents['connectionManager'] | null = null
   private readonly maxConnections: number
   private readonly opsPerS: number
+  private readonly maxStreams: number
+  /** Open TaskQueue streams per remote peer. */
+  private readonly streams = new Map<string, number>()
   /** Per-peer token buckets, in order of last use. */
   private readonly buckets = new Map<string, { tokens: number, at: number }>()
 
@@ -83,6 +88,7 @@ export class AccessControl implements Startable {
     this.pollMs = init.pollMs ?? 1000
     this.maxConnections = init.peerMaxConnections ?? Number.POSITIVE_INFINITY
     this.opsPerS = init.peerOpsPerS ?? 0
+    this.maxStreams = init.peerMaxStreams ?? Number.POSITIVE_INFINITY
     this.allowed = null
     if (this.allowSetting?.kind === 'list') this.allowed = toMap(this.allowSetting.entries)
     if (this.allowSetting?.kind === 'file') this.allowed = toMap(parseAllowFile(readFileSync(this.allowSetting.path, 'utf8')))
@@ -122,16 +128,20 @@ export class AccessControl implements Startable {
     return role
   }
 
-  /** The decision for one call: the peer, its token and the role the op needs. */
-  check (peerId: string, token: unknown, needed: AccessRole | undefined): Verdict {
-    const peer = this.peerRole(peerId)
+  /**
+   * The decision for one call: the peer, its token and the role the op needs. `peerId`
+   * null is a caller that is no libp2p peer (the node's own HTTP listener, behind its
+   * bind address and the token): the allow list and per-peer limits do not apply to it.
+   */
+  check (peerId: string | null, token: unknown, needed: AccessRole | undefined): Verdict {
+    const peer = peerId === null ? 'admin' : this.peerRole(peerId)
     if (peer === null) return this.refuse('peer_not_allowed', 'this peer is not on the allow list')
     const held = this.tokenRole(token)
     if (held === null) return this.refuse('bad_token', 'a valid token is required')
     for (const role of [peer, held]) {
       if (!permits(role, needed)) return this.refuse('role', `the ${role} role may not call this (it needs ${needed ?? 'any'})`)
     }
-    if (!this.takeOp(peerId)) return this.refuse('rate_limited', `more than ${this.opsPerS} ops per second from this peer`)
+    if (peerId !== null && !this.takeOp(peerId)) return this.refuse('rate_limited', `more than ${this.opsPerS} ops per second from this peer`)
     return { ok: true, role: held === 'admin' ? peer : held }
   }
 
@@ -152,6 +162,26 @@ export class AccessControl implements Startable {
     if (b.tokens < 1) return false
     b.tokens -= 1
     return true
+  }
+
+  /**
+   * A TaskQueue stream from `peerId` opens: false (a `busy` refusal) when the peer holds
+   * PEER_MAX_STREAMS already. Each true must be paired with `streamClosed`.
+   */
+  streamOpened (peerId: string): boolean {
+    const n = this.streams.get(peerId) ?? 0
+    if (n >= this.maxStreams) {
+      this.refusals.busy++
+      return false
+    }
+    this.streams.set(peerId, n + 1)
+    return true
+  }
+
+  streamClosed (peerId: string): void {
+    const n = (this.streams.get(peerId) ?? 0) - 1
+    if (n <= 0) this.streams.delete(peerId)
+    else this.streams.set(peerId, n)
   }
 
   /** Counts a refusal decided elsewhere (rate limits, busy). */

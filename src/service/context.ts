@@ -79,6 +79,11 @@ export interface ServiceContext extends ServiceComponents {
 export interface CallerInfo {
   remotePeerId: string
   signal: AbortSignal
+  /**
+   * `http`: the node's own HTTP listener (the dashboard) calls for a browser that is no
+   * libp2p peer, so the allow list and per-peer limits do not apply; its token and role do.
+   */
+  via?: 'http'
 }
 
 export type Reply = Record<string, unknown> & { ok: boolean }

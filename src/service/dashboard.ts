@@ -35,8 +35,12 @@ const TYPES: Record<string, string> = {
 /** The ops the dashboard may send: reads, and the operator's actions. */
 const DASHBOARD_OPS = new Set(['status', 'list', 'get', 'cancel', 'retry', 'pause', 'resume', 'purge'])
 
-/** The caller every dashboard request is dispatched as (the access check sees this peer). */
-const DASHBOARD_CALLER = 'dashboard'
+/**
+ * The caller every dashboard request is dispatched as: no libp2p peer (the browser talks
+ * to the node's own HTTP listener), so the allow list and per-peer limits do not apply;
+ * the token the browser sent and its role do.
+ */
+const DASHBOARD_CALLER = { remotePeerId: 'dashboard', via: 'http' } as const
 
 /** How long one `events` long-poll of the stream waits; an idle stream sends a comment this often. */
 const EVENTS_WAIT_S = 15
@@ -88,7 +92,7 @@ async function streamEvents (service: TaskQueueService, r: HttpRequest, token: s
   // The browser retries a dropped stream after 2 s.
   r.res.write('retry: 2000\n\n')
   while (!signal.aborted) {
-    const reply = await service.dispatch({ op: 'events', cursor, limit: 1000, wait_s: EVENTS_WAIT_S, token }, { remotePeerId: DASHBOARD_CALLER, signal })
+    const reply = await service.dispatch({ op: 'events', cursor, limit: 1000, wait_s: EVENTS_WAIT_S, token }, { ...DASHBOARD_CALLER, signal })
     if (signal.aborted) break
     if (reply.error === 'rate_limited') { await pause(1000, signal); continue }
     if (reply.ok !== true) {
@@ -143,7 +147,7 @@ export function dashboardRoutes (service: TaskQueueService, authorized: (r: Http
     }
     if (r.url.pathname === '/api/doctor' && r.req.method === 'GET' && options.doctor !== undefined) {
       // Its facts come from the status op, with the browser's token like every request.
-      const status = await service.dispatch({ op: 'status', detail: true, token }, { remotePeerId: DASHBOARD_CALLER, signal: closedSignal(r) })
+      const status = await service.dispatch({ op: 'status', detail: true, token }, { ...DASHBOARD_CALLER, signal: closedSignal(r) })
       if (status.ok !== true) sendJson(r.res, 200, status)
       else sendJson(r.res, 200, { ok: true, report: await options.doctor(status) })
       return true
@@ -167,7 +171,7 @@ export function dashboardRoutes (service: TaskQueueService, authorized: (r: Http
         return true
       }
       // The service's own token check, on the token the browser sent.
-      const reply = await service.dispatch({ ...env, token }, { remotePeerId: DASHBOARD_CALLER, signal: closedSignal(r) })
+      const reply = await service.dispatch({ ...env, token }, { ...DASHBOARD_CALLER, signal: closedSignal(r) })
       sendJson(r.res, 200, reply)
       return true
     }

@@ -58,7 +58,7 @@ export type Dispatch = (env: Envelope, caller: CallerInfo) => Promise<Reply>
 export function createDispatcher (ctx: ServiceContext): Dispatch {
   return async (env, caller) => {
     const spec = lookupOp(str(env.op))
-    const verdict = ctx.access.check(caller.remotePeerId, env.token, spec?.role)
+    const verdict = ctx.access.check(caller.via === 'http' ? null : caller.remotePeerId, env.token, spec?.role)
     if (!verdict.ok) {
       if (verdict.reason === 'rate_limited') return errorReply(ctx, 'rate_limited', verdict.detail)
       ctx.stats.mcp.unauthorized++

@@ -143,6 +143,16 @@ export function createServiceMetrics (init: ServiceMetricsInit): ServiceMetrics 
     }
   })
   if (init.discoveryAttempts !== undefined) discoveryAttemptsMetric(registry, init.discoveryAttempts)
+  new Counter({
+    name: 'taskqueue_refusals_total',
+    help: 'Calls, streams and connections refused by access control or a per-peer limit, by reason (README "Security")',
+    labelNames: ['reason'],
+    registers,
+    collect () {
+      this.reset()
+      for (const [reason, n] of Object.entries(ctx.access.refusals)) this.inc({ reason }, n)
+    }
+  })
   if (ctx.cache !== null) {
     const cache = ctx.cache
     new Gauge({ name: 'taskqueue_cache_entries', help: 'Entries in the cache', registers, collect () { this.set(cache.stats().entries) } })

@@ -198,6 +198,7 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
       allowPeers: s.allowPeers,
       peerMaxConnections: s.peerMaxConnections,
       peerOpsPerS: s.peerOpsPerS,
+      peerMaxStreams: s.peerMaxStreams,
       logger: log
     })
 

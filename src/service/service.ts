@@ -27,6 +27,7 @@ import { createMcpHandler } from './mcp-server.js'
 import { createLegacyHandler } from './legacy-server.js'
 import { ServiceStats } from './stats.js'
 import { AccessControl } from './access.js'
+import { legacyBusyLine, limitStreamsPerPeer, mcpBusyFrame } from './peer-streams.js'
 import { TaskEvents } from './task-events.js'
 import { WriteBatcher } from './write-batcher.js'
 import { releaseStartupMemoryWhenQuiet } from './startup-memory.js'
@@ -176,9 +177,12 @@ export class TaskQueueService implements Startable {
         maxInboundStreams: MAX_STREAMS_PER_CONNECTION,
         maxOutboundStreams: MAX_STREAMS_PER_CONNECTION
       }
-      await c.registrar.handle(MCP_PROTOCOL, createMcpHandler(this.context, this.dispatch, this.log), handlerOptions)
+      const access = this.context.access
+      const mcp = limitStreamsPerPeer(access, createMcpHandler(this.context, this.dispatch, this.log), mcpBusyFrame)
+      await c.registrar.handle(MCP_PROTOCOL, mcp, handlerOptions)
       if (this.context.options.enableLegacy) {
-        await c.registrar.handle(LEGACY_PROTOCOL, createLegacyHandler(this.context, this.dispatch, this.log), handlerOptions)
+        const legacy = limitStreamsPerPeer(access, createLegacyHandler(this.context, this.dispatch, this.log), () => legacyBusyLine(this.context.peerId()))
+        await c.registrar.handle(LEGACY_PROTOCOL, legacy, handlerOptions)
       }
     }
     this.context.store.on('change', this.onTerminal)

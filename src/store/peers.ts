@@ -19,6 +19,15 @@ export const MAX_CANDIDATES = 256
  * workers and push everyone else out. The in-process worker (no transport id) is exempt.
  */
 export const MAX_IDS_PER_PEER = 256
+/**
+ * Most characters of caller-supplied strings (ids, session, hint, task types) one remote
+ * peer keeps in the registry across its ids: a real worker's entry is well under 1 KiB,
+ * while 256 ids each with 64 task types of 256 characters would be 4 MiB.
+ */
+export const MAX_BYTES_PER_PEER = 256 * 1024
+
+/** Why `admits` refuses: too many ids, or too many bytes kept for one remote peer. */
+export type AdmitVerdict = 'ok' | 'ids' | 'bytes'
 
 /** Fields a claim or heartbeat reports; an omitted field keeps its previous value. */
 export interface PeerTouch {
@@ -94,8 +103,8 @@ export class PeerRegistry {
   private readonly claimers = new Map<string, { entry: PeerEntry, activeAt: number }>()
   private claimersVersion = 0
   private candidateList: PeerEntry[] | null = null
-  /** Registry ids per transport peer id (MAX_IDS_PER_PEER). */
-  private readonly perTransport = new Map<string, number>()
+  /** Registry ids and their bytes per transport peer id (MAX_IDS_PER_PEER, MAX_BYTES_PER_PEER). */
+  private readonly perTransport = new Map<string, { ids: number, bytes: number }>()
 
   constructor (opts: PeerRegistryOptions = {}) {
     this.timeoutS = opts.timeoutS ?? DEFAULT_PEER_TIMEOUT_S
@@ -110,21 +119,11 @@ export class PeerRegistry {
   touch (t: PeerTouch): PeerEntry {
     const key = t.peer_id.trim()
     const prev = this.entries.get(key)
-    const entry: PeerEntry = {
-      peer_id: key,
-      worker_id: t.worker_id ?? prev?.worker_id ?? '',
-      supported_task_types: t.supported_task_types !== undefined
-        ? expandTaskTypes(t.supported_task_types)
-        : (prev?.supported_task_types ?? []),
-      session_id: t.session_id ?? prev?.session_id ?? '',
-      last_seen: t.last_seen ?? this.now(),
-      transport_peer_id: t.transport_peer_id ?? prev?.transport_peer_id ?? '',
-      peer_hint: t.peer_hint ?? prev?.peer_hint ?? ''
-    }
+    const entry = compose(key, t, prev, this.now)
     // Re-insert so Map order tracks recency; the front is then the eviction victim.
     if (prev !== undefined) this.remove(key)
     this.entries.set(key, entry)
-    this.countTransport(entry.transport_peer_id, 1)
+    this.countTransport(entry, 1)
     while (this.entries.size > this.maxSize) {
       const oldest = this.entries.keys().next()
       if (oldest.done === true) break
@@ -150,15 +149,23 @@ export class PeerRegistry {
   }
 
   /**
-   * Whether remote peer `transport` may touch registry id `key`: always for an id it
-   * holds already, else only while it holds fewer than MAX_IDS_PER_PEER. Ops ask first
-   * and refuse with a typed reply; `touch` itself never refuses (the local worker, tests).
+   * Whether the touch `t` (from remote peer `t.transport_peer_id`) fits that peer's share
+   * of the registry: at most MAX_IDS_PER_PEER ids (an id it holds already is always
+   * refreshed) and MAX_BYTES_PER_PEER characters of its strings, counting the entry as
+   * it would be after the touch (its task types before alias expansion: claims send
+   * them expanded, and a check on every claim must stay cheap). Ops ask first and refuse with a typed reply; `touch`
+   * itself never refuses (the local worker, with no transport id, is exempt).
    */
-  admits (key: string, transport: string): boolean {
-    if (transport === '') return true
-    const prev = this.entries.get(key.trim())
-    if (prev !== undefined && prev.transport_peer_id === transport) return true
-    return (this.perTransport.get(transport) ?? 0) < MAX_IDS_PER_PEER
+  admits (t: PeerTouch): AdmitVerdict {
+    const transport = t.transport_peer_id ?? ''
+    if (transport === '') return 'ok'
+    const key = t.peer_id.trim()
+    const prev = this.entries.get(key)
+    const held = this.perTransport.get(transport) ?? { ids: 0, bytes: 0 }
+    const own = prev !== undefined && prev.transport_peer_id === transport
+    if (!own && held.ids >= MAX_IDS_PER_PEER) return 'ids'
+    const bytes = held.bytes - (own ? entryBytes(prev) : 0) + entryBytes(compose(key, t, prev, this.now, false))
+    return bytes > MAX_BYTES_PER_PEER ? 'bytes' : 'ok'
   }
 
   /** Marks a known peer as active (it renewed a lease it holds), as a claim would. */
@@ -189,15 +196,18 @@ export class PeerRegistry {
     const e = this.entries.get(key)
     if (e === undefined) return false
     this.entries.delete(key)
-    this.countTransport(e.transport_peer_id, -1)
+    this.countTransport(e, -1)
     return true
   }
 
-  private countTransport (transport: string, delta: number): void {
+  private countTransport (e: PeerEntry, sign: 1 | -1): void {
+    const transport = e.transport_peer_id
     if (transport === '') return
-    const n = (this.perTransport.get(transport) ?? 0) + delta
-    if (n <= 0) this.perTransport.delete(transport)
-    else this.perTransport.set(transport, n)
+    const held = this.perTransport.get(transport) ?? { ids: 0, bytes: 0 }
+    held.ids += sign
+    held.bytes += sign * entryBytes(e)
+    if (held.ids <= 0) this.perTransport.delete(transport)
+    else this.perTransport.set(transport, held)
   }
 
   private changed (): void {
@@ -284,6 +294,28 @@ export class PeerRegistry {
     this.claimers.clear()
     this.changed()
   }
+}
+
+/** The entry a touch makes: an omitted field keeps its previous value. */
+function compose (key: string, t: PeerTouch, prev: PeerEntry | undefined, now: () => number, expand = true): PeerEntry {
+  return {
+    peer_id: key,
+    worker_id: t.worker_id ?? prev?.worker_id ?? '',
+    supported_task_types: t.supported_task_types !== undefined
+      ? (expand ? expandTaskTypes(t.supported_task_types) : [...t.supported_task_types])
+      : (prev?.supported_task_types ?? []),
+    session_id: t.session_id ?? prev?.session_id ?? '',
+    last_seen: t.last_seen ?? now(),
+    transport_peer_id: t.transport_peer_id ?? prev?.transport_peer_id ?? '',
+    peer_hint: t.peer_hint ?? prev?.peer_hint ?? ''
+  }
+}
+
+/** Characters of caller-supplied strings an entry keeps (MAX_BYTES_PER_PEER). */
+function entryBytes (e: PeerEntry): number {
+  let n = e.peer_id.length + e.worker_id.length + e.session_id.length + e.peer_hint.length
+  for (const t of e.supported_task_types) n += t.length
+  return n
 }
 
 /** The fields ownership depends on (wire-protocol.md §7.4 eligibility). */

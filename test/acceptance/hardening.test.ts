@@ -112,26 +112,32 @@ describe('hostile-peer findings (issue 21)', () => {
   })
 
   it('ids that only said hello are no scheduler candidates (finding 3)', async () => {
-    // 1000 made-up workers from 5 peers (one peer may hold at most 256 ids).
-    for (let p = 0; p < 5; p++) {
-      const fake = await RawClient.create(svc.multiaddr)
-      const s = await fake.open()
-      await s.sendJson({ jsonrpc: '2.0', id: 0, method: 'initialize', params: {} })
-      for (let i = 1; i <= 200; i++) await s.sendJson(rpc(i, { op: 'peer.heartbeat', worker_id: `fake-worker-${p}-${i}`, supported_task_types: ['fake-job'] }))
-      for (let i = 0; i <= 200; i++) assert.notEqual((await s.readJson() as Obj).result, undefined)
-      await s.close()
-      await fake.close()
+    // 1000 made-up workers from 5 peers (one peer may hold at most 256 ids), whose
+    // connections stay open: a closed connection takes its peer's ids out of the registry.
+    const fakes: RawClient[] = []
+    try {
+      for (let p = 0; p < 5; p++) {
+        const fake = await RawClient.create(svc.multiaddr)
+        fakes.push(fake)
+        const s = await fake.open()
+        await s.sendJson({ jsonrpc: '2.0', id: 0, method: 'initialize', params: {} })
+        for (let i = 1; i <= 200; i++) await s.sendJson(rpc(i, { op: 'peer.heartbeat', worker_id: `fake-worker-${p}-${i}`, supported_task_types: ['fake-job'] }))
+        for (let i = 0; i <= 200; i++) assert.notEqual((await s.readJson() as Obj).result, undefined)
+        await s.close()
+      }
+      const detail = await call({ op: 'status', detail: true })
+      assert.ok(detail.scheduler.counts.workers >= 1000, 'the fakes are live in the registry')
+      const ids: string[] = []
+      for (let i = 0; i < 20; i++) ids.push((await call({ op: 'submit', task_type: 'fake-job', payload: { i } })).task_id)
+      // With 1000 fake candidates the real worker would own ~0 of 20 tasks and get null
+      // (until the 30 s steal window); as the only claimer it owns every one of them.
+      const claimed = await call({ op: 'claim_many', worker_id: 'real-worker', supported_task_types: ['fake-job'], max_tasks: 20 })
+      assert.equal(claimed.ok, true)
+      assert.equal(claimed.tasks.length, 20)
+      assert.deepEqual(claimed.tasks.map((t: Obj) => t.task_id).sort(), [...ids].sort())
+    } finally {
+      for (const fake of fakes) await fake.close()
     }
-    const detail = await call({ op: 'status', detail: true })
-    assert.ok(detail.scheduler.counts.workers >= 1000, 'the fakes are live in the registry')
-    const ids: string[] = []
-    for (let i = 0; i < 20; i++) ids.push((await call({ op: 'submit', task_type: 'fake-job', payload: { i } })).task_id)
-    // With 1000 fake candidates the real worker would own ~0 of 20 tasks and get null
-    // (until the 30 s steal window); as the only claimer it owns every one of them.
-    const claimed = await call({ op: 'claim_many', worker_id: 'real-worker', supported_task_types: ['fake-job'], max_tasks: 20 })
-    assert.equal(claimed.ok, true)
-    assert.equal(claimed.tasks.length, 20)
-    assert.deepEqual(claimed.tasks.map((t: Obj) => t.task_id).sort(), [...ids].sort())
     await stillServing()
   })
 
@@ -153,6 +159,30 @@ describe('hostile-peer findings (issue 21)', () => {
         assert.equal(c.retryable, true)
       }
       assert.equal(contents[261].ok, true, 'an id the peer holds already is still refreshed')
+    } finally {
+      await flooder.close()
+    }
+    await stillServing()
+  })
+
+  it('one peer keeps at most 256 KiB of strings in the registry; more get a typed rate_limited', async () => {
+    const flooder = await RawClient.create(svc.multiaddr)
+    try {
+      const s = await flooder.open()
+      await s.sendJson({ jsonrpc: '2.0', id: 0, method: 'initialize', params: {} })
+      // Each id carries 64 task types of 256 characters: 16 KiB, so 15 fit in 256 KiB.
+      const types = Array.from({ length: 64 }, (_, i) => `${String(i).padStart(2, '0')}${'t'.repeat(254)}`)
+      for (let i = 1; i <= 20; i++) await s.sendJson(rpc(i, { op: 'peer.heartbeat', peer: `fat-${i}`, supported_task_types: types }))
+      const replies: Obj[] = []
+      for (let i = 0; i <= 20; i++) replies.push(await s.readJson() as Obj)
+      await s.close()
+      const contents = replies.slice(1).map((r) => r.result.content)
+      assert.ok(contents.slice(0, 15).every((c) => c.ok === true), JSON.stringify(contents.slice(0, 15).map((c) => c.error)))
+      for (const c of contents.slice(15)) {
+        assert.equal(c.error, 'rate_limited')
+        assert.equal(c.retryable, true)
+        assert.match(c.detail, /bytes/)
+      }
     } finally {
       await flooder.close()
     }

@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { multiaddr } from '@multiformats/multiaddr'
 import { RawClient } from '../helpers/raw-client.js'
 import { runRpc, sandbox, startDaemon } from '../helpers/procs.js'
 import type { Daemon, Sandbox } from '../helpers/procs.js'
@@ -158,7 +159,7 @@ describe('roles and per-peer limits', () => {
     box?.cleanup()
   })
 
-  it('a worker token cannot cancel; a client token cannot claim; admin can do both', async () => {
+  it('a worker token cannot cancel or purge; a client token cannot claim; admin can do both', async () => {
     const call = async (token: string, env: Obj): Promise<Obj> => await raw.originalCall({ ...env, token }) as Obj
     const sub = await call('client-t', { op: 'submit', task_type: 'echo' })
     assert.equal(sub.ok, true)
@@ -168,6 +169,9 @@ describe('roles and per-peer limits', () => {
     const claimed = await call('worker-t', { op: 'claim', worker_id: 'w1' })
     assert.equal(claimed.task.task_id, sub.task_id)
     assert.equal((await call('worker-t', { op: 'cancel', task_id: sub.task_id })).error, 'forbidden')
+    assert.equal((await call('worker-t', { op: 'purge', status: 'completed' })).error, 'forbidden', 'a worker token cannot purge')
+    assert.equal((await call('client-t', { op: 'purge', status: 'completed' })).error, 'forbidden')
+    assert.equal((await call('client-t', { op: 'claim_many', worker_id: 'w1', max_tasks: 2 })).error, 'forbidden')
     assert.equal((await call('worker-t', { op: 'submit', task_type: 'echo' })).error, 'forbidden')
     assert.equal((await call('client-t', { op: 'status' })).ok, true, 'status is for every role')
     assert.equal((await call('admin-t', { op: 'cancel', task_id: sub.task_id })).ok, true)
@@ -175,6 +179,41 @@ describe('roles and per-peer limits', () => {
     const status = await call('admin-t', { op: 'status' })
     assert.ok(status.security.refusals.role >= 3)
     assert.equal(status.security.role_tokens, 2)
+  })
+})
+
+describe('PEER_MAX_STREAMS', () => {
+  it('a stream over the per-peer limit gets a typed busy and is closed; closing one makes room', async () => {
+    const box = sandbox({ [`${P}PEER_MAX_STREAMS`]: '2' })
+    const svc = await startDaemon('serve', [], box.env)
+    const raw = await RawClient.create(svc.multiaddr)
+    try {
+      const s1 = await raw.open()
+      const s2 = await raw.open()
+      // Both are held open by the service (each answers an initialize).
+      for (const s of [s1, s2]) {
+        await s.sendJson({ jsonrpc: '2.0', id: 1, method: 'initialize', params: {} })
+        assert.equal((await s.readJson() as Obj).id, 1)
+      }
+      const s3 = await raw.open()
+      const refusal = (await s3.readJson() as Obj).error
+      assert.equal(refusal.code, -32010)
+      assert.equal(refusal.message, 'busy')
+      assert.equal(await s3.readJson(), null)
+      await s1.close()
+      let status: Obj | null = null
+      for (let i = 0; i < 20 && status === null; i++) {
+        status = await raw.originalCall({ op: 'status' }).catch(() => null) as Obj | null
+        if (status === null) await new Promise((resolve) => setTimeout(resolve, 100))
+      }
+      assert.equal(status?.ok, true)
+      assert.ok(status.security.refusals.busy >= 1)
+      await s2.close()
+    } finally {
+      await raw.close()
+      await svc.stop()
+      box.cleanup()
+    }
   })
 })
 
@@ -202,6 +241,65 @@ describe('PEER_OPS_PER_S', () => {
       assert.ok(errors.every((e) => e === 'rate_limited'), errors.join(','))
     } finally {
       await raw.close()
+      await svc.stop()
+      box.cleanup()
+    }
+  })
+})
+
+describe('PEER_MAX_CONNECTIONS', () => {
+  it('a connection over the per-peer limit is refused at the gater and counted; the first keeps working', async () => {
+    const box = sandbox({ [`${P}PEER_MAX_CONNECTIONS`]: '1' })
+    const svc = await startDaemon('serve', [], box.env)
+    const raw = await RawClient.create(svc.multiaddr)
+    try {
+      assert.equal((await raw.originalCall({ op: 'status' }) as Obj).ok, true)
+      // A second connection of the same peer (force: not the one already open). The
+      // service refuses it once upgraded, so the dialler may see it open for a moment.
+      const second = await raw.node.dial(multiaddr(svc.multiaddr), { force: true }).catch(() => null)
+      let status: Obj = {}
+      for (let i = 0; i < 50; i++) {
+        // A call may pick the refused connection before it closes on our side: try again.
+        status = await raw.originalCall({ op: 'status' }).catch(() => ({})) as Obj
+        if (status.security?.refusals?.busy >= 1 && second?.status !== 'open') break
+        await new Promise((resolve) => setTimeout(resolve, 100))
+      }
+      assert.equal(status.ok, true, 'the first connection still serves')
+      assert.equal(status.security.refusals.busy, 1, 'the second connection was refused and counted')
+      assert.notEqual(second?.status, 'open', 'the second connection does not stay open')
+    } finally {
+      await raw.close()
+      await svc.stop()
+      box.cleanup()
+    }
+  })
+})
+
+describe('the dashboard with an allow list and role tokens', () => {
+  it('serves the dashboard (not a libp2p peer) by its token; roles apply to its actions; refusals reach /metrics', async () => {
+    const stranger = await RawClient.create('')
+    const listed = stranger.node.peerId.toString()
+    await stranger.close()
+    const box = sandbox({ [`${P}HTTP_PORT`]: '0', [`${P}TOKEN`]: 'admin-t', [`${P}ROLE_TOKENS`]: 'client:client-t', [`${P}ALLOW_PEERS`]: listed })
+    const svc = await startDaemon('serve', [], box.env)
+    try {
+      const base = String((JSON.parse(readFileSync(box.announceFile, 'utf8')) as Obj).http_url)
+      const op = async (token: string, envelope: Obj): Promise<Obj> => {
+        const r = await fetch(`${base}/api/op`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(envelope) })
+        assert.equal(r.status, 200)
+        return await r.json() as Obj
+      }
+      const status = await op('admin-t', { op: 'status' })
+      assert.equal(status.ok, true, JSON.stringify(status))
+      assert.equal(status.security.allow_list.peers, 1)
+      assert.equal((await op('client-t', { op: 'list' })).ok, true, 'a client token reads')
+      const cancel = await op('client-t', { op: 'cancel', task_id: 'nope' })
+      assert.equal(cancel.error, 'forbidden', 'a client token may not cancel from the dashboard either')
+      assert.equal((await fetch(`${base}/api/op`, { method: 'POST', headers: { authorization: 'Bearer wrong' }, body: '{"op":"status"}' })).status, 401)
+      const metrics = await (await fetch(`${base}/metrics`, { headers: { authorization: 'Bearer admin-t' } })).text()
+      const role = metrics.match(/^taskqueue_refusals_total\{reason="role"\} (\d+)/m)
+      assert.ok(role !== null && Number(role[1]) >= 1, 'refusals are counted in /metrics')
+    } finally {
       await svc.stop()
       box.cleanup()
     }

@@ -10,7 +10,8 @@ import { MAX_BATCH_ITEMS, REPLY_BYTE_BUDGET } from '../../protocol/ids.js'
 import { parseBackoff } from '../../store/retry-policy.js'
 import { optionalNumber } from './admin-ops.js'
 import { expandTaskTypes } from '../../store/aliases.js'
-import { MAX_IDS_PER_PEER } from '../../store/peers.js'
+import { MAX_BYTES_PER_PEER, MAX_IDS_PER_PEER } from '../../store/peers.js'
+import type { PeerTouch } from '../../store/peers.js'
 import { SCHEDULER_CLOCK } from '../../store/scheduler.js'
 import type { ClaimedTask, JsonObject, Task } from '../../protocol/types.js'
 import type { ClaimInput, CompleteInput, CompleteResult, SubmitInput } from '../../store/types.js'
@@ -107,7 +108,8 @@ function claimInput (env: Envelope, ctx: ServiceContext, caller: CallerInfo, max
  */
 async function claimWithWait (env: Envelope, ctx: ServiceContext, caller: CallerInfo, maxTasks: number): Promise<ClaimedTask[]> {
   const input = claimInput(env, ctx, caller, maxTasks)
-  admitPeer(ctx, input.peer_key, caller)
+  // The registry entry this claim records (as the store's claimerProfile makes it).
+  admitPeer(ctx, { peer_id: input.peer_key, worker_id: input.worker_id, supported_task_types: input.task_types ?? [], session_id: input.session, transport_peer_id: input.transport_peer_id, peer_hint: input.peer_hint })
   const waitS = num(env.wait_s, 0, 0, ctx.options.waitMaxS)
   const deadline = Date.now() + waitS * 1000
   const claimNow = (): ClaimedTask[] => ctx.store.claim(input)
@@ -290,11 +292,15 @@ export async function taskHeartbeat (env: Envelope, ctx: ServiceContext): Promis
   return { ok: true, ...out }
 }
 
-/** ★ A remote peer holds at most MAX_IDS_PER_PEER scheduler ids (README "Security"). */
-function admitPeer (ctx: ServiceContext, key: string, caller: CallerInfo): void {
-  if (!ctx.store.registry.admits(key, caller.remotePeerId)) {
-    throw new TaskQueueError('rate_limited', `this peer already holds ${MAX_IDS_PER_PEER} scheduler ids; they expire after PEER_TIMEOUT_S`)
-  }
+/**
+ * ★ What one remote peer keeps in the scheduler's registry is bounded (README "Security"):
+ * MAX_IDS_PER_PEER ids and MAX_BYTES_PER_PEER characters; past either, a typed, retryable
+ * `rate_limited` (they free up as its ids expire after PEER_TIMEOUT_S or it disconnects).
+ */
+function admitPeer (ctx: ServiceContext, touch: PeerTouch): void {
+  const verdict = ctx.store.registry.admits(touch)
+  if (verdict === 'ids') throw new TaskQueueError('rate_limited', `this peer already holds ${MAX_IDS_PER_PEER} scheduler ids; they expire after PEER_TIMEOUT_S`)
+  if (verdict === 'bytes') throw new TaskQueueError('rate_limited', `this peer's scheduler ids already hold ${MAX_BYTES_PER_PEER} bytes; they expire after PEER_TIMEOUT_S`)
 }
 
 /** Most `known_peers` a `peer.heartbeat` reply lists (the most recently seen). */
@@ -310,8 +316,7 @@ export function peerHeartbeat (env: Envelope, ctx: ServiceContext, caller: Calle
   const session = firstId(env, 'session_id', 'session', 'p2p_session')
   const taskId = bounded(str(env.task_id), 'task_id')
   const peerHint = bounded(str(env.peer_hint), 'peer_hint')
-  admitPeer(ctx, peer, caller)
-  ctx.store.registry.touch({
+  const touch: PeerTouch = {
     peer_id: peer,
     worker_id: workerId === '' ? undefined : workerId,
     supported_task_types: types === undefined ? undefined : expandTaskTypes(idList(types, 'supported_task_types')),
@@ -319,7 +324,9 @@ export function peerHeartbeat (env: Envelope, ctx: ServiceContext, caller: Calle
     last_seen: now,
     transport_peer_id: caller.remotePeerId,
     peer_hint: peerHint
-  })
+  }
+  admitPeer(ctx, touch)
+  ctx.store.registry.touch(touch)
   const reply: Reply = {
     ok: true,
     peer,
