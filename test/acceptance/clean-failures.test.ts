@@ -44,6 +44,22 @@ describe('start-up failures: one line, the right exit code', () => {
     }
   })
 
+  it('an HTTP port in use: exit 3, naming the port and HTTP_PORT; nothing left behind', async () => {
+    const blocker = createServer()
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve))
+    const port = (blocker.address() as AddressInfo).port
+    try {
+      const r = await serveFails({ ...sb.env, [`${P}HTTP_PORT`]: String(port) }, [])
+      assert.equal(r.code, 3)
+      assert.match(r.line, new RegExp(`^taskqueue-p2p: HTTP port ${port} is already in use on 127\\.0\\.0\\.1: choose another with HTTP_PORT`))
+      // The refused start released its state: the next start on the same home works.
+      assert.equal(existsSync(`${sb.queuePath}.lock`), false, 'the state lock was released')
+      assert.equal(existsSync(sb.announceFile), false, 'no announce file names a service that is not running')
+    } finally {
+      blocker.close()
+    }
+  })
+
   it('a queue path under a file: exit 2', async () => {
     writeFileSync(join(sb.dir, 'plain-file'), 'x')
     const r = await serveFails(sb.env, ['--queue', join(sb.dir, 'plain-file', 'q.sqlite3')])
