@@ -198,17 +198,27 @@ async function detail (id: string): Promise<HTMLElement> {
     el('p', {}, terminal ? action('Retry', 'retry', { task_id: id }, 'retry') : action('Cancel', 'cancel', { task_id: id, reason: 'cancelled from the dashboard' }, 'cancel')),
     el('h3', {}, 'Payload'), el('pre', {}, json(t.payload)),
     el('h3', {}, 'Result'), el('pre', { 'data-testid': 'result' }, json(t.result)),
-    el('h3', {}, 'Progress'), el('pre', {}, json(t.progress)))
+    el('h3', {}, 'Progress'), el('pre', {}, json(t.progress)),
+    el('h3', {}, 'Failed attempts'),
+    Array.isArray(t.errors) && t.errors.length > 0
+      ? el('table', { 'data-testid': 'errors' }, el('tr', {}, ...['attempt', 'at', 'worker', 'error'].map((h) => el('th', {}, h))),
+        ...(t.errors as Json[]).map((e) => el('tr', {}, el('td', {}, String(e.attempt)), el('td', {}, fmtTime(e.at)), el('td', {}, String(e.worker_id ?? '—')), el('td', {}, String(e.error)))))
+      : el('p', { class: 'muted' }, 'none'))
 }
 
 // ---- workers, peers and reachability ------------------------------------------------------
 
 async function workers (): Promise<HTMLElement> {
-  const [status, running, doctor] = await Promise.all([
+  const [status, running, doctor, peers] = await Promise.all([
     op('status', { detail: true }),
     op('list', { status: 'running', limit: 500 }),
-    api('/api/doctor')
+    api('/api/doctor'),
+    api('/api/peers')
   ])
+  // A remote worker's connection: direct if any open connection to its peer is, else relayed.
+  const kinds = new Map<string, string>()
+  for (const p of (peers.peers ?? []) as Json[]) if (kinds.get(String(p.peer_id)) !== 'direct') kinds.set(String(p.peer_id), String(p.connection))
+  const connection = (w: Json): string => typeof w.transport_peer_id !== 'string' || w.transport_peer_id === '' ? 'embedded (in the service)' : `remote, ${kinds.get(w.transport_peer_id) ?? 'not connected'}`
   const leases = new Map<string, number>()
   for (const t of (running.tasks ?? []) as Json[]) leases.set(String(t.assigned_worker), (leases.get(String(t.assigned_worker)) ?? 0) + 1)
   const ws = (status.scheduler?.known_workers ?? []) as Json[]
@@ -217,7 +227,7 @@ async function workers (): Promise<HTMLElement> {
     el('h2', {}, 'Workers'),
     el('table', {}, el('tr', {}, ...['worker', 'leases held', 'last seen', 'task types', 'connection'].map((h) => el('th', {}, h))),
       ...ws.map((w) => el('tr', {}, el('td', {}, String(w.worker_id)), el('td', {}, String(leases.get(String(w.worker_id)) ?? 0)), el('td', {}, fmtTime(w.last_seen)),
-        el('td', {}, ((w.supported_task_types ?? []) as string[]).join(', ')), el('td', {}, w.transport_peer_id ? 'remote' : 'embedded')))),
+        el('td', {}, ((w.supported_task_types ?? []) as string[]).join(', ')), el('td', { 'data-testid': `connection-${String(w.worker_id)}` }, connection(w))))),
     el('h2', {}, 'This service'),
     el('table', {},
       el('tr', {}, el('th', {}, 'peer id'), el('td', {}, String(status.peer_id))),
@@ -367,6 +377,11 @@ async function follow (): Promise<void> {
     await sleep(Math.min(30_000, 1000 * 2 ** Math.min(failures, 5)), ctl.signal)
   }
 }
+
+// Workers come and go without a task changing (their heartbeats are not in the events
+// stream): the workers view alone also refreshes on a slow clock while the stream is live.
+const WORKERS_REFRESH_MS = 5000
+setInterval(() => { if (document.body.dataset.live === 'events' && location.hash === '#/workers') changed() }, WORKERS_REFRESH_MS)
 
 window.addEventListener('hashchange', () => { void render() })
 void render()

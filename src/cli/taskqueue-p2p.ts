@@ -287,7 +287,15 @@ async function work (a: ParsedArgs, log: Logger): Promise<number> {
       log.warn(`service unreachable for now (${err.message}); the worker keeps trying`)
     }
   }
-  const worker = new Worker({ backend, handlers, ...wopts, once: a.flag('once'), logger: log })
+  let worker: Worker
+  try {
+    worker = new Worker({ backend, handlers, ...wopts, once: a.flag('once'), logger: log })
+  } catch (err) {
+    await backend.close()
+    // The options name nothing it can run (--task-types without a handler): usage, exit 2.
+    if (err instanceof RangeError) throw new UsageError(err.message, 'worker')
+    throw err
+  }
   await worker.start()
   const ownPeerId = remote === null ? null : (await remote.getNode()).peerId.toString()
   const line = { worker_id: worker.workerId, task_types: worker.taskTypes, mode: remote === null ? 'local' : 'remote', peer_id: remote?.peerId ?? null, worker_peer_id: ownPeerId }

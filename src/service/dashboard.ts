@@ -20,6 +20,7 @@ import { checkPeers, serviceReport } from '../discovery/doctor-report.js'
 import type { DoctorReport } from '../discovery/doctor-report.js'
 import type { PeerCheck } from '../nat/diagnose.js'
 import { isPlainObject } from '../protocol/json.js'
+import type { ConnectionKind } from '../nat/connection-kind.js'
 
 /** dist/src/service/dashboard.js → dist/dashboard */
 const ASSETS = fileURLToPath(new URL('../../dashboard/', import.meta.url))
@@ -134,6 +135,8 @@ export function selfDoctor (s: Settings, self: () => { peerId: string, listen: s
 export interface DashboardOptions {
   /** `GET /api/doctor`: the doctor's verdict on this service (absent: 404). */
   doctor?: SelfDoctor
+  /** `GET /api/peers`: the peers connected now and how (a remote worker's direct or relayed). */
+  connections?: () => Array<{ peer_id: string, connection: ConnectionKind }>
 }
 
 export function dashboardRoutes (service: TaskQueueService, authorized: (r: HttpRequest) => boolean, options: DashboardOptions = {}): HttpRoute[] {
@@ -143,6 +146,10 @@ export function dashboardRoutes (service: TaskQueueService, authorized: (r: Http
     const token = requestToken(r.req, r.url)
     if (r.url.pathname === '/api/events' && r.req.method === 'GET') {
       await streamEvents(service, r, token)
+      return true
+    }
+    if (r.url.pathname === '/api/peers' && r.req.method === 'GET' && options.connections !== undefined) {
+      sendJson(r.res, 200, { ok: true, peers: options.connections() })
       return true
     }
     if (r.url.pathname === '/api/doctor' && r.req.method === 'GET' && options.doctor !== undefined) {

@@ -13,6 +13,7 @@ import type { ConnectionManager, TransportManager } from '@libp2p/interface-inte
 import type { Registry } from 'prom-client'
 import type { Logger } from '../logger.js'
 import type { NatReport } from '../nat/report.js'
+import { connectionKindOf } from '../nat/connection-kind.js'
 import type { DiscoveryAttempts } from '../discovery/attempts.js'
 import type { AccessControl } from './access.js'
 import { dashboardRoutes } from './dashboard.js'
@@ -77,7 +78,14 @@ export class HttpListener implements Startable {
       tokenRequired: init.access.tokenRequired,
       registry: init.registry,
       ready: () => this.ready && components.transportManager.getAddrs().length > 0,
-      routes: [...dashboardRoutes(service, (r) => http.authorized(r), init.dashboard), ...(init.routes?.(service) ?? [])],
+      routes: [
+        ...dashboardRoutes(service, (r) => http.authorized(r), {
+          ...init.dashboard,
+          // A remote worker's connection on the dashboard: direct or relayed.
+          connections: () => components.connectionManager.getConnections().filter((c) => c.status === 'open').map((c) => ({ peer_id: c.remotePeer.toString(), connection: connectionKindOf(c) }))
+        }),
+        ...(init.routes?.(service) ?? [])
+      ],
       logger: init.logger
     })
     try {

@@ -60,6 +60,13 @@ describe('start-up failures: one line, the right exit code', () => {
     }
   })
 
+  it('a worker with no handler for any of its --task-types: exit 2, naming them', async () => {
+    const r = await runNode([SERVE_BIN, 'worker', '--queue', sb.queuePath, '--task-types', 'nobody-handles-this'], sb.env, 30_000)
+    assert.equal(r.code, 2, r.stderr)
+    assert.match(r.stderr, /^taskqueue-p2p: no handler for any of the task types \["nobody-handles-this"\]$/m)
+    assert.doesNotMatch(r.stderr, /internal error|^\s+at /m)
+  })
+
   it('a queue path under a file: exit 2', async () => {
     writeFileSync(join(sb.dir, 'plain-file'), 'x')
     const r = await serveFails(sb.env, ['--queue', join(sb.dir, 'plain-file', 'q.sqlite3')])

@@ -120,6 +120,8 @@ describe('the dashboard in headless Chromium', () => {
     await rpc(['task-wait', '--task-id', badId, '--timeout', '30'])
     await page.goto(`${base}/#/task/${badId}`)
     await page.locator('[data-testid=field-status]', { hasText: /^failed$/ }).waitFor({ timeout: 30_000 })
+    // Each failed attempt is listed with its error.
+    assert.match(await page.textContent('[data-testid=errors]') ?? '', /boom on purpose/)
     await page.click('[data-testid=retry]')
     await page.locator('#notice', { hasText: 'Retry: done' }).waitFor({ timeout: 10_000 })
     await shot('retried')
@@ -138,10 +140,21 @@ describe('the dashboard in headless Chromium', () => {
     assert.equal(((await rpc(['task-get', '--task-id', String(held.task_id)])).result as { status?: string }).status, 'queued', 'paused: not claimed')
     await shot('overview-paused')
 
-    // The doctor's full verdict on the workers page: the same as `taskqueue-p2p doctor` says.
-    await page.goto(`${base}/#/workers`)
-    await page.waitForSelector('[data-testid=workers] [data-testid=verdict]', { timeout: 15_000 })
-    await shot('workers')
+    // Workers, the remote one with its connection (direct here), and the doctor's full
+    // verdict: the same as `taskqueue-p2p doctor` says.
+    const remote = await startDaemon('worker', ['--multiaddr', svc.multiaddr, '--task-types', 'sleep'], box.env)
+    try {
+      const workerId = (remote.lines.find((l) => l.startsWith('worker_id=')) ?? '').slice('worker_id='.length)
+      await page.goto(`${base}/#/workers`)
+      await page.locator(`[data-testid="connection-${workerId}"]`, { hasText: 'remote, direct' }).waitFor({ timeout: 15_000 }).catch(async (err) => {
+        await shot('workers-failed')
+        throw new Error(`${(err as Error).message}; status: ${JSON.stringify((await rpc(['status', '--detail'])).scheduler)}`)
+      })
+      await page.waitForSelector('[data-testid=workers] [data-testid=verdict]', { timeout: 15_000 })
+      await shot('workers')
+    } finally {
+      await remote.stop()
+    }
     const cli = await runNode([SERVE_BIN, 'doctor', '--json'], box.env)
     const report = JSON.parse(cli.stdout) as { verdict: { code: string, text: string, fix: string }, discovery: Array<{ mechanism: string }> }
     assert.equal(await page.getAttribute('[data-testid=verdict]', 'data-code'), report.verdict.code)
