@@ -80,9 +80,13 @@ export class StreamReader {
     // A remote that wrote and closed before this reader existed (a service that answers
     // a stream with one refusal and closes it): its 'remoteCloseWrite' has passed, and
     // 'end' follows the buffered data, which the 'message' listener above receives first.
+    // A reset dispatches 'end' just before its 'close' with the error: taken a microtask
+    // later, the error is recorded first and still thrown.
     source.addEventListener('end', () => {
-      this.ended = true
-      this.notify()
+      queueMicrotask(() => {
+        this.ended = true
+        this.notify()
+      })
     })
     if (source.readableEnded === true) this.ended = true
   }
