@@ -58,11 +58,6 @@ export class AnnounceWriter implements Startable {
     this.written = true
   }
 
-  /** Writes the file again now (something its contents name has changed). */
-  refresh (): void {
-    if (this.started && this.written) this.write()
-  }
-
   stop (): void {
     this.started = false
     this.heard()
