@@ -3,12 +3,12 @@
  * (js-libp2p style) rather than reaching for globals, so tests can build one with a
  * temporary store and no network.
  */
-import type { QueueStore } from '../store/queue.js'
+import type { TaskStore } from '../store/task-store.js'
 import type { CacheStore } from '../store/cache.js'
 import type { ToolRegistry } from '../tools/registry.js'
 import type { TaskEvents } from './task-events.js'
 import type { ServiceStats } from './stats.js'
-import type { WriteBatcher } from './write-batcher.js'
+import type { QueueWrites } from './write-batcher.js'
 import type { NatReport } from '../nat/report.js'
 import type { AccessControl } from './access.js'
 import type { CoordinationInfo } from './coordinator-directory.js'
@@ -49,13 +49,14 @@ export interface LocalWorkerInfo {
 }
 
 export interface ServiceComponents {
-  store: QueueStore
+  /** The queue: embedded SQLite or PostgreSQL (store/task-store.ts). */
+  store: TaskStore
   /** null when the cache is disabled. */
   cache: CacheStore | null
   tools: ToolRegistry
   events: TaskEvents
-  /** Group commit of queue writes (write-batcher.ts). */
-  writes: WriteBatcher
+  /** Queue writes: group commit on SQLite (write-batcher.ts), a transaction each on PostgreSQL (pg-writes.ts). */
+  writes: QueueWrites
   stats: ServiceStats
   /** Allow list, tokens and roles: every refusal is decided (and counted) there. */
   access: AccessControl

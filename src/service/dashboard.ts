@@ -14,7 +14,6 @@ import { fileURLToPath } from 'node:url'
 import type { HttpRoute, HttpRequest } from './http-service.js'
 import { requestToken, sendJson } from './http-service.js'
 import type { TaskQueueService } from './service.js'
-import { countsByStatusAndType, oldestQueuedAgeS } from '../store/queue-stats.js'
 import type { Settings } from '../config/index.js'
 import { checkPeers, serviceReport } from '../discovery/doctor-report.js'
 import type { DoctorReport } from '../discovery/doctor-report.js'
@@ -161,7 +160,7 @@ export function dashboardRoutes (service: TaskQueueService, authorized: (r: Http
     }
     if (r.url.pathname === '/api/counts' && r.req.method === 'GET') {
       const store = service.context.store
-      sendJson(r.res, 200, { ok: true, at: Date.now() / 1000, counts: countsByStatusAndType(store.db), oldest_queued_age_s: oldestQueuedAgeS(store.db, store.now()) })
+      sendJson(r.res, 200, { ok: true, at: Date.now() / 1000, counts: await store.statusTypeCounts(), oldest_queued_age_s: await store.oldestQueuedAgeS() })
       return true
     }
     if (r.url.pathname === '/api/op' && r.req.method === 'POST') {

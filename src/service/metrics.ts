@@ -14,7 +14,6 @@ import type { TaskChange } from '../store/types.js'
 import type { TaskQueueService, RequestObserver } from './service.js'
 import type { NatReport } from '../nat/report.js'
 import { isRelayedConnection } from '../nat/addrs.js'
-import { countsByStatusAndType, oldestQueuedAgeS } from '../store/queue-stats.js'
 import type { DiscoveryAttempts } from '../discovery/attempts.js'
 
 /** Buckets for request and commit latency: 50 µs .. 10 s. */
@@ -88,16 +87,17 @@ export function createServiceMetrics (init: ServiceMetricsInit): ServiceMetrics 
     help: 'Tasks in the queue now, by status and task type',
     labelNames: ['status', 'task_type'],
     registers,
-    collect () {
+    async collect () {
+      const rows = await store.statusTypeCounts()
       this.reset()
-      for (const row of countsByStatusAndType(store.db)) this.set({ status: row.status, task_type: row.task_type }, row.count)
+      for (const row of rows) this.set({ status: row.status, task_type: row.task_type }, row.count)
     }
   })
   new Gauge({
     name: 'taskqueue_oldest_queued_task_age_seconds',
     help: 'Age of the oldest task waiting to be claimed (0 when none waits)',
     registers,
-    collect () { this.set(oldestQueuedAgeS(store.db, store.now())) }
+    async collect () { this.set(await store.oldestQueuedAgeS()) }
   })
   new Counter({
     name: 'taskqueue_lease_expiries_total',

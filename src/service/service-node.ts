@@ -7,10 +7,12 @@ import { dirname, join } from 'node:path'
 import type { DatabaseSync } from 'node:sqlite'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { ConfigError, TASK_QUEUE_URL_VAR, redactQueueUrl, type Settings } from '../config/index.js'
+import { TASK_QUEUE_URL_VAR, redactQueueUrl, type Settings } from '../config/index.js'
 import { openDatabase } from '../store/db.js'
 import { Checkpointer } from '../store/checkpointer.js'
 import { QueueStore, type QueueStoreOptions } from '../store/queue.js'
+import { PgQueueStore } from '../store/pg/queue.js'
+import type { TaskStore } from '../store/task-store.js'
 import { CacheStore } from '../store/cache.js'
 import { loadOrCreateIdentity } from '../node/identity.js'
 import { createListeningNode, ListenError } from '../node/listen.js'
@@ -72,7 +74,7 @@ export interface ServiceNode {
   readonly tokenCreated: boolean
   readonly node: TaskQueueNode
   readonly service: TaskQueueService
-  readonly store: QueueStore
+  readonly store: TaskStore
   /** Background discovery work, for status and the doctor. */
   readonly discovery: ServiceDiscoveryState
   stop: () => Promise<void>
@@ -156,7 +158,11 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
   // node (it exists before the node and outlives it), released after the store closes.
   const held: StateLock[] = []
   const databases: DatabaseSync[] = []
-  const closeStore = (): void => {
+  let pgStore: PgQueueStore | null = null
+  const closeStore = async (): Promise<void> => {
+    const pg = pgStore
+    pgStore = null
+    if (pg !== null) await pg.close().catch((err: unknown) => { log.warn({ err }, 'closing the PostgreSQL queue failed') })
     for (const db of databases.splice(0).reverse()) {
       try { db.close() } catch (err) { log.warn({ err }, 'closing a database failed') }
     }
@@ -166,22 +172,32 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
   }
   let node: TaskQueueNode | undefined
   try {
-    // Temporary, until serve runs on the PostgreSQL store: refused rather than ignored.
-    if (s.queueUrl !== null) throw new ConfigError(TASK_QUEUE_URL_VAR, redactQueueUrl(s.queueUrl), 'is set, but serve does not run on the PostgreSQL queue yet in this build')
-    const locks = s.queuePath === ':memory:' ? [] : [[s.queuePath, 'queue file (TASK_QUEUE_PATH)'], [s.identityFile, 'identity file (IDENTITY_FILE)']]
+    const onPostgres = s.queueUrl !== null
+    // On PostgreSQL several coordinators share the queue by design: only the identity is this process's.
+    const locks = s.queuePath === ':memory:' ? [] : [...onPostgres ? [] : [[s.queuePath, 'queue file (TASK_QUEUE_PATH)']], [s.identityFile, 'identity file (IDENTITY_FILE)']]
     for (const [path, what] of locks) held.push(acquireStateLock(path, what))
-    // WAL checkpoints run on a worker thread, so no submit pays for a checkpoint's
-    // copy and fsync; the large autocheckpoint is only the safety net.
-    const db = await pathStep('queue file (TASK_QUEUE_PATH)', s.queuePath, () => openDatabase(s.queuePath, { walAutocheckpointPages: 16384 }))
-    databases.push(db)
-    const store = new QueueStore({ db, ...queueStoreOptionsFrom(s) })
-    let cacheDb: DatabaseSync = db
-    if (s.enableCache && s.cacheDir !== null) {
-      const cacheFile = join(s.cacheDir, 'cache.sqlite3')
+    let store: TaskStore
+    let cacheDb: DatabaseSync | null = null
+    if (s.queueUrl !== null) {
+      const url = s.queueUrl
+      pgStore = await pathStep(`PostgreSQL queue (${TASK_QUEUE_URL_VAR})`, redactQueueUrl(url), async () => await PgQueueStore.open({ url, ...queueStoreOptionsFrom(s) }))
+      store = pgStore
+    } else {
+      // WAL checkpoints run on a worker thread, so no submit pays for a checkpoint's
+      // copy and fsync; the large autocheckpoint is only the safety net.
+      const db = await pathStep('queue file (TASK_QUEUE_PATH)', s.queuePath, () => openDatabase(s.queuePath, { walAutocheckpointPages: 16384 }))
+      databases.push(db)
+      store = new QueueStore({ db, ...queueStoreOptionsFrom(s) })
+      cacheDb = db
+    }
+    // The cache stays in SQLite on either backend: beside the identity when on PostgreSQL.
+    const cacheDir = s.cacheDir ?? (cacheDb === null ? dirname(s.identityFile) : null)
+    if (s.enableCache && cacheDir !== null) {
+      const cacheFile = join(cacheDir, 'cache.sqlite3')
       cacheDb = await pathStep('cache file (CACHE_DIR)', cacheFile, () => openDatabase(cacheFile))
       databases.push(cacheDb)
     }
-    const cache = s.enableCache
+    const cache = s.enableCache && cacheDb !== null
       ? new CacheStore({ db: cacheDb, maxEntries: s.cacheMaxEntries, maxBytes: s.cacheMaxBytes, maxValueBytes: s.cacheMaxValueBytes })
       : null
     const privateKey = await pathStep('identity file (IDENTITY_FILE)', s.identityFile, async () => await loadOrCreateIdentity(s.identityFile))
@@ -237,10 +253,10 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
       // The node's connection gater (below) and the TaskQueue service consult it; as a
       // service it gets the node's connections and watches an allow-list file while it runs.
       [SERVICE_NODE_SERVICES.accessControl]: control.service() as ServiceFactory,
-      [SERVICE_NODE_SERVICES.checkpointer]: () => new Checkpointer(s.queuePath),
       // Discovery work runs in the background: none of it may delay readiness (cli.md §2.1 step 5).
       [SERVICE_NODE_SERVICES.bootstrap]: bootstrapKeeper({ peers: s.bootstrapPeers, logger: log, attempts: discoveryAttempts }) as ServiceFactory
     }
+    if (!onPostgres) services[SERVICE_NODE_SERVICES.checkpointer] = () => new Checkpointer(s.queuePath)
     if (s.dht) {
       services[SERVICE_NODE_SERVICES.dhtProvider] = dhtProvider({
         namespace: s.rendezvousNs,
@@ -298,7 +314,7 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
 
     const current = addresses(node.getMultiaddrs())
     for (const lock of held) lock.update({ peer_id: peerId, multiaddr: current.multiaddr })
-    log.info({ peerId, multiaddr: current.multiaddr, queue: s.queuePath, dir: dirname(s.queuePath) }, 'TaskQueue service listening')
+    log.info({ peerId, multiaddr: current.multiaddr, queue: s.queueUrl === null ? s.queuePath : redactQueueUrl(s.queueUrl), backend: store.backend, dir: dirname(s.queuePath) }, 'TaskQueue service listening')
 
     return {
       peerId,
@@ -319,7 +335,7 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
         try {
           await running.stop()
         } finally {
-          closeStore()
+          await closeStore()
         }
       }
     }
@@ -330,7 +346,7 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
     } catch (stopErr) {
       log.warn({ err: stopErr }, 'stopping after a failed start failed')
     } finally {
-      closeStore()
+      await closeStore()
     }
     throw err
   }

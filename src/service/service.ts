@@ -12,6 +12,7 @@ import type { Connection, Libp2pEvents, PeerId, Startable, TypedEventTarget } fr
 import type { AddressManager, ConnectionManager, Registrar } from '@libp2p/interface-internal'
 import { LEGACY_PROTOCOL, MCP_PROTOCOL } from '../protocol/ids.js'
 import type { QueueStore } from '../store/queue.js'
+import type { TaskStore } from '../store/task-store.js'
 import type { CacheStore } from '../store/cache.js'
 import { TERMINAL_STATUSES } from '../protocol/types.js'
 import type { TaskChange } from '../store/types.js'
@@ -30,6 +31,7 @@ import { AccessControl } from './access.js'
 import { legacyBusyLine, limitStreamsPerPeer, mcpBusyFrame } from './peer-streams.js'
 import { TaskEvents } from './task-events.js'
 import { WriteBatcher } from './write-batcher.js'
+import { PgWrites } from './pg-writes.js'
 import { releaseStartupMemoryWhenQuiet } from './startup-memory.js'
 import { reapOrphanedToolTask } from './ops/tool-ops.js'
 
@@ -43,7 +45,8 @@ const PRUNE_BATCHES_PER_SWEEP = 40
 const MAX_STREAMS_PER_CONNECTION = 1024
 
 export interface TaskQueueServiceInit {
-  store: QueueStore
+  /** The embedded SQLite `QueueStore` or the PostgreSQL `PgQueueStore`. */
+  store: TaskStore
   cache: CacheStore | null
   tools?: ToolRegistry
   options: ServiceOptions
@@ -128,7 +131,8 @@ export class TaskQueueService implements Startable {
       cache: init.cache,
       tools: init.tools ?? new ToolRegistry(),
       events,
-      writes: new WriteBatcher(init.store),
+      // SQLite: group commit with handoff to parked claimers; PostgreSQL: a transaction per write.
+      writes: init.store.backend === 'sqlite' ? new WriteBatcher(init.store as QueueStore) : new PgWrites(init.store),
       stats: new ServiceStats(),
       access: init.access ?? new AccessControl({ token: init.options.token }),
       peerId: () => components?.peerId.toString() ?? '',
@@ -251,10 +255,10 @@ export class TaskQueueService implements Startable {
     try {
       const store = this.context.store
       for (let i = 0; i < PRUNE_BATCHES_PER_SWEEP && this.timers.length > 0; i++) {
-        if (!store.prune(PRUNE_BATCH).more) break
+        if (!(await store.prune(PRUNE_BATCH)).more) break
         await new Promise<void>((resolve) => { setImmediate(resolve) })
       }
-      if (store.events.enabled) store.events.trim()
+      if (store.events.enabled) await store.events.trim()
     } finally {
       this.pruning = false
     }

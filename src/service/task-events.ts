@@ -14,7 +14,7 @@
  * baseline (an older baseline can only wake more, never miss), and the earliest
  * delayed task is remembered and advanced from the store's own change events.
  */
-import type { QueueStore } from '../store/queue.js'
+import type { TaskStore } from '../store/task-store.js'
 import type { Task } from '../protocol/types.js'
 import type { TaskChange } from '../store/types.js'
 import { TERMINAL_STATUSES } from '../protocol/types.js'
@@ -23,11 +23,13 @@ import { TERMINAL_STATUSES } from '../protocol/types.js'
 type Wake = (task?: Task) => void
 
 const EXTERNAL_CHECK_MS = 100
+/** Terminal task ids remembered for consumeTerminal (only what raced a read matters). */
+const RECENT_TERMINAL_MAX = 4096
 /** Watch ticks without a waiter before the data_version watch stops (2 s). */
 export const EXTERNAL_LINGER_TICKS = 20
 
 export class TaskEvents {
-  private readonly store: QueueStore
+  private readonly store: TaskStore
   private readonly byTask = new Map<string, Set<Wake>>()
   private readonly workWaiters = new Set<Wake>()
   /** ★ `events` long-polls: woken by any change at all. */
@@ -43,7 +45,16 @@ export class TaskEvents {
    */
   private delayedAt: number | null | undefined = undefined
   private isClosed = false
+  /** Changes heard so far: a reader that awaited its read compares before parking (changeCount). */
+  private changes = 0
+  /**
+   * Tasks whose terminal change was heard, kept only for an asynchronous store
+   * (PostgreSQL): a waiter that read the task while its completion was being
+   * announced would otherwise park after the wake-up it needed (consumeTerminal).
+   */
+  private readonly recentTerminal: Set<string> | null
   private readonly onChange = (change: TaskChange): void => {
+    this.changes++
     if (this.changeWaiters.size > 0) for (const wake of [...this.changeWaiters]) wake()
     if (change.kind === 'pruned') return
     if (change.status === 'queued') {
@@ -51,16 +62,42 @@ export class TaskEvents {
       this.wakeWork()
     }
     if (TERMINAL_STATUSES.has(change.status)) {
+      if (this.recentTerminal !== null) this.rememberTerminal(change.task_id)
       const set = this.byTask.get(change.task_id)
       if (set !== undefined) for (const wake of [...set]) wake(change.task)
     }
   }
 
-  constructor (store: QueueStore) {
+  constructor (store: TaskStore) {
     this.store = store
+    this.recentTerminal = store.backend === 'sqlite' ? null : new Set()
     store.on('change', this.onChange)
     store.on('resumed', this.onResumed)
     store.watchesTask = (taskId) => this.byTask.has(taskId)
+  }
+
+  /** How many changes were heard so far (compare before and after an awaited read). */
+  get changeCount (): number {
+    return this.changes
+  }
+
+  /**
+   * True once for a task whose terminal change was heard since the last call: a
+   * waiter whose (awaited) read still showed it unfinished looks again instead of
+   * parking. Always false on SQLite, whose reads do not yield.
+   */
+  consumeTerminal (taskId: string): boolean {
+    return this.recentTerminal?.delete(taskId) === true
+  }
+
+  private rememberTerminal (taskId: string): void {
+    const recent = this.recentTerminal
+    if (recent === null) return
+    recent.add(taskId)
+    if (recent.size > RECENT_TERMINAL_MAX) {
+      const oldest = recent.values().next().value
+      if (oldest !== undefined) recent.delete(oldest)
+    }
   }
 
   /** A resumed queue or type: parked claimers look again. */

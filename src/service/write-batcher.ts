@@ -22,6 +22,7 @@
 import type { QueueStore } from '../store/queue.js'
 import { normalizeTaskType } from '../store/aliases.js'
 import type { ClaimedTask } from '../protocol/types.js'
+import type { MaybePromise } from '../store/task-store.js'
 import type { TaskChange } from '../store/types.js'
 
 interface PendingWrite {
@@ -32,14 +33,36 @@ interface PendingWrite {
 
 /** A waiting long-poll claimer (service/ops/queue-ops.ts). */
 export interface ParkedClaim {
-  /** Claims for the waiting claimer (a QueueStore.claim call); runs inside a group transaction. */
-  claim: () => ClaimedTask[]
+  /**
+   * Claims for the waiting claimer (a TaskStore.claim call). On SQLite it runs inside
+   * a group transaction and is synchronous; on PostgreSQL it returns a promise.
+   */
+  claim: () => MaybePromise<ClaimedTask[]>
   /** The claimer's alias-expanded type filter; null = any type. */
   types: ReadonlySet<string> | null
   /** Receives the tasks once the transaction that claimed them has committed. */
   deliver: (tasks: ClaimedTask[]) => void
-  /** False when a claim would surely find nothing (QueueStore.mayClaim: reads, no transaction). */
-  mayClaim: () => boolean
+  /** False when a claim would surely find nothing (TaskStore.mayClaim: reads, no transaction). */
+  mayClaim: () => MaybePromise<boolean>
+}
+
+/**
+ * How the service's ops write to the queue: `WriteBatcher` (SQLite group commit, below)
+ * or `PgWrites` (pg-writes.ts). `write` resolves with the op's value once committed.
+ */
+export interface QueueWrites {
+  write: <T>(op: () => T) => Promise<Awaited<T>>
+  /** Claims now; with `park`, a claimer that found nothing is parked (see WriteBatcher.claim). */
+  claim: (claimer: ParkedClaim, park: boolean) => Promise<ClaimedTask[]>
+  unpark: (claimer: ParkedClaim) => void
+  readonly parkedClaims: number
+  readonly counters: { ops: number, commits: number, handoffs: number }
+}
+
+/** The value of a store call that must be synchronous here (the SQLite store's always is). */
+function synchronous<T> (v: MaybePromise<T>): T {
+  if (v instanceof Promise) throw new Error('the SQLite write batcher runs synchronous store calls only')
+  return v
 }
 
 /** A batch is cut here so one transaction (and the replies waiting on it) stays short. */
@@ -47,7 +70,7 @@ const MAX_BATCH = 512
 /** A commit that ended less than this long ago means the service is busy (see above). */
 export const BUSY_GAP_MS = 1
 
-export class WriteBatcher {
+export class WriteBatcher implements QueueWrites {
   private readonly store: QueueStore
   private pending: PendingWrite[] = []
   private scheduled = false
@@ -69,8 +92,8 @@ export class WriteBatcher {
   }
 
   /** Runs `op` (synchronous store calls) in the next group transaction; resolves after its COMMIT. */
-  async write<T>(op: () => T): Promise<T> {
-    return await new Promise<T>((resolve, reject) => {
+  async write<T>(op: () => T): Promise<Awaited<T>> {
+    return await new Promise<Awaited<T>>((resolve, reject) => {
       this.pending.push({ run: op, resolve: resolve as (value: unknown) => void, reject })
       if (!this.scheduled) {
         this.scheduled = true
@@ -94,12 +117,12 @@ export class WriteBatcher {
     // claim after each complete). Every commit of this process runs synchronously in
     // flush, so none can fall between this read and the parking; the next one offers
     // its work here as usual.
-    if (park && !claimer.mayClaim()) {
+    if (park && !synchronous(claimer.mayClaim())) {
       this.parked.add(claimer)
       return []
     }
     return await this.write(() => {
-      const tasks = claimer.claim()
+      const tasks = synchronous(claimer.claim())
       if (tasks.length === 0 && park) this.parked.add(claimer)
       return tasks
     })
@@ -162,7 +185,7 @@ export class WriteBatcher {
       offered.push(p)
       ops.push(() => {
         if (taken >= queued) return []
-        const tasks = p.claim()
+        const tasks = synchronous(p.claim())
         taken += tasks.length
         return tasks
       })

@@ -30,6 +30,7 @@ import type {
 import { DEFAULT_RETENTION, DEFAULT_RETRY_POLICY, type RetentionPolicy, type RetryPolicy, retentionOf, retryDelayS } from './retry-policy.js'
 import { DEFAULT_EVENTS_MAX, EventLog } from './event-log.js'
 import type { QueueStoreEvents, StoreBackend, TaskStore } from './task-store.js'
+import { type StatusTypeCount, countsByStatusAndType, oldestQueuedAgeS } from './queue-stats.js'
 import { assertOwnedRunning, completeGuard, lastFailureBy } from './task-guards.js'
 import { QueueAdmin, type PausedState, type PruneResult, type PurgeInput, type RetryInput, type RetryResult } from './queue-admin.js'
 
@@ -551,6 +552,14 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> implements TaskSt
   nextLeaseExpiryAt (): number | null {
     const v = this.s.nextLease.get()?.t
     return typeof v === 'number' ? v : null
+  }
+
+  statusTypeCounts (): StatusTypeCount[] {
+    return countsByStatusAndType(this.db)
+  }
+
+  oldestQueuedAgeS (): number {
+    return oldestQueuedAgeS(this.db, this.now())
   }
 
   /** Changes when another connection (e.g. another process) commits to the file. */

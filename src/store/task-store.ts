@@ -18,6 +18,7 @@ import type {
   SubmitInput, SubmitResult, SweepResult, TaskChange, TaskHeartbeatInput, TaskHeartbeatResult
 } from './types.js'
 import type { EventPage } from './event-log.js'
+import type { StatusTypeCount } from './queue-stats.js'
 import type { PausedState, PruneResult, PurgeInput, RetryInput, RetryResult } from './queue-admin.js'
 
 export type MaybePromise<T> = T | Promise<T>
@@ -84,6 +85,12 @@ export interface TaskStore extends Pick<EventEmitter<QueueStoreEvents>, 'on' | '
    * be early, never late by more than a sweep).
    */
   nextEligibleAt: () => number | null
+  /** Earliest lease expiry of a running task, when known (PostgreSQL: null; its sweep expires leases). */
+  nextLeaseExpiryAt: () => number | null
+  /** Task counts by status and type (metrics, dashboard; never per request). */
+  statusTypeCounts: () => MaybePromise<StatusTypeCount[]>
+  /** Seconds the oldest claimable queued task has waited; 0 when none waits. */
+  oldestQueuedAgeS: () => MaybePromise<number>
   /** Moves when another process or coordinator committed a change (a wake-up for waiters). */
   dataVersion: () => number
   touchPeer: (t: PeerTouch) => PeerEntry

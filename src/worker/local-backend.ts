@@ -1,6 +1,7 @@
 /**
  * A worker's tasks straight from the SQLite file of a `serve` on the same host.
  */
+import type { TaskStore } from '../store/task-store.js'
 import { QueueStore, type QueueStoreOptions } from '../store/queue.js'
 import { openDatabase } from '../store/db.js'
 import type { ClaimedTask, JsonObject } from '../protocol/types.js'
@@ -31,7 +32,8 @@ export interface OpenLocalBackendOptions extends LocalBackendOptions, Partial<Om
  */
 export class LocalBackend implements QueueBackend {
   readonly kind = 'local'
-  readonly store: QueueStore
+  /** The service's store (SQLite or PostgreSQL, for `serve --worker`), or a queue file opened here. */
+  readonly store: TaskStore
   private readonly ownsStore: boolean
   private readonly minLeaseS: number
   private readonly maxLeaseS: number
@@ -39,9 +41,13 @@ export class LocalBackend implements QueueBackend {
   private readonly maxIdleMs: number
   private closed = false
   private readonly wakers = new Set<() => void>()
+  /** Queued changes heard: a claim that awaited its store (PostgreSQL) looks again when one came meanwhile. */
+  private queuedHeard = 0
+  private readonly onQueued = (c: { status: string }): void => { if (c.status === 'queued') this.queuedHeard++ }
 
-  constructor (store: QueueStore, opts: LocalBackendOptions & { ownsStore?: boolean } = {}) {
+  constructor (store: TaskStore, opts: LocalBackendOptions & { ownsStore?: boolean } = {}) {
     this.store = store
+    store.on('change', this.onQueued)
     this.ownsStore = opts.ownsStore === true
     this.minLeaseS = opts.minLeaseS ?? 10
     this.maxLeaseS = opts.maxLeaseS ?? 3600
@@ -73,9 +79,9 @@ export class LocalBackend implements QueueBackend {
     return Math.min(this.maxLeaseS, Math.max(this.minLeaseS, n))
   }
 
-  private claimNow (opts: BackendClaimOptions): ClaimedTask[] {
+  private async claimNow (opts: BackendClaimOptions): Promise<ClaimedTask[]> {
     try {
-      return this.store.claim({
+      return await this.store.claim({
         worker_id: opts.workerId,
         peer_key: opts.workerId,
         session: opts.session,
@@ -98,8 +104,10 @@ export class LocalBackend implements QueueBackend {
       if (opts.signal?.aborted === true) return []
       // Read before claiming: a commit landing between the two must still wake us.
       const version = this.dataVersion()
-      const tasks = this.claimNow(opts)
+      const heard = this.queuedHeard
+      const tasks = await this.claimNow(opts)
       if (tasks.length > 0 || Date.now() >= deadline) return tasks
+      if (this.queuedHeard !== heard) continue
       await this.untilChange(version, deadline, opts.signal)
     }
   }
@@ -152,7 +160,7 @@ export class LocalBackend implements QueueBackend {
       ? null
       : isJsonObject(r) ? r : { result: r }
     try {
-      const out = this.store.complete({ task_id: opts.taskId, status: opts.status, result, error: opts.error ?? '', worker_id: opts.workerId, retry: opts.retry })
+      const out = await this.store.complete({ task_id: opts.taskId, status: opts.status, result, error: opts.error ?? '', worker_id: opts.workerId, retry: opts.retry })
       return { replayed: out.replayed }
     } catch (err) {
       throw localError(err)
@@ -161,7 +169,7 @@ export class LocalBackend implements QueueBackend {
 
   async release (opts: BackendReleaseOptions): Promise<void> {
     try {
-      this.store.release({
+      await this.store.release({
         task_id: opts.taskId,
         worker_id: opts.workerId,
         reason: opts.reason === undefined || opts.reason === '' ? 'released' : opts.reason,
@@ -174,7 +182,7 @@ export class LocalBackend implements QueueBackend {
 
   async heartbeat (opts: BackendHeartbeatOptions): Promise<{ lease_until: number }> {
     try {
-      const out = this.store.heartbeatTask({ task_id: opts.taskId, worker_id: opts.workerId, lease_s: this.lease(opts.leaseS), progress: opts.progress ?? null })
+      const out = await this.store.heartbeatTask({ task_id: opts.taskId, worker_id: opts.workerId, lease_s: this.lease(opts.leaseS), progress: opts.progress ?? null })
       return { lease_until: out.lease_until }
     } catch (err) {
       throw localError(err)
@@ -185,7 +193,8 @@ export class LocalBackend implements QueueBackend {
     if (this.closed) return
     this.closed = true
     for (const wake of [...this.wakers]) wake()
-    if (this.ownsStore) this.store.db.close()
+    this.store.off('change', this.onQueued)
+    if (this.ownsStore && this.store instanceof QueueStore) this.store.db.close()
   }
 }
 

@@ -66,7 +66,7 @@ test(`a batch of ${MAX_BATCH_ITEMS} submits commits once, and a parked claimer g
   assert.ok(reply.results.every((r: Obj) => r.ok === true && r.replayed === false))
   const claimed = content(worker, 1)!.tasks as Obj[]
   assert.deepEqual(claimed.map((c) => c.task_id), reply.results.slice(0, 8).map((r: Obj) => r.task_id), 'FIFO: the first eight')
-  const counts = service.context.store.counts()
+  const counts = await service.context.store.counts()
   assert.equal(counts.queued, MAX_BATCH_ITEMS - 8)
   assert.equal(counts.running, 8)
 })

@@ -11,6 +11,7 @@ import { REPLY_BYTE_BUDGET } from '../../protocol/ids.js'
 import { expandTaskTypes } from '../../store/aliases.js'
 import type { PurgeableStatus, RetryableStatus } from '../../store/queue-admin.js'
 import type { EventPage } from '../../store/event-log.js'
+import type { MaybePromise } from '../../store/task-store.js'
 import type { TaskEvent } from '../../protocol/types.js'
 import type { CallerInfo, Reply, ServiceContext } from '../context.js'
 
@@ -131,7 +132,7 @@ export async function events (env: Envelope, ctx: ServiceContext, caller: Caller
   const log = ctx.store.events
   if (!log.enabled) throw new TaskQueueError('events_disabled', 'the service keeps no event log (EVENTS_MAX=0)')
   let cursor = optionalInt(env, 'cursor', 0, -1, Number.MAX_SAFE_INTEGER)
-  if (cursor === -1) cursor = log.newest()
+  if (cursor === -1) cursor = await log.newest()
   const limit = optionalInt(env, 'limit', 100, 1, MAX_EVENTS_PAGE)
   const waitS = optionalNumber(env, 'wait_s', 0, Number.MAX_SAFE_INTEGER) ?? 0
   const deadline = Date.now() + Math.min(waitS, ctx.options.waitMaxS) * 1000
@@ -139,14 +140,16 @@ export async function events (env: Envelope, ctx: ServiceContext, caller: Caller
   const first = cursor
   let gap = false
   for (;;) {
-    const page = readFiltered(log.read.bind(log), cursor, limit, only)
+    const heard = ctx.events.changeCount
+    const page = await readFiltered(log.read.bind(log), cursor, limit, only)
     gap ||= page.gap && cursor === first
     cursor = page.cursor
     const left = deadline - Date.now()
     if (page.events.length > 0 || page.more || left <= 0 || caller.signal.aborted || ctx.events.closed) {
       return { ok: true, events: page.events, cursor, oldest: page.oldest, gap, more: page.more }
     }
-    await ctx.events.untilChange(left, caller.signal)
+    // A change heard while the page was read (PostgreSQL reads yield): read again, do not park.
+    if (ctx.events.changeCount === heard) await ctx.events.untilChange(left, caller.signal)
   }
 }
 
@@ -161,10 +164,10 @@ function eventTaskFilter (env: Envelope): Set<string> | null {
  * A page of at most `limit` events, filtered to `only`, within the reply budget; the
  * cursor advances over everything scanned, so a filtered follower skips the rest.
  */
-function readFiltered (read: (cursor: number, limit: number) => EventPage, cursor: number, limit: number, only: Set<string> | null): EventPage {
+async function readFiltered (read: (cursor: number, limit: number) => MaybePromise<EventPage>, cursor: number, limit: number, only: Set<string> | null): Promise<EventPage> {
   const out: TaskEvent[] = []
   let bytes = 0
-  let page = read(cursor, limit)
+  let page = await read(cursor, limit)
   const first = page
   for (let scans = 1; ; scans++) {
     let taken = 0
@@ -179,6 +182,6 @@ function readFiltered (read: (cursor: number, limit: number) => EventPage, curso
     }
     // A filter matching little scans a bounded stretch per call; `more` brings the caller back.
     if (!page.more || out.length > 0 || only === null || scans >= 16) return { ...page, events: out, cursor, gap: first.gap, more: page.more }
-    page = read(cursor, MAX_EVENTS_PAGE)
+    page = await read(cursor, MAX_EVENTS_PAGE)
   }
 }

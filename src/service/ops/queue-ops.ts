@@ -15,6 +15,7 @@ import type { PeerTouch } from '../../store/peers.js'
 import { SCHEDULER_CLOCK } from '../../store/scheduler.js'
 import type { ClaimedTask, JsonObject, Task } from '../../protocol/types.js'
 import type { ClaimInput, CompleteInput, CompleteResult, SubmitInput } from '../../store/types.js'
+import type { MaybePromise } from '../../store/task-store.js'
 import { TERMINAL_STATUSES } from '../../protocol/types.js'
 import type { CallerInfo, Reply, ServiceContext } from '../context.js'
 
@@ -112,7 +113,7 @@ async function claimWithWait (env: Envelope, ctx: ServiceContext, caller: Caller
   admitPeer(ctx, { peer_id: input.peer_key, worker_id: input.worker_id, supported_task_types: input.task_types ?? [], session_id: input.session, transport_peer_id: input.transport_peer_id, peer_hint: input.peer_hint })
   const waitS = num(env.wait_s, 0, 0, ctx.options.waitMaxS)
   const deadline = Date.now() + waitS * 1000
-  const claimNow = (): ClaimedTask[] => ctx.store.claim(input)
+  const claimNow = (): MaybePromise<ClaimedTask[]> => ctx.store.claim(input)
   const types = input.task_types === null ? null : new Set(input.task_types)
   for (;;) {
     let handed: ClaimedTask[] = []
@@ -133,7 +134,7 @@ async function claimWithWait (env: Envelope, ctx: ServiceContext, caller: Caller
     }
     if (tasks.length > 0 && caller.signal.aborted) {
       // The claimer hung up: the reply cannot arrive, so the tasks go straight back.
-      for (const t of tasks) ctx.store.release({ task_id: t.task_id, worker_id: t.assigned_worker, reason: 'claimer_gone', delay_s: 0 })
+      for (const t of tasks) await ctx.store.release({ task_id: t.task_id, worker_id: t.assigned_worker, reason: 'claimer_gone', delay_s: 0 })
       return []
     }
     return tasks
@@ -193,9 +194,14 @@ function batchItems (env: Envelope, op: string, what: string): unknown[] {
  * returns the per-item replies. When the transaction itself fails (busy, I/O), nothing
  * was applied and every item says so.
  */
-async function batchOutcomes (ctx: ServiceContext, items: unknown[], outcome: (item: unknown) => Reply): Promise<Reply[]> {
+async function batchOutcomes (ctx: ServiceContext, items: unknown[], outcome: (item: unknown) => MaybePromise<Reply>): Promise<Reply[]> {
   try {
-    return await ctx.writes.write(() => items.map(outcome))
+    // SQLite: every outcome is a value, computed inside one group transaction.
+    // PostgreSQL: outcomes are promises, one transaction each.
+    return await ctx.writes.write(() => {
+      const out = items.map(outcome)
+      return out.some((o) => o instanceof Promise) ? Promise.all(out) : out as Reply[]
+    })
   } catch (err) {
     return items.map((item) => itemFailure(ctx, item, err))
   }
@@ -214,15 +220,10 @@ async function batchOutcomes (ctx: ServiceContext, items: unknown[], outcome: (i
 export async function submitMany (env: Envelope, ctx: ServiceContext): Promise<Reply> {
   const items = batchItems(env, 'submit_many', 'submit')
   const now = Date.now() / 1000
-  const outcome = (item: unknown): Reply => {
-    try {
-      if (!isPlainObject(item)) throw new TaskQueueError('invalid_params', 'each item must be an object')
-      const result = ctx.store.submit(submitInput(item, now, ctx.options.maxAttempts ?? 3))
-      return { ok: true, task_id: result.task_id, replayed: result.replayed }
-    } catch (err) {
-      return itemFailure(ctx, item, err)
-    }
-  }
+  const outcome = (item: unknown): MaybePromise<Reply> => settle(ctx, item, () => {
+    if (!isPlainObject(item)) throw new TaskQueueError('invalid_params', 'each item must be an object')
+    return ctx.store.submit(submitInput(item, now, ctx.options.maxAttempts ?? 3))
+  }, (result) => ({ ok: true, task_id: result.task_id, replayed: result.replayed }))
   return { ok: true, results: await batchOutcomes(ctx, items, outcome) }
 }
 
@@ -238,15 +239,25 @@ export async function submitMany (env: Envelope, ctx: ServiceContext): Promise<R
 export async function completeMany (env: Envelope, ctx: ServiceContext): Promise<Reply> {
   const items = batchItems(env, 'complete_many', 'complete')
   const defaultWorker = bounded(str(env.worker_id), 'worker_id')
-  const outcome = (item: unknown): Reply => {
-    try {
-      if (!isPlainObject(item)) throw new TaskQueueError('invalid_params', 'each item must be an object')
-      return completeReply(ctx.store.complete(completeInput(item, defaultWorker)))
-    } catch (err) {
-      return itemFailure(ctx, item, err)
-    }
-  }
+  const outcome = (item: unknown): MaybePromise<Reply> => settle(ctx, item, () => {
+    if (!isPlainObject(item)) throw new TaskQueueError('invalid_params', 'each item must be an object')
+    return ctx.store.complete(completeInput(item, defaultWorker))
+  }, completeReply)
   return { ok: true, results: await batchOutcomes(ctx, items, outcome) }
+}
+
+/**
+ * One batch item's reply from a store call that returns a value (SQLite, which also
+ * throws synchronously) or a promise (PostgreSQL, which rejects).
+ */
+function settle<T> (ctx: ServiceContext, item: unknown, call: () => MaybePromise<T>, ok: (value: T) => Reply): MaybePromise<Reply> {
+  try {
+    const out = call()
+    if (out instanceof Promise) return out.then(ok, (err: unknown) => itemFailure(ctx, item, err))
+    return ok(out)
+  } catch (err) {
+    return itemFailure(ctx, item, err)
+  }
 }
 
 function itemFailure (ctx: ServiceContext, item: unknown, err: unknown): Reply {
@@ -306,7 +317,7 @@ function admitPeer (ctx: ServiceContext, touch: PeerTouch): void {
 /** Most `known_peers` a `peer.heartbeat` reply lists (the most recently seen). */
 export const KNOWN_PEERS_IN_HEARTBEAT = 64
 
-export function peerHeartbeat (env: Envelope, ctx: ServiceContext, caller: CallerInfo): Reply {
+export async function peerHeartbeat (env: Envelope, ctx: ServiceContext, caller: CallerInfo): Promise<Reply> {
   const workerId = bounded(str(env.worker_id), 'worker_id')
   const peer = firstId(env, 'peer', 'peer_id') || workerId || caller.remotePeerId
   if (peer === '') throw new TaskQueueError('missing_peer_id')
@@ -338,7 +349,7 @@ export function peerHeartbeat (env: Envelope, ctx: ServiceContext, caller: Calle
   }
   if (taskId !== '' && workerId !== '') {
     try {
-      const out = ctx.store.heartbeatTask({ task_id: taskId, worker_id: workerId, lease_s: int(env.lease_s, ctx.options.leaseS, 10, 3600), progress: progressOf(env.progress) })
+      const out = await ctx.store.heartbeatTask({ task_id: taskId, worker_id: workerId, lease_s: int(env.lease_s, ctx.options.leaseS, 10, 3600), progress: progressOf(env.progress) })
       reply.lease = { ok: true, lease_until: out.lease_until }
       // Holding a lease keeps the peer a scheduler candidate, as claiming does.
       ctx.store.registry.markActive(peer, now)
@@ -350,13 +361,13 @@ export function peerHeartbeat (env: Envelope, ctx: ServiceContext, caller: Calle
   return reply
 }
 
-export function list (env: Envelope, ctx: ServiceContext): Reply {
+export async function list (env: Envelope, ctx: ServiceContext): Promise<Reply> {
   const status = str(env.status).toLowerCase()
   const types = strList(env.task_types).map((t) => t.toLowerCase())
   const filter = types.length === 0 ? null : truthy(env.exact_types) ? types : expandTaskTypes(types)
   const order = str(env.order).toLowerCase() === 'desc' ? 'desc' : 'asc'
   const cursor = str(env.cursor)
-  const out = ctx.store.list({
+  const out = await ctx.store.list({
     status: status === '' ? null : status,
     limit: int(env.limit, 50, 1, 1000),
     task_types: filter,
@@ -373,9 +384,9 @@ export async function cancel (env: Envelope, ctx: ServiceContext): Promise<Reply
   return { ok: true, ...await ctx.writes.write(() => ctx.store.cancel(taskId, reason)) }
 }
 
-export function get (env: Envelope, ctx: ServiceContext): Reply {
+export async function get (env: Envelope, ctx: ServiceContext): Promise<Reply> {
   const taskId = str(env.task_id)
-  return { ok: true, task: taskId === '' ? null : ctx.store.get(taskId) }
+  return { ok: true, task: taskId === '' ? null : await ctx.store.get(taskId) }
 }
 
 /** Event-driven wait (B9): parks on the task's change events, never re-reads on a timer. */
@@ -397,9 +408,12 @@ async function untilTerminal (ctx: ServiceContext, taskId: string, deadline: num
     if (look || remaining <= 0) {
       // One read per look (a status read and then the task would be two statements). A
       // look after a wake-up happens only when the wake did not carry the task.
-      const task = ctx.store.get(taskId)
+      const read = ctx.store.get(taskId)
+      const task = read instanceof Promise ? await read : read
       if (task === null || TERMINAL_STATUSES.has(task.status)) return { task, timed_out: false }
       if (remaining <= 0 || caller.signal.aborted || ctx.events.closed) return { task, timed_out: true }
+      // PostgreSQL: its completion may have been announced while the read was under way.
+      if (ctx.events.consumeTerminal(taskId)) continue
     }
     // A complete hands its waiters the committed row (QueueStore.watchesTask): no second read.
     const finished = await ctx.events.untilTerminal(taskId, remaining, caller.signal)

@@ -12,7 +12,7 @@ export const KNOWN_PEERS_IN_STATUS = 256
 
 const DOCKER_TYPES = new Set(['docker.execute', 'docker.execute_docker_container', 'docker.github'])
 
-export function status (env: Envelope, ctx: ServiceContext): Reply {
+export async function status (env: Envelope, ctx: ServiceContext): Promise<Reply> {
   const now = Date.now() / 1000
   const peers = ctx.store.registry.live(now)
   const liveTypes = new Set<string>()
@@ -57,11 +57,13 @@ export function status (env: Envelope, ctx: ServiceContext): Reply {
   const local = ctx.localWorker()
   const log = ctx.store.events
   reply.queue = {
-    ...ctx.store.counts(),
+    ...await ctx.store.counts(),
     // ★ README "Protocol additions": pause state, retention and the event log.
-    paused: ctx.store.paused(),
-    pruned: ctx.store.prunedTotal(),
-    events: { enabled: log.enabled, newest: log.newest(), max: log.max }
+    paused: await ctx.store.paused(),
+    pruned: await ctx.store.prunedTotal(),
+    events: { enabled: log.enabled, newest: await log.newest(), max: log.max },
+    // ★ Which store holds the queue: the embedded SQLite file or PostgreSQL (shared by coordinators).
+    backend: ctx.store.backend
   }
   reply.scheduler = {
     clock: SCHEDULER_CLOCK,

@@ -28,7 +28,9 @@ export function isToolTask (task: Pick<Task, 'task_type' | 'payload'>): boolean 
 
 /** Called on every terminal change: finishes the clean-up of abandoned tool tasks. */
 export function reapOrphanedToolTask (ctx: ServiceContext, taskId: string): void {
-  if (ctx.orphanedToolTasks.delete(taskId)) ctx.store.delete(taskId)
+  if (!ctx.orphanedToolTasks.delete(taskId)) return
+  const out = ctx.store.delete(taskId)
+  if (out instanceof Promise) out.catch(() => { /* retention removes it later */ })
 }
 
 async function runServerTool (handler: (args: JsonObject, info: { callerPeerId: string, signal: AbortSignal }) => unknown, args: JsonObject, caller: CallerInfo, timeoutMs: number): Promise<unknown> {
@@ -53,7 +55,7 @@ async function runServerTool (handler: (args: JsonObject, info: { callerPeerId: 
 }
 
 async function runWorkerTool (ctx: ServiceContext, name: string, args: JsonObject, caller: CallerInfo, timeoutMs: number): Promise<ToolOutcome> {
-  const { task_id: taskId } = ctx.store.submit({
+  const { task_id: taskId } = await ctx.store.submit({
     task_type: TOOL_TASK_TYPE,
     model_name: TOOL_MODEL_NAME,
     payload: { tool: name, args, _origin: TOOL_ORIGIN, _peer_id: caller.remotePeerId },
@@ -63,22 +65,23 @@ async function runWorkerTool (ctx: ServiceContext, name: string, args: JsonObjec
     idempotency_key: null
   })
   const deadline = Date.now() + timeoutMs
-  let task = ctx.store.get(taskId)
+  let task = await ctx.store.get(taskId)
   while (task !== null && !TERMINAL_STATUSES.has(task.status) && Date.now() < deadline && !caller.signal.aborted && !ctx.events.closed) {
-    await ctx.events.untilTerminal(taskId, deadline - Date.now(), caller.signal)
-    task = ctx.store.get(taskId)
+    // PostgreSQL: a completion announced while the read was under way needs no park.
+    if (!ctx.events.consumeTerminal(taskId)) await ctx.events.untilTerminal(taskId, deadline - Date.now(), caller.signal)
+    task = await ctx.store.get(taskId)
   }
   if (task === null) return { ok: false, error: 'task_not_found', task_id: taskId }
   if (!TERMINAL_STATUSES.has(task.status)) {
     if (task.status === 'queued') {
-      ctx.store.cancel(taskId, 'tool_call_timeout')
-      ctx.store.delete(taskId)
+      await ctx.store.cancel(taskId, 'tool_call_timeout')
+      await ctx.store.delete(taskId)
     } else {
       ctx.orphanedToolTasks.add(taskId)
     }
     return { ok: false, error: 'timeout', task_id: taskId }
   }
-  ctx.store.delete(taskId)
+  await ctx.store.delete(taskId)
   if (task.status !== 'completed') return { ok: false, error: task.error ?? task.status }
   const result = task.result
   if (isPlainObject(result) && 'tool' in result && 'result' in result) return { ok: true, route: 'worker', result: result.result }

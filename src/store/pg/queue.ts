@@ -35,6 +35,7 @@ import { DEFAULT_EVENTS_MAX } from '../event-log.js'
 import type { PausedState, PruneResult, PurgeInput, RetryInput, RetryResult } from '../queue-admin.js'
 import type { QueueStoreEvents, StoreBackend, TaskStore } from '../task-store.js'
 import { EVENTS_LOCK, migratePg } from './schema.js'
+import type { StatusTypeCount } from '../queue-stats.js'
 import { assertOwnedRunning, completeGuard, lastFailureBy } from '../task-guards.js'
 import { CHANNEL, ChangeListener, packChanges } from './listener.js'
 import { PgAdmin, PgEventLog, TASK_SELECT, type Db, pgTask } from './admin.js'
@@ -561,9 +562,19 @@ export class PgQueueStore extends EventEmitter<QueueStoreEvents> implements Task
     return await this.read(async (db) => await this.admin.counts(db))
   }
 
-  /** Task counts by status and type (metrics, dashboard). */
-  async countsByStatusAndType (): Promise<Array<{ status: string, task_type: string, count: number }>> {
+  async statusTypeCounts (): Promise<StatusTypeCount[]> {
     return await this.read(async (db) => await this.admin.countsByStatusAndType(db))
+  }
+
+  async oldestQueuedAgeS (): Promise<number> {
+    const now = this.now()
+    const r = await this.read(async (db) => await db.query('SELECT min(created_at) AS t FROM tq_tasks WHERE status = \'queued\' AND next_attempt_at <= $1', [now]))
+    const t = (r.rows[0] as Row | undefined)?.t
+    return typeof t === 'number' ? Math.max(0, now - t) : 0
+  }
+
+  nextLeaseExpiryAt (): number | null {
+    return null
   }
 
   // ---- operating the queue ------------------------------------------------------------
