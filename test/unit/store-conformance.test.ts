@@ -276,7 +276,11 @@ function conformance (backend: Backend): void {
     assert.deepEqual(rest.events.map(e => [e.kind, e.task_id]), [['progress', id], ['completed', id]])
     assert.deepEqual((rest.events[0] as unknown as { progress: unknown }).progress, { step: 1 })
     assert.equal(rest.more, false)
-    for (let i = 0; i < 5; i++) await q.submit(sub())
+    for (let i = 0; i < 4; i++) await q.submit(sub())
+    // Text that needs quoting reaches the log intact (PostgreSQL writes it as escaped literals).
+    const odd = (await q.submit(sub({ task_type: "o'brien \\ \"x\"; --" }))).task_id
+    const last = (await q.events.read(rest.cursor + 4, 10)).events
+    assert.deepEqual(last.map(e => [e.task_id, e.task_type]), [[odd, "o'brien \\ \"x\"; --"]])
     assert.equal(await q.events.newest(), rest.cursor + 5)
     assert.equal(await q.events.trim(), 4 + 5 - 6)
     const after = await q.events.read(0, 100)

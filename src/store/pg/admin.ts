@@ -228,13 +228,12 @@ export class PgEventLog implements TaskEventLog {
     return this.max > 0
   }
 
-  async record (db: Db, changes: readonly TaskChange[], at: number): Promise<void> {
-    if (this.max === 0 || changes.length === 0) return
-    await db.query(`INSERT INTO tq_events (at, task_id, kind, status, task_type, data)
-      SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[])`, [
-      at, changes.map((c) => c.task_id), changes.map((c) => c.kind), changes.map((c) => c.status), changes.map((c) => c.task_type),
-      changes.map((c) => c.detail === undefined ? null : JSON.stringify(c.detail))
-    ])
+  /** The INSERT of `changes` as SQL text with escaped literals (it joins the COMMIT's round trip, pg/queue.ts). */
+  insertSql (c: Pick<pg.PoolClient, 'escapeLiteral'>, changes: readonly TaskChange[], at: number): string {
+    const lit = (v: string): string => c.escapeLiteral(v)
+    const when = Number.isFinite(at) ? String(at) : '0'
+    const rows = changes.map((ch) => `(${when}, ${lit(ch.task_id)}, ${lit(ch.kind)}, ${lit(ch.status)}, ${lit(ch.task_type)}, ${ch.detail === undefined ? 'NULL' : lit(JSON.stringify(ch.detail))})`)
+    return `INSERT INTO tq_events (at, task_id, kind, status, task_type, data) VALUES ${rows.join(', ')}`
   }
 
   async read (cursor: number, limit: number): Promise<EventPage> {

@@ -176,25 +176,38 @@ export class PgQueueStore extends EventEmitter<QueueStoreEvents> implements Task
     try {
       await c.query('BEGIN')
       out = await fn(c, changes)
-      if (changes.length > 0 || resumed) {
-        if (this.events.enabled && changes.length > 0) {
-          await c.query('SELECT pg_advisory_xact_lock($1)', [EVENTS_LOCK])
-          await this.events.record(c, changes, this.now())
-        }
-        for (const payload of packChanges(this.origin, changes, resumed)) {
-          await c.query('SELECT pg_notify($1, $2)', [CHANNEL, payload])
-        }
-      }
-      await c.query('COMMIT')
+      // The event log, the notifications and the COMMIT in one round trip: a
+      // multi-statement simple query, values escaped by the driver.
+      await c.query(this.commitSql(c, changes, resumed))
     } catch (err) {
-      await c.query('ROLLBACK').catch(() => {})
-      c.release()
+      const rolledBack = await c.query('ROLLBACK').then(() => true, () => false)
+      // A connection that cannot even roll back is broken: the pool drops it.
+      c.release(rolledBack ? undefined : true)
       throw storeError(err)
     }
     c.release()
     if (this.onCommit !== null) this.onCommit((performance.now() - started) / 1000)
     for (const ch of changes) this.publishOne(ch)
     return out
+  }
+
+  /**
+   * The end of a write transaction as one simple-protocol query: under EVENTS_LOCK the
+   * event log rows (so log order is commit order across coordinators), then pg_notify
+   * per packed payload, then COMMIT.
+   */
+  private commitSql (c: pg.PoolClient, changes: readonly TaskChange[], resumed: boolean): string {
+    if (changes.length === 0 && !resumed) return 'COMMIT'
+    const parts: string[] = []
+    if (this.events.enabled && changes.length > 0) {
+      parts.push(`SELECT pg_advisory_xact_lock(${EVENTS_LOCK})`)
+      parts.push(this.events.insertSql(c, changes, this.now()))
+    }
+    for (const payload of packChanges(this.origin, changes, resumed)) {
+      parts.push(`SELECT pg_notify('${CHANNEL}', ${c.escapeLiteral(payload)})`)
+    }
+    parts.push('COMMIT')
+    return parts.join(';\n')
   }
 
   private publishOne (change: TaskChange): void {
