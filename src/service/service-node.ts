@@ -12,6 +12,9 @@ import { openDatabase } from '../store/db.js'
 import { Checkpointer } from '../store/checkpointer.js'
 import { QueueStore, type QueueStoreOptions } from '../store/queue.js'
 import { PgQueueStore } from '../store/pg/queue.js'
+import { PgCoordinatorTable } from '../store/pg/coordinators.js'
+import { coordinatorDirectory } from './coordinator-directory.js'
+import type { CoordinationInfo, CoordinatorDirectory } from './coordinator-directory.js'
 import type { TaskStore } from '../store/task-store.js'
 import { CacheStore } from '../store/cache.js'
 import { loadOrCreateIdentity } from '../node/identity.js'
@@ -141,7 +144,8 @@ export const SERVICE_NODE_SERVICES = {
   dhtProvider: 'dhtProvider',
   announceWriter: 'announceWriter',
   accessControl: 'accessControl',
-  httpListener: 'httpListener'
+  httpListener: 'httpListener',
+  coordinators: 'coordinatorDirectory'
 } as const
 
 /**
@@ -238,6 +242,9 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
 
     // Read at request time only, once the node below exists.
     const nat = (): NatReport => node !== undefined ? natReport(node, s) : NAT_UNAVAILABLE
+    // ★ On PostgreSQL: this coordinator's row in the shared table, the others' for status.
+    const backend: CoordinationInfo['backend'] = s.queueUrl !== null ? { kind: 'postgres', url: redactQueueUrl(s.queueUrl) } : { kind: 'sqlite' }
+    let directory: CoordinatorDirectory | null = null
     const services: Record<string, ServiceFactory> = {
       [SERVICE_NODE_SERVICES.taskQueue]: taskQueueService({
         store,
@@ -248,6 +255,7 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
         cacheSweepIntervalS: s.cacheSweepIntervalS,
         nat,
         localWorker: init.localWorker,
+        coordination: () => directory?.info() ?? { backend, coordinators: [] },
         logger: log
       }) as ServiceFactory,
       // The node's connection gater (below) and the TaskQueue service consult it; as a
@@ -257,6 +265,9 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
       [SERVICE_NODE_SERVICES.bootstrap]: bootstrapKeeper({ peers: s.bootstrapPeers, logger: log, attempts: discoveryAttempts }) as ServiceFactory
     }
     if (!onPostgres) services[SERVICE_NODE_SERVICES.checkpointer] = () => new Checkpointer(s.queuePath)
+    if (pgStore !== null) {
+      services[SERVICE_NODE_SERVICES.coordinators] = coordinatorDirectory({ table: new PgCoordinatorTable(pgStore.pool), backend, logger: log }) as ServiceFactory
+    }
     if (s.dht) {
       services[SERVICE_NODE_SERVICES.dhtProvider] = dhtProvider({
         namespace: s.rendezvousNs,
@@ -311,6 +322,7 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
     const running = node
     const parts = node.services as Record<string, unknown>
     const service = parts[SERVICE_NODE_SERVICES.taskQueue] as TaskQueueService
+    directory = (parts[SERVICE_NODE_SERVICES.coordinators] ?? null) as CoordinatorDirectory | null
 
     const current = addresses(node.getMultiaddrs())
     for (const lock of held) lock.update({ peer_id: peerId, multiaddr: current.multiaddr })
