@@ -102,10 +102,7 @@ export class QueueAdmin {
     const requeue = (r: FinishedRow): void => {
       if (Number(this.s.requeue.run(at, now, r.seq).changes) !== 1) return
       out.task_ids.push(r.task_id)
-      changes.push({
-        task_id: r.task_id, status: 'queued', task_type: r.task_type, kind: 'requeued', next_attempt_at: at,
-        detail: { previous_status: r.status, next_attempt_at: at }
-      })
+      changes.push(requeuedChange(r, at))
     }
     if (input.task_ids !== null) {
       for (const id of input.task_ids.slice(0, input.limit)) {
@@ -204,4 +201,12 @@ export class QueueAdmin {
 
 function finishedRow (r: Record<string, unknown>): FinishedRow {
   return { seq: Number(r.seq), task_id: String(r.task_id), task_type: String(r.task_type), status: String(r.status) as TaskStatus }
+}
+
+/** The change a `retry` records for a failed or cancelled task it queued again (both backends). */
+export function requeuedChange (row: { task_id: string, task_type: string, status: string }, at: number): TaskChange {
+  return {
+    task_id: row.task_id, status: 'queued', task_type: row.task_type, kind: 'requeued', next_attempt_at: at,
+    detail: { previous_status: row.status, next_attempt_at: at }
+  }
 }

@@ -11,7 +11,7 @@ import { DEFAULT_MAX_REPLY_BYTES } from '../queue-sql.js'
 import { clampInt, decodeCursor, isObject, parseJson } from '../queue-util.js'
 import { listPage } from '../queue-list.js'
 import { type EventPage, eventPage, taskEvent } from '../event-log.js'
-import type { PausedState, PruneResult, PurgeInput, RetryInput, RetryResult } from '../queue-admin.js'
+import { requeuedChange, type PausedState, type PruneResult, type PurgeInput, type RetryInput, type RetryResult } from '../queue-admin.js'
 import type { RetentionPolicy } from '../retry-policy.js'
 import type { TaskEventLog } from '../task-store.js'
 import type { Backoff, Task, TaskError, TaskStatus } from '../../protocol/types.js'
@@ -117,10 +117,7 @@ export class PgAdmin {
         WHERE seq = $3 AND (status = 'failed' OR status = 'cancelled')`, [at, now, row.seq])
       if (r.rowCount !== 1) return
       out.task_ids.push(row.task_id)
-      changes.push({
-        task_id: row.task_id, status: 'queued', task_type: row.task_type, kind: 'requeued', next_attempt_at: at,
-        detail: { previous_status: row.status, next_attempt_at: at }
-      })
+      changes.push(requeuedChange(row, at))
     }
     if (input.task_ids !== null) {
       for (const id of input.task_ids.slice(0, input.limit)) {
