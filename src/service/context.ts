@@ -4,7 +4,7 @@
  * temporary store and no network.
  */
 import type { TaskStore } from '../store/task-store.js'
-import type { CacheStore } from '../store/cache.js'
+import type { CacheStore } from '../store/cache-store.js'
 import type { ToolRegistry } from '../tools/registry.js'
 import type { TaskEvents } from './task-events.js'
 import type { ServiceStats } from './stats.js'

@@ -155,8 +155,8 @@ export function createServiceMetrics (init: ServiceMetricsInit): ServiceMetrics 
   })
   if (ctx.cache !== null) {
     const cache = ctx.cache
-    new Gauge({ name: 'taskqueue_cache_entries', help: 'Entries in the cache', registers, collect () { this.set(cache.stats().entries) } })
-    new Gauge({ name: 'taskqueue_cache_bytes', help: 'Bytes of values in the cache', registers, collect () { this.set(cache.stats().bytes) } })
+    new Gauge({ name: 'taskqueue_cache_entries', help: 'Entries in the cache', registers, async collect () { this.set((await cache.stats()).entries) } })
+    new Gauge({ name: 'taskqueue_cache_bytes', help: 'Bytes of values in the cache', registers, async collect () { this.set((await cache.stats()).bytes) } })
     new Counter({ name: 'taskqueue_cache_evictions_total', help: 'Entries evicted to stay within CACHE_MAX_ENTRIES / CACHE_MAX_BYTES', registers, collect () { this.reset(); this.inc(cache.evictions) } })
   }
   // Ours are what this call added (libp2p's own metrics share the registry).

@@ -16,7 +16,8 @@ import { PgCoordinatorTable } from '../store/pg/coordinators.js'
 import { coordinatorDirectory } from './coordinator-directory.js'
 import type { CoordinationInfo, CoordinatorDirectory } from './coordinator-directory.js'
 import type { TaskStore } from '../store/task-store.js'
-import { CacheStore } from '../store/cache.js'
+import { SqliteCacheStore } from '../store/cache.js'
+import type { CacheStore } from '../store/cache-store.js'
 import { loadOrCreateIdentity } from '../node/identity.js'
 import { createListeningNode, ListenError } from '../node/listen.js'
 import type { ServiceFactory, TaskQueueNode } from '../node/create-node.js'
@@ -201,8 +202,8 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
       cacheDb = await pathStep('cache file (CACHE_DIR)', cacheFile, () => openDatabase(cacheFile))
       databases.push(cacheDb)
     }
-    const cache = s.enableCache && cacheDb !== null
-      ? new CacheStore({ db: cacheDb, maxEntries: s.cacheMaxEntries, maxBytes: s.cacheMaxBytes, maxValueBytes: s.cacheMaxValueBytes })
+    const cache: CacheStore | null = s.enableCache && cacheDb !== null
+      ? new SqliteCacheStore({ db: cacheDb, maxEntries: s.cacheMaxEntries, maxBytes: s.cacheMaxBytes, maxValueBytes: s.cacheMaxValueBytes })
       : null
     const privateKey = await pathStep('identity file (IDENTITY_FILE)', s.identityFile, async () => await loadOrCreateIdentity(s.identityFile))
     const peerId = peerIdFromPrivateKey(privateKey).toString()

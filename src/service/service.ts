@@ -13,7 +13,7 @@ import type { AddressManager, ConnectionManager, Registrar } from '@libp2p/inter
 import { LEGACY_PROTOCOL, MCP_PROTOCOL } from '../protocol/ids.js'
 import type { QueueStore } from '../store/queue.js'
 import type { TaskStore } from '../store/task-store.js'
-import type { CacheStore } from '../store/cache.js'
+import type { CacheStore } from '../store/cache-store.js'
 import { TERMINAL_STATUSES } from '../protocol/types.js'
 import type { TaskChange } from '../store/types.js'
 import { ToolRegistry } from '../tools/registry.js'

@@ -1,130 +1,69 @@
 /**
- * Bounded TTL cache (wire-protocol.md §6.2, B11, B12) in SQLite, so entries survive
- * restarts and can be shared by processes using the same file. Totals are kept by
- * triggers (db.ts) because count(*)/sum() would scan the table on every `set`.
+ * The TTL cache (cache-store.ts) in SQLite, so entries survive restarts and can be
+ * shared by processes using the same file: the queue's file, or CACHE_DIR's
+ * `cache.sqlite3`. Totals are kept by triggers (db.ts) because count(*)/sum() would
+ * scan the table on every `set`.
  */
 import type { DatabaseSync, SQLOutputValue } from 'node:sqlite'
-import { TaskQueueError } from '../protocol/errors.js'
 import { immediate, migrate, prepareTx, returnArrays } from './db.js'
 import { num, parseJson } from './queue-util.js'
-import type { JsonValue } from '../protocol/types.js'
+import type { StoreBackend } from './task-store.js'
 import type { CacheEntry } from './types.js'
+import {
+  CacheRecency, cacheBounds, cacheMiss, cacheRowOf, overBounds, validateCacheKey,
+  type CacheBounds, type CacheSetInput, type CacheSetResult, type CacheStats, type CacheStore
+} from './cache-store.js'
 
-export const MAX_CACHE_KEY_BYTES = 1024
-export const DEFAULT_CACHE_MAX_ENTRIES = 100_000
-export const DEFAULT_CACHE_MAX_BYTES = 268_435_456
-export const DEFAULT_CACHE_MAX_VALUE_BYTES = 524_288
-
-export interface CacheStoreOptions {
+export interface SqliteCacheStoreOptions extends CacheBounds {
   db: DatabaseSync
-  maxEntries?: number
-  /** Bound on the sum of UTF-8 key + serialized value bytes. */
-  maxBytes?: number
-  /** Bound on one serialized value. */
-  maxValueBytes?: number
-  /** Epoch seconds with fraction; injectable for tests. */
-  now?: () => number
-}
-
-export interface CacheStats {
-  entries: number
-  bytes: number
-}
-
-/** Callers pass the key already trimmed (the envelope coercion trims strings). */
-export function validateCacheKey (key: string): string {
-  if (typeof key !== 'string' || key === '') throw new TaskQueueError('missing_key', 'key is required')
-  // A UTF-16 unit is at most 3 UTF-8 bytes: short keys need no byte count.
-  if (key.length * 3 > MAX_CACHE_KEY_BYTES && Buffer.byteLength(key, 'utf8') > MAX_CACHE_KEY_BYTES) {
-    throw new TaskQueueError('key_too_long', `key exceeds ${MAX_CACHE_KEY_BYTES} UTF-8 bytes`)
-  }
-  return key
 }
 
 /** Batch size of the LRU eviction scan. */
 const EVICT_BATCH = 64
-/** Longest a cache hit's recency stays unwritten (other processes see it after this). */
-const TOUCH_FLUSH_MS = 1000
-/** A flush is forced at this many distinct pending keys, bounding memory and the flush transaction. */
-const MAX_PENDING_TOUCHES = 4096
 
-export class CacheStore {
+export class SqliteCacheStore implements CacheStore {
+  readonly backend: StoreBackend = 'sqlite'
   readonly db: DatabaseSync
   readonly maxEntries: number
   readonly maxBytes: number
   readonly maxValueBytes: number
   readonly now: () => number
+  /** Entries evicted for room since this store opened (metrics). */
+  evictions = 0
   private readonly s: ReturnType<typeof prepareCacheStatements>
-  /** Keys read since the last flush, least recent first (touchLater). */
-  private readonly pendingTouches = new Set<string>()
-  private touchTimer: NodeJS.Timeout | undefined
+  private readonly recency = new CacheRecency(() => { this.flushTouches() })
 
-  constructor (opts: CacheStoreOptions) {
+  constructor (opts: SqliteCacheStoreOptions) {
     this.db = opts.db
-    this.maxEntries = Math.max(1, opts.maxEntries ?? DEFAULT_CACHE_MAX_ENTRIES)
-    this.maxBytes = Math.max(1, opts.maxBytes ?? DEFAULT_CACHE_MAX_BYTES)
-    this.maxValueBytes = Math.max(1, opts.maxValueBytes ?? DEFAULT_CACHE_MAX_VALUE_BYTES)
-    this.now = opts.now ?? (() => Date.now() / 1000)
+    const b = cacheBounds(opts)
+    this.maxEntries = b.maxEntries
+    this.maxBytes = b.maxBytes
+    this.maxValueBytes = b.maxValueBytes
+    this.now = b.now
     migrate(this.db)
     this.s = prepareCacheStatements(this.db)
   }
 
-  /** A stored JSON null is a hit with value null; a missing or expired key is a miss. */
   get (key: string): CacheEntry {
     validateCacheKey(key)
     const now = this.now()
-    // A plain read: a hit needs no write transaction (see touchLater).
+    // A plain read: a hit needs no write transaction (CacheRecency).
     const row = this.lookup(key)
-    if (row === undefined) return miss(key)
+    if (row === undefined) return cacheMiss(key)
     const expiresAt = expiryOf(row)
     if (expiresAt !== null && expiresAt <= now) {
       // Re-checked under the write lock: another process may have just rewritten it.
       immediate(this.s, () => this.s.deleteExpiredKey.run(key, now))
-      return miss(key)
+      return cacheMiss(key)
     }
-    this.touchLater(key)
+    this.recency.touch(key)
     return { key, hit: true, value: parseJson(row[0]), expires_at: expiresAt }
-  }
-
-  /**
-   * Records a read for LRU order. Writing the new recency on every hit cost a
-   * write transaction per cache.get (~70 µs of the service's ~300 µs per request), so
-   * hits are remembered here in order and written in one transaction: before this
-   * store evicts or sweeps (so its own evictions always see every read), and at most
-   * TOUCH_FLUSH_MS later for other processes sharing the file. A crash loses only
-   * that much recency information, never an entry.
-   */
-  private touchLater (key: string): void {
-    // Delete + add moves the key to the end: the Set is the recency order of the batch.
-    this.pendingTouches.delete(key)
-    this.pendingTouches.add(key)
-    if (this.pendingTouches.size >= MAX_PENDING_TOUCHES) {
-      this.flushTouches()
-      return
-    }
-    if (this.touchTimer === undefined) {
-      this.touchTimer = setTimeout(() => {
-        this.touchTimer = undefined
-        try {
-          this.flushTouches()
-        } catch {
-          // Busy or closed database: recency is advisory, drop this batch.
-          this.pendingTouches.clear()
-        }
-      }, TOUCH_FLUSH_MS)
-      this.touchTimer.unref()
-    }
   }
 
   /** Writes the pending LRU touches (inside the caller's transaction when `inTx`). */
   flushTouches (inTx = false): void {
-    if (this.pendingTouches.size === 0) return
-    const keys = [...this.pendingTouches]
-    this.pendingTouches.clear()
-    if (this.touchTimer !== undefined) {
-      clearTimeout(this.touchTimer)
-      this.touchTimer = undefined
-    }
+    if (this.recency.size === 0) return
+    const keys = this.recency.take()
     const run = (): void => { for (const k of keys) this.s.touch.run(k) }
     if (inTx) run()
     else immediate(this.s, run)
@@ -135,37 +74,28 @@ export class CacheStore {
     return this.s.lookup.get(key) as EntryRow | undefined
   }
 
-  /** Does not count as a use for LRU purposes (a probe is not a read of the value). */
   has (key: string): boolean {
     validateCacheKey(key)
     const row = this.lookup(key)
     return row !== undefined && !expired(row, this.now())
   }
 
-  set (key: string, value: JsonValue | undefined, ttlS: number = 0): { expires_at: number | null } {
-    validateCacheKey(key)
-    const text = JSON.stringify(value ?? null)
-    const valueBytes = Buffer.byteLength(text, 'utf8')
-    if (valueBytes > this.maxValueBytes) {
-      throw new TaskQueueError('value_too_large', `value is ${valueBytes} bytes; the limit is ${this.maxValueBytes}`)
-    }
+  set (input: CacheSetInput): CacheSetResult {
     const now = this.now()
-    const expiresAtValue = Number.isFinite(ttlS) && ttlS > 0 ? now + ttlS : null
-    const size = Buffer.byteLength(key, 'utf8') + valueBytes
+    const row = cacheRowOf(input, now, this.maxValueBytes)
     immediate(this.s, () => {
-      this.pendingTouches.delete(key)
+      this.recency.forget(row.key)
       this.flushTouches(true)
-      this.s.upsert.run(key, text, size, expiresAtValue)
-      this.evict(now, key)
+      this.s.upsert.run(row.key, row.text, row.size, row.expiresAt)
+      this.evict(now, row.key)
     })
-    return { expires_at: expiresAtValue }
+    return { expires_at: row.expiresAt }
   }
 
-  /** True only when a live entry was removed (an expired one is dropped silently). */
   delete (key: string): boolean {
     validateCacheKey(key)
     const now = this.now()
-    this.pendingTouches.delete(key)
+    this.recency.forget(key)
     return immediate(this.s, () => {
       const row = this.lookup(key)
       if (row === undefined) return false
@@ -174,7 +104,6 @@ export class CacheStore {
     })
   }
 
-  /** Removes expired entries; returns how many. */
   sweep (): number {
     const now = this.now()
     return immediate(this.s, () => {
@@ -188,10 +117,11 @@ export class CacheStore {
     return { entries: num(r?.entries), bytes: num(r?.bytes) }
   }
 
-  /** Expired entries go first, then least recently used; `keep` (just written) goes last. */
-  /** Entries evicted for room since this store opened (metrics). */
-  evictions = 0
+  close (): void {
+    this.recency.stop()
+  }
 
+  /** Expired entries go first, then least recently used; `keep` (just written) goes last. */
   private evict (now: number, keep: string): void {
     if (!this.over()) return
     this.s.deleteExpired.run(now)
@@ -207,16 +137,11 @@ export class CacheStore {
   }
 
   private over (): boolean {
-    const { entries, bytes } = this.stats()
-    return entries > this.maxEntries || bytes > this.maxBytes
+    return overBounds(this.stats(), this)
   }
 }
 
-function miss (key: string): CacheEntry {
-  return { key, hit: false, value: null, expires_at: null }
-}
-
-/** A cache row as CacheStore.lookup reads it. */
+/** A cache row as SqliteCacheStore.lookup reads it. */
 type EntryRow = [value: SQLOutputValue, expiresAt: SQLOutputValue]
 
 function expiryOf (row: EntryRow): number | null {

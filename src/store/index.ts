@@ -16,10 +16,11 @@ export {
   type QueueStoreOptions, type QueueStoreEvents
 } from './queue.js'
 export { extractAffinity, canonicalJson, encodeCursor, decodeCursor, type ListCursor } from './queue-util.js'
+export { SqliteCacheStore, type SqliteCacheStoreOptions } from './cache.js'
 export {
-  CacheStore, validateCacheKey, MAX_CACHE_KEY_BYTES, DEFAULT_CACHE_MAX_ENTRIES, DEFAULT_CACHE_MAX_BYTES,
-  DEFAULT_CACHE_MAX_VALUE_BYTES, type CacheStoreOptions, type CacheStats
-} from './cache.js'
+  validateCacheKey, MAX_CACHE_KEY_BYTES, DEFAULT_CACHE_MAX_ENTRIES, DEFAULT_CACHE_MAX_BYTES, DEFAULT_CACHE_MAX_VALUE_BYTES,
+  type CacheStore, type CacheBounds, type CacheSetInput, type CacheSetResult, type CacheStats
+} from './cache-store.js'
 export {
   type RetryPolicy, type RetentionPolicy, DEFAULT_RETRY_POLICY, DEFAULT_RETENTION, retryDelayS, parseBackoff
 } from './retry-policy.js'

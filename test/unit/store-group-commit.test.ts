@@ -9,7 +9,7 @@ import assert from 'node:assert/strict'
 import { DatabaseSync } from 'node:sqlite'
 import { TaskQueueError } from '../../src/protocol/errors.js'
 import { WriteBatcher } from '../../src/service/write-batcher.js'
-import { CacheStore } from '../../src/store/cache.js'
+import { SqliteCacheStore } from '../../src/store/cache.js'
 import { newTaskId } from '../../src/store/queue-util.js'
 import type { TaskChange } from '../../src/store/types.js'
 import { claimIn, fixture, sub } from '../helpers/store-fixture.js'
@@ -100,11 +100,11 @@ test('a claim with nothing to take answers without a write transaction, and stil
 test('cache recency from hits is flushed before an eviction decides', () => {
   const f = fixture()
   try {
-    const cache = new CacheStore({ db: f.db, maxEntries: 2, now: f.clock.now })
-    cache.set('a', 1)
-    cache.set('b', 2)
+    const cache = new SqliteCacheStore({ db: f.db, maxEntries: 2, now: f.clock.now })
+    cache.set({ key: 'a', value: 1 })
+    cache.set({ key: 'b', value: 2 })
     assert.equal(cache.get('a').hit, true) // recorded in memory only
-    cache.set('c', 3) // evicts the least recently used: b
+    cache.set({ key: 'c', value: 3 }) // evicts the least recently used: b
     assert.equal(cache.has('a'), true)
     assert.equal(cache.has('b'), false)
     cache.get('c')

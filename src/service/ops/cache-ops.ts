@@ -1,8 +1,8 @@
-/** Cache ops (wire-protocol.md §6.2). Key validation and bounds live in CacheStore. */
+/** Cache ops (wire-protocol.md §6.2). Key validation and bounds live in the CacheStore (either backend). */
 import { TaskQueueError } from '../../protocol/errors.js'
 import { num, str } from '../../protocol/coerce.js'
 import type { Envelope } from '../../protocol/coerce.js'
-import type { CacheStore } from '../../store/cache.js'
+import type { CacheStore } from '../../store/cache-store.js'
 import type { JsonValue } from '../../protocol/types.js'
 import type { Reply, ServiceContext } from '../context.js'
 
@@ -11,24 +11,24 @@ function cacheOf (ctx: ServiceContext): CacheStore {
   return ctx.cache
 }
 
-export function cacheGet (env: Envelope, ctx: ServiceContext): Reply {
-  const entry = cacheOf(ctx).get(str(env.key))
+export async function cacheGet (env: Envelope, ctx: ServiceContext): Promise<Reply> {
+  const entry = await cacheOf(ctx).get(str(env.key))
   return { ok: true, key: entry.key, hit: entry.hit, value: entry.value, expires_at: entry.expires_at }
 }
 
-export function cacheHas (env: Envelope, ctx: ServiceContext): Reply {
+export async function cacheHas (env: Envelope, ctx: ServiceContext): Promise<Reply> {
   const key = str(env.key)
-  return { ok: true, key, hit: cacheOf(ctx).has(key) }
+  return { ok: true, key, hit: await cacheOf(ctx).has(key) }
 }
 
-export function cacheSet (env: Envelope, ctx: ServiceContext): Reply {
+export async function cacheSet (env: Envelope, ctx: ServiceContext): Promise<Reply> {
   const key = str(env.key)
   const value = (env.value === undefined ? null : env.value) as JsonValue
-  const out = cacheOf(ctx).set(key, value, num(env.ttl_s, 0, -Infinity, Infinity))
+  const out = await cacheOf(ctx).set({ key, value, ttl_s: num(env.ttl_s, 0, -Infinity, Infinity) })
   return { ok: true, key, expires_at: out.expires_at }
 }
 
-export function cacheDelete (env: Envelope, ctx: ServiceContext): Reply {
+export async function cacheDelete (env: Envelope, ctx: ServiceContext): Promise<Reply> {
   const key = str(env.key)
-  return { ok: true, key, deleted: cacheOf(ctx).delete(key) }
+  return { ok: true, key, deleted: await cacheOf(ctx).delete(key) }
 }
