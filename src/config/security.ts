@@ -44,7 +44,16 @@ export interface SecuritySettings {
   readonly peerMaxStreams: number
   /** TaskQueue ops per second one remote peer may call (burst = one second's worth); 0 = no limit. */
   readonly peerOpsPerS: number
+  /** ★ Unfinished (queued + running) tasks one remote peer may have submitted; 0 = no bound. */
+  readonly peerMaxTasks: number
+  /** ★ UTF-8 payload bytes of those tasks; 0 = no bound. */
+  readonly peerMaxTaskBytes: number
 }
+
+/** PEER_MAX_TASKS' default: far above any one client's normal backlog (the 1,000,000-task bench fits). */
+export const DEFAULT_PEER_MAX_TASKS = 2_000_000
+/** PEER_MAX_TASK_BYTES' default: 1 GiB of payloads per remote peer. */
+export const DEFAULT_PEER_MAX_TASK_BYTES = 1024 * 1024 * 1024
 
 const SWARM_KEY_HEADER = '/key/swarm/psk/1.0.0/'
 const ROLE_WORDS = 'use client, worker or admin'
@@ -144,6 +153,8 @@ export function readSecurity (r: EnvReader, env: Env, p: string, tokenVar: strin
     swarmKey,
     peerMaxConnections: r.int(`${p}PEER_MAX_CONNECTIONS`, 16, 1, 10_000),
     peerMaxStreams: r.int(`${p}PEER_MAX_STREAMS`, 1024, 1, 1_000_000),
-    peerOpsPerS: r.number(`${p}PEER_OPS_PER_S`, 0, { min: 0, max: 1e9 })
+    peerOpsPerS: r.number(`${p}PEER_OPS_PER_S`, 0, { min: 0, max: 1e9 }),
+    peerMaxTasks: r.int(`${p}PEER_MAX_TASKS`, DEFAULT_PEER_MAX_TASKS, 0, 1e12),
+    peerMaxTaskBytes: r.int(`${p}PEER_MAX_TASK_BYTES`, DEFAULT_PEER_MAX_TASK_BYTES, 0, 2 ** 50)
   })
 }

@@ -12,14 +12,26 @@ import type { ConnectionManager } from '@libp2p/interface-internal'
 import { parseAllowFile } from '../config/security.js'
 import type { AccessRole, AllowEntry, AllowPeersSetting, RoleToken } from '../config/security.js'
 import type { Logger } from '../logger.js'
+import type { TaskQueueError } from '../protocol/errors.js'
+import { QUOTA_LIMITS } from '../store/submitter-usage.js'
 
-/** Why a caller was refused; the keys of `refusals`. */
-export type RefusalReason = 'peer_not_allowed' | 'bad_token' | 'role' | 'rate_limited' | 'busy'
+/**
+ * Why a caller was refused; the keys of `refusals`. `quota`: what a peer keeps is at its
+ * bound (PEER_MAX_TASKS, PEER_MAX_TASK_BYTES, PEER_MAX_CACHE_BYTES; the reply is a
+ * retryable `rate_limited` naming the setting in `limit`).
+ */
+export type RefusalReason = 'peer_not_allowed' | 'bad_token' | 'role' | 'rate_limited' | 'busy' | 'quota'
 
 export type Refusals = Record<RefusalReason, number>
 
 export function emptyRefusals (): Refusals {
-  return { peer_not_allowed: 0, bad_token: 0, role: 0, rate_limited: 0, busy: 0 }
+  return { peer_not_allowed: 0, bad_token: 0, role: 0, rate_limited: 0, busy: 0, quota: 0 }
+}
+
+/** The reason a `rate_limited` error thrown by an op or the store is counted under. */
+export function refusalReasonOf (err: TaskQueueError): RefusalReason {
+  const limit = err.extra?.limit
+  return typeof limit === 'string' && QUOTA_LIMITS.has(limit) ? 'quota' : 'rate_limited'
 }
 
 /** Whether a caller holding `held` may call an op that needs `needed` (undefined = anyone). */

@@ -10,6 +10,7 @@ import type { OpName } from '../protocol/ops.js'
 import { str } from '../protocol/coerce.js'
 import type { Envelope } from '../protocol/coerce.js'
 import type { CallerInfo, Reply, ServiceContext } from './context.js'
+import { refusalReasonOf } from './access.js'
 import * as queue from './ops/queue-ops.js'
 import * as cache from './ops/cache-ops.js'
 import * as admin from './ops/admin-ops.js'
@@ -72,8 +73,8 @@ export function createDispatcher (ctx: ServiceContext): Dispatch {
       return reply
     } catch (err) {
       if (err instanceof TaskQueueError) {
-        // A per-peer limit the store enforces (registry ids) is a refusal like the others.
-        if (err.code === 'rate_limited') ctx.access.count('rate_limited')
+        // A per-peer limit the store enforces (registry ids, kept tasks) is a refusal like the others.
+        if (err.code === 'rate_limited') ctx.access.count(refusalReasonOf(err))
         return errorReply(ctx, err.code, err.detail, err.extra)
       }
       ctx.stats.mcp.internal_errors++

@@ -133,7 +133,8 @@ export function queueStoreOptionsFrom (s: Settings): Omit<QueueStoreOptions, 'db
     deterministic: s.deterministic,
     retry: { backoff: { type: s.retryBackoff, delay_s: s.retryDelayS }, maxDelayS: s.retryMaxDelayS },
     retention: { completedS: s.retentionCompletedS, failedS: s.retentionFailedS, maxFinished: s.retentionMaxFinished },
-    eventsMax: s.eventsMax
+    eventsMax: s.eventsMax,
+    submitterLimits: { maxTasks: s.peerMaxTasks, maxBytes: s.peerMaxTaskBytes }
   }
 }
 

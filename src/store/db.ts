@@ -213,6 +213,46 @@ const MIGRATIONS: ReadonlyArray<string> = [
     task_type  TEXT NOT NULL,
     data       TEXT                -- JSON object of the kind's details, or NULL
   );
+  `,
+  // 3 → 4: ★ who submitted a task, and what each remote submitter keeps unfinished
+  // (README "Security", PEER_MAX_TASKS / PEER_MAX_TASK_BYTES). Local submits (the
+  // library, the dashboard) leave submitter NULL and cost the triggers nothing.
+  `
+  -- The remote peer id that submitted the task; NULL = local (exempt from the bounds).
+  ALTER TABLE tasks ADD COLUMN submitter TEXT;
+  -- UTF-8 bytes of payload as stored, set with submitter (the triggers never read payload).
+  ALTER TABLE tasks ADD COLUMN payload_bytes INTEGER;
+  -- Unfinished (queued + running) tasks and their payload bytes per submitter, kept by
+  -- the triggers below so a submit reads one row instead of counting the queue. A row
+  -- goes when its submitter has nothing unfinished left.
+  CREATE TABLE submitter_usage (
+    submitter  TEXT PRIMARY KEY NOT NULL,
+    tasks      INTEGER NOT NULL,
+    bytes      INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  -- Conditions spelled without IN lists (see migration 1 → 2).
+  CREATE TRIGGER trg_usage_ins AFTER INSERT ON tasks
+  WHEN NEW.submitter IS NOT NULL AND (NEW.status = 'queued' OR NEW.status = 'running') BEGIN
+    INSERT INTO submitter_usage (submitter, tasks, bytes) VALUES (NEW.submitter, 1, coalesce(NEW.payload_bytes, 0))
+    ON CONFLICT (submitter) DO UPDATE SET tasks = tasks + 1, bytes = bytes + excluded.bytes;
+  END;
+  CREATE TRIGGER trg_usage_reopen AFTER UPDATE OF status ON tasks
+  WHEN NEW.submitter IS NOT NULL AND OLD.status <> 'queued' AND OLD.status <> 'running'
+    AND (NEW.status = 'queued' OR NEW.status = 'running') BEGIN
+    INSERT INTO submitter_usage (submitter, tasks, bytes) VALUES (NEW.submitter, 1, coalesce(NEW.payload_bytes, 0))
+    ON CONFLICT (submitter) DO UPDATE SET tasks = tasks + 1, bytes = bytes + excluded.bytes;
+  END;
+  CREATE TRIGGER trg_usage_finish AFTER UPDATE OF status ON tasks
+  WHEN OLD.submitter IS NOT NULL AND (OLD.status = 'queued' OR OLD.status = 'running')
+    AND NEW.status <> 'queued' AND NEW.status <> 'running' BEGIN
+    UPDATE submitter_usage SET tasks = tasks - 1, bytes = bytes - coalesce(OLD.payload_bytes, 0) WHERE submitter = OLD.submitter;
+    DELETE FROM submitter_usage WHERE submitter = OLD.submitter AND tasks <= 0;
+  END;
+  CREATE TRIGGER trg_usage_del AFTER DELETE ON tasks
+  WHEN OLD.submitter IS NOT NULL AND (OLD.status = 'queued' OR OLD.status = 'running') BEGIN
+    UPDATE submitter_usage SET tasks = tasks - 1, bytes = bytes - coalesce(OLD.payload_bytes, 0) WHERE submitter = OLD.submitter;
+    DELETE FROM submitter_usage WHERE submitter = OLD.submitter AND tasks <= 0;
+  END;
   `
 ]
 

@@ -214,9 +214,10 @@ export function prepareQueueStatements (db: DatabaseSync) {
     // subquery, the INSERT … SELECT form cost ~6 µs more, SQLite materializes it.)
     insert: p(`INSERT INTO tasks (task_id, task_type, type_norm, model_name, payload, status, created_at,
       updated_at, priority, attempt, max_attempts, next_attempt_at, idempotency_key, req_session, sticky_worker,
-      backoff, keep_s)
-      VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6, ?7, 0, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+      backoff, keep_s, submitter, payload_bytes)
+      VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6, ?7, 0, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
       ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING`),
+    usageOf: p('SELECT tasks, bytes FROM submitter_usage WHERE submitter = ?'),
     newestCreated: p('SELECT created_at FROM tasks ORDER BY seq DESC LIMIT 1'),
     byIdempotency: p('SELECT task_id, task_type, model_name, payload FROM tasks WHERE idempotency_key = ?'),
     // Loose index scan: one seek per distinct queued type, not one step per task.

@@ -32,6 +32,7 @@ import { DEFAULT_EVENTS_MAX, EventLog } from './event-log.js'
 import type { QueueStoreEvents, StoreBackend, TaskStore } from './task-store.js'
 import { type StatusTypeCount, countsByStatusAndType, oldestQueuedAgeS } from './queue-stats.js'
 import { assertOwnedRunning, completeGuard, lastFailureBy } from './task-guards.js'
+import { NO_SUBMITTER_LIMITS, type SubmitterLimits, type SubmitterUsage, exceededLimit, limitsOn, quotaRefusal } from './submitter-usage.js'
 import { QueueAdmin, type PausedState, type PruneResult, type PurgeInput, type RetryInput, type RetryResult } from './queue-admin.js'
 
 export { DEFAULT_MAX_REPLY_BYTES }
@@ -65,6 +66,8 @@ export interface QueueStoreOptions {
   retention?: RetentionPolicy
   /** ★ Entries the event log keeps (default 100,000; 0 = no event log). */
   eventsMax?: number
+  /** ★ What one remote submitter may keep unfinished (PEER_MAX_TASKS, PEER_MAX_TASK_BYTES). */
+  submitterLimits?: SubmitterLimits
 }
 
 export type { QueueStoreEvents }
@@ -80,6 +83,7 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> implements TaskSt
   readonly now: () => number
   readonly retry: RetryPolicy
   readonly retention: RetentionPolicy
+  readonly submitterLimits: SubmitterLimits
   /** ★ The persistent stream of task changes (op events). */
   readonly events: EventLog
   private readonly admin: QueueAdmin
@@ -109,6 +113,7 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> implements TaskSt
     this.registry = opts.registry ?? new PeerRegistry({ timeoutS: opts.peerTimeoutS, maxSize: opts.maxPeers, now: this.now })
     this.retry = opts.retry ?? DEFAULT_RETRY_POLICY
     this.retention = opts.retention ?? DEFAULT_RETENTION
+    this.submitterLimits = opts.submitterLimits ?? NO_SUBMITTER_LIMITS
     migrate(this.db)
     this.s = prepareQueueStatements(this.db)
     this.events = new EventLog(this.db, opts.eventsMax ?? DEFAULT_EVENTS_MAX, this.now)
@@ -127,14 +132,17 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> implements TaskSt
     const { session, sticky } = extractAffinity(payload)
     const payloadText = JSON.stringify(payload)
     const now = this.now()
+    const submitter = input.submitter ?? null
+    const payloadBytes = submitter === null ? null : Buffer.byteLength(payloadText)
     return this.tx(changes => {
+      if (submitter !== null && payloadBytes !== null) this.checkSubmitter(submitter, payloadBytes, key)
       const taskId = newTaskId()
       // A key that already exists makes the insert do nothing: no lookup first.
       const nextAttemptAt = Number.isFinite(input.next_attempt_at) ? Math.max(0, input.next_attempt_at) : 0
       const inserted = this.s.insert.run(
         taskId, input.task_type, normalizeTaskType(input.task_type), input.model_name, payloadText, this.nextCreatedAt(now),
         clampInt(input.priority, 1, 10, 5), clampInt(input.max_attempts, 0, 1000, 3), nextAttemptAt, key, session, sticky,
-        input.backoff == null ? null : JSON.stringify(input.backoff), input.keep_s ?? null
+        input.backoff == null ? null : JSON.stringify(input.backoff), input.keep_s ?? null, submitter, payloadBytes
       )
       if (Number(inserted.changes) === 0 && key !== null) {
         const prev = this.s.byIdempotency.get(key)
@@ -151,6 +159,26 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> implements TaskSt
       })
       return { task_id: taskId, replayed: false }
     }, true)
+  }
+
+  /**
+   * ★ PEER_MAX_TASKS / PEER_MAX_TASK_BYTES, read under the write lock (exact): one row
+   * of the submitter's running totals. A resend of a submit whose idempotency key
+   * already names a task is let through, to be answered as the replay it is.
+   */
+  private checkSubmitter (submitter: string, payloadBytes: number, key: string | null): void {
+    if (!limitsOn(this.submitterLimits)) return
+    const row = this.s.usageOf.get(submitter)
+    const usage = { tasks: num(row?.tasks), bytes: num(row?.bytes) }
+    const over = exceededLimit(usage, payloadBytes, this.submitterLimits)
+    if (over === null || (key !== null && this.s.byIdempotency.get(key) !== undefined)) return
+    throw quotaRefusal(over, usage, this.submitterLimits)
+  }
+
+  /** ★ What `submitter` keeps unfinished now (tests, status). */
+  submitterUsage (submitter: string): SubmitterUsage {
+    const row = this.s.usageOf.get(submitter)
+    return { tasks: num(row?.tasks), bytes: num(row?.bytes) }
   }
 
   /**

@@ -18,6 +18,7 @@ import type {
   SubmitInput, SubmitResult, SweepResult, TaskChange, TaskHeartbeatInput, TaskHeartbeatResult
 } from './types.js'
 import type { EventPage } from './event-log.js'
+import type { SubmitterUsage } from './submitter-usage.js'
 import type { StatusTypeCount } from './queue-stats.js'
 import type { PausedState, PruneResult, PurgeInput, RetryInput, RetryResult } from './queue-admin.js'
 
@@ -94,6 +95,8 @@ export interface TaskStore extends Pick<EventEmitter<QueueStoreEvents>, 'on' | '
   /** Moves when another process or coordinator committed a change (a wake-up for waiters). */
   dataVersion: () => number
   touchPeer: (t: PeerTouch) => PeerEntry
+  /** ★ The unfinished tasks and payload bytes a remote submitter keeps (PEER_MAX_TASKS, PEER_MAX_TASK_BYTES). */
+  submitterUsage: (submitter: string) => MaybePromise<SubmitterUsage>
   /** Tells `fn` the duration of every write transaction (metrics); returns the undo. */
   observeCommits: (fn: (seconds: number) => void) => () => void
 }

@@ -20,6 +20,11 @@ export interface SubmitInput {
   backoff?: Backoff | null
   /** ★ null/absent = the service's retention. */
   keep_s?: number | null
+  /**
+   * ★ The remote peer id that submits (the transport's, authenticated by Noise), which
+   * PEER_MAX_TASKS / PEER_MAX_TASK_BYTES bound; null/absent = a local submit (exempt).
+   */
+  submitter?: string | null
 }
 
 export interface SubmitResult {

@@ -320,6 +320,106 @@ function conformance (backend: Backend): void {
     assert.deepEqual(carried?.task?.result, { r: 1 })
     q.watchesTask = null
   })
+
+  // ★ PEER_MAX_TASKS / PEER_MAX_TASK_BYTES (README "Security"): the per-submitter totals
+  // the triggers keep, through every way a task opens and finishes, and the refusal.
+  withStore('per-submitter totals follow every transition; the bounds refuse typed, write nothing, let replays through', async ({ q, clock, another }) => {
+    const A = 'peer-a'
+    const B = 'peer-b'
+    const usage = async (who: string): Promise<{ tasks: number, bytes: number }> => await q.submitterUsage(who)
+    const refusal = async (fn: () => unknown): Promise<{ code: string, limit: unknown, retryable: boolean }> => {
+      try { await fn() } catch (err) {
+        if (err instanceof TaskQueueError) return { code: err.code, limit: err.extra?.limit, retryable: err.retryable }
+        throw err
+      }
+      return { code: 'no error', limit: undefined, retryable: false }
+    }
+    const bytes = (payload: object): number => Buffer.byteLength(JSON.stringify(payload))
+    const p = { text: 'naïve ☃' } // multi-byte: bytes, not characters
+    const a1 = (await q.submit(sub({ submitter: A, payload: p }))).task_id
+    const a2 = (await q.submit(sub({ submitter: A, payload: p, idempotency_key: 'k2' }))).task_id
+    const a3 = (await q.submit(sub({ submitter: A, payload: p, max_attempts: 1 }))).task_id
+    assert.deepEqual(await usage(A), { tasks: 3, bytes: 3 * bytes(p) })
+    const before = (await q.counts()).queued
+    assert.deepEqual(await refusal(() => q.submit(sub({ submitter: A, payload: p }))), { code: 'rate_limited', limit: 'PEER_MAX_TASKS', retryable: true })
+    assert.equal((await q.counts()).queued, before, 'a refused submit writes nothing')
+    assert.deepEqual(await usage(A), { tasks: 3, bytes: 3 * bytes(p) })
+    // A resent submit (lost reply) at the bound is answered as the replay it is.
+    assert.deepEqual(await q.submit(sub({ submitter: A, payload: p, idempotency_key: 'k2' })), { task_id: a2, replayed: true })
+    // Local submits carry no submitter and are never bounded.
+    await q.submit(sub({ payload: { big: 'x'.repeat(500) } }))
+    // Another peer has its own totals; the byte bound counts payload bytes.
+    assert.deepEqual(await refusal(() => q.submit(sub({ submitter: B, payload: { big: 'x'.repeat(200) } }))), { code: 'rate_limited', limit: 'PEER_MAX_TASK_BYTES', retryable: true })
+    assert.deepEqual(await usage(B), { tasks: 0, bytes: 0 })
+    await q.submit(sub({ submitter: B, payload: { n: 1 } }))
+    assert.deepEqual(await usage(B), { tasks: 1, bytes: bytes({ n: 1 }) })
+    // Another process or coordinator on the same queue reads the same totals (restarts too).
+    const other = await another()
+    assert.deepEqual(await other.submitterUsage(A), { tasks: 3, bytes: 3 * bytes(p) })
+
+    // Running still counts; completing frees a place.
+    const c1 = await q.claim(claimIn('w', { max_tasks: 10 }))
+    assert.ok(c1.length >= 3)
+    assert.equal((await usage(A)).tasks, 3)
+    await q.complete({ task_id: a1, status: 'completed', result: null, error: '', worker_id: 'w' })
+    assert.deepEqual(await usage(A), { tasks: 2, bytes: 2 * bytes(p) })
+    // A failure retried later stays unfinished; one failed for good does not.
+    await q.complete({ task_id: a2, status: 'failed', result: null, error: 'e', worker_id: 'w', retry: true })
+    assert.equal((await usage(A)).tasks, 2)
+    // A lease that runs out on the last attempt fails the task (sweep).
+    clock.advance(7200)
+    await q.sweep()
+    assert.equal((await q.get(a3))?.status, 'failed')
+    assert.deepEqual(await usage(A), { tasks: 1, bytes: bytes(p) })
+    // Retried by an operator: unfinished again.
+    await q.retryTasks({ task_ids: [a3], statuses: ['failed'], task_types: null, since: null, until: null, limit: 10, delay_s: 0 })
+    assert.equal((await usage(A)).tasks, 2)
+    // Cancel, delete and purge of unfinished tasks free their places.
+    await q.cancel(a3)
+    assert.equal((await usage(A)).tasks, 1)
+    const a4 = (await q.submit(sub({ submitter: A, payload: p }))).task_id
+    assert.equal((await usage(A)).tasks, 2)
+    assert.equal(await q.delete(a4), true)
+    assert.equal((await usage(A)).tasks, 1)
+    assert.equal(await q.purge({ statuses: ['queued'], task_types: null, before: null, limit: 100 }) > 0, true)
+    assert.deepEqual(await usage(A), { tasks: 0, bytes: 0 })
+    assert.deepEqual(await other.submitterUsage(A), { tasks: 0, bytes: 0 })
+    // Three places again.
+    for (let i = 0; i < 3; i++) await q.submit(sub({ submitter: A, payload: p }))
+    assert.equal((await refusal(() => q.submit(sub({ submitter: A, payload: p })))).limit, 'PEER_MAX_TASKS')
+  }, { submitterLimits: { maxTasks: 3, maxBytes: 100 } })
+
+  withStore('postgres: per-submitter rows of several server processes are folded by retention, and emptied ones dropped', async ({ q, clock, another }) => {
+    if (backend.name !== 'postgres') return
+    const { PgQueueStore } = await import('../../src/store/pg/queue.js')
+    assert.ok(q instanceof PgQueueStore)
+    const other = await another()
+    // Submitted on one coordinator, finished on another: rows of two server processes.
+    for (let i = 0; i < 4; i++) await q.submit(sub({ submitter: 'peer-a', payload: { i } }))
+    await q.submit(sub({ submitter: 'peer-b', payload: { i: 9 } }))
+    for (const t of await other.claim(claimIn('w', { max_tasks: 3, task_types: null }))) {
+      await other.complete({ task_id: t.task_id, status: 'completed', result: null, error: '', worker_id: 'w' })
+    }
+    const rows = async (): Promise<Array<{ submitter: string, n: string }>> =>
+      (await q.pool.query<{ submitter: string, n: string }>('SELECT submitter, count(*) AS n FROM tq_submitter_usage GROUP BY submitter ORDER BY submitter')).rows
+    const totals = { a: await q.submitterUsage('peer-a'), b: await q.submitterUsage('peer-b') }
+    assert.ok((await rows()).some((r) => Number(r.n) > 1), 'rows of more than one server process before the fold')
+    clock.advance(60)
+    await q.prune()
+    assert.ok((await rows()).every((r) => Number(r.n) === 1), 'one row per submitter after the fold')
+    assert.deepEqual({ a: await q.submitterUsage('peer-a'), b: await q.submitterUsage('peer-b') }, totals, 'the fold keeps the sums')
+    for (const t of await other.claim(claimIn('w', { max_tasks: 10, task_types: null }))) {
+      await other.complete({ task_id: t.task_id, status: 'completed', result: null, error: '', worker_id: 'w' })
+    }
+    clock.advance(60)
+    await q.prune()
+    assert.deepEqual(await rows(), [], 'submitters with nothing unfinished leave no rows')
+  })
+
+  withStore('per-submitter bounds of 0 are off; totals are still kept', async ({ q }) => {
+    for (let i = 0; i < 20; i++) await q.submit(sub({ submitter: 'peer-a', payload: { blob: 'x'.repeat(100) } }))
+    assert.equal((await q.submitterUsage('peer-a')).tasks, 20)
+  }, { submitterLimits: { maxTasks: 0, maxBytes: 0 } })
 }
 
 test('postgres: two coordinators migrating one empty database at once both start', async (t) => {

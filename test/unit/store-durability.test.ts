@@ -73,7 +73,9 @@ test('migration 1 → current: a schema-1 file keeps its tasks and lists finishe
   f.db.close()
   // Put the file back to schema 1 as a previous release left it.
   const raw = new DatabaseSync(f.path)
-  raw.exec(`DROP INDEX idx_tasks_done;
+  raw.exec(`DROP TRIGGER trg_usage_ins; DROP TRIGGER trg_usage_reopen; DROP TRIGGER trg_usage_finish; DROP TRIGGER trg_usage_del;
+    DROP TABLE submitter_usage; ALTER TABLE tasks DROP COLUMN submitter; ALTER TABLE tasks DROP COLUMN payload_bytes;
+    DROP INDEX idx_tasks_done;
     CREATE INDEX idx_tasks_done ON tasks (status) WHERE status IN ('completed', 'failed', 'cancelled');
     DROP INDEX idx_tasks_expires;
     DROP TABLE queue_pauses; DROP TABLE queue_meta; DROP TABLE task_events;
@@ -92,6 +94,10 @@ test('migration 1 → current: a schema-1 file keeps its tasks and lists finishe
     const plan = db.prepare(`EXPLAIN QUERY PLAN SELECT * FROM tasks INDEXED BY idx_tasks_done
       WHERE status <> 'queued' AND status <> 'running' AND status = 'completed'`).all().map((r) => String(r.detail)).join(' ')
     assert.match(plan, /idx_tasks_done/)
+    // Migration 3 → 4: tasks from before it have no submitter and count against nobody.
+    const bounded = new QueueStore({ db, leaseS: 300, peerTimeoutS: 300, stealAfterS: 30, deterministic: false, submitterLimits: { maxTasks: 1, maxBytes: 0 } })
+    bounded.submit(sub({ submitter: 'peer-a' }))
+    assert.deepEqual(bounded.submitterUsage('peer-a'), { tasks: 1, bytes: 2 })
   } finally {
     db.close()
     rmSync(f.dir, { recursive: true, force: true })

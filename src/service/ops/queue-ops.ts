@@ -13,6 +13,7 @@ import { expandTaskTypes } from '../../store/aliases.js'
 import { MAX_BYTES_PER_PEER, MAX_IDS_PER_PEER } from '../../store/peers.js'
 import type { PeerTouch } from '../../store/peers.js'
 import { SCHEDULER_CLOCK } from '../../store/scheduler.js'
+import { refusalReasonOf } from '../access.js'
 import type { ClaimedTask, JsonObject, Task } from '../../protocol/types.js'
 import type { ClaimInput, CompleteInput, CompleteResult, SubmitInput } from '../../store/types.js'
 import type { MaybePromise } from '../../store/task-store.js'
@@ -35,7 +36,16 @@ function queueField (env: Envelope, payload: Record<string, unknown>, key: strin
   return env[key] ?? payload[key]
 }
 
-function submitInput (env: Envelope, now: number, maxAttempts: number): SubmitInput {
+/**
+ * ★ Whose quota a submit counts against (PEER_MAX_TASKS, PEER_MAX_TASK_BYTES): the
+ * transport peer id; null for the dashboard, which is no libp2p peer (its token and
+ * bind address decide who reaches it), as for every in-process submit.
+ */
+function submitterOf (caller: CallerInfo): string | null {
+  return caller.via === 'http' || caller.remotePeerId === '' ? null : caller.remotePeerId
+}
+
+function submitInput (env: Envelope, now: number, maxAttempts: number, submitter: string | null): SubmitInput {
   const payload = objectOrWrap(env.payload, 'payload') as JsonObject
   const key = bounded(str(queueField(env, payload, 'idempotency_key')), 'idempotency_key', MAX_KEY_CHARS)
   const nextAt = queueField(env, payload, 'next_attempt_at')
@@ -50,12 +60,13 @@ function submitInput (env: Envelope, now: number, maxAttempts: number): SubmitIn
     idempotency_key: key === '' ? null : key,
     // ★ Top-level only: payloads are the caller's and may use these names for their own ends.
     backoff: env.backoff === undefined || env.backoff === null ? null : parseBackoff(env.backoff),
-    keep_s: optionalNumber(env, 'keep_s', 0, MAX_KEEP_S)
+    keep_s: optionalNumber(env, 'keep_s', 0, MAX_KEEP_S),
+    submitter
   }
 }
 
 export async function submit (env: Envelope, ctx: ServiceContext, caller: CallerInfo): Promise<Reply> {
-  const input = submitInput(env, Date.now() / 1000, ctx.options.maxAttempts ?? 3)
+  const input = submitInput(env, Date.now() / 1000, ctx.options.maxAttempts ?? 3, submitterOf(caller))
   // ★ wait_s > 0: answer once the task is terminal, as a `wait` would, so a caller
   // that wants the outcome needs no second request.
   const waitS = num(env.wait_s, 0, 0, ctx.options.waitMaxS)
@@ -217,12 +228,13 @@ async function batchOutcomes (ctx: ServiceContext, items: unknown[], outcome: (i
  * `{ok:false, task_id:'', error, detail?, retryable}`. A resent batch with the same
  * keys replays every item instead of duplicating it.
  */
-export async function submitMany (env: Envelope, ctx: ServiceContext): Promise<Reply> {
+export async function submitMany (env: Envelope, ctx: ServiceContext, caller: CallerInfo): Promise<Reply> {
   const items = batchItems(env, 'submit_many', 'submit')
   const now = Date.now() / 1000
+  const submitter = submitterOf(caller)
   const outcome = (item: unknown): MaybePromise<Reply> => settle(ctx, item, () => {
     if (!isPlainObject(item)) throw new TaskQueueError('invalid_params', 'each item must be an object')
-    return ctx.store.submit(submitInput(item, now, ctx.options.maxAttempts ?? 3))
+    return ctx.store.submit(submitInput(item, now, ctx.options.maxAttempts ?? 3, submitter))
   }, (result) => ({ ok: true, task_id: result.task_id, replayed: result.replayed }))
   return { ok: true, results: await batchOutcomes(ctx, items, outcome) }
 }
@@ -263,8 +275,10 @@ function settle<T> (ctx: ServiceContext, item: unknown, call: () => MaybePromise
 function itemFailure (ctx: ServiceContext, item: unknown, err: unknown): Reply {
   const taskId = isPlainObject(item) ? str(item.task_id) : ''
   if (err instanceof TaskQueueError) {
-    const out: Reply = { ok: false, task_id: taskId, error: err.code, retryable: err.retryable }
+    const out: Reply = { ok: false, task_id: taskId, ...err.extra, error: err.code, retryable: err.retryable }
     if (err.detail !== undefined) out.detail = err.detail
+    // A per-peer bound refusing one item is counted like a refused request.
+    if (err.code === 'rate_limited') ctx.access.count(refusalReasonOf(err))
     return out
   }
   ctx.stats.mcp.internal_errors++

@@ -38,11 +38,15 @@ import { EVENTS_LOCK, migratePg } from './schema.js'
 import type { StatusTypeCount } from '../queue-stats.js'
 import { assertOwnedRunning, completeGuard, lastFailureBy } from '../task-guards.js'
 import { CHANNEL, ChangeListener, packChanges } from './listener.js'
+import { foldSubmitterUsage, readSubmitterUsage } from './submitter-usage.js'
+import { NO_SUBMITTER_LIMITS, type SubmitterLimits, type SubmitterUsage, exceededLimit, limitsOn, quotaRefusal } from '../submitter-usage.js'
 import { PgAdmin, PgEventLog, TASK_SELECT, type Db, pgTask } from './admin.js'
 
 const LEASE_EXPIRED_ERROR = 'claim lease expired after maximum attempts'
 const ATTEMPTS_EXHAUSTED_ERROR = 'maximum attempts exhausted'
 const WORKER_SHUTDOWN = 'worker_shutdown'
+/** Seconds between folds of the per-submitter totals (pg/submitter-usage.ts). */
+const USAGE_FOLD_EVERY_S = 30
 
 export interface PgQueueStoreOptions {
   /** postgres://user:password@host:port/database */
@@ -59,6 +63,8 @@ export interface PgQueueStoreOptions {
   eventsMax?: number
   /** Pooled connections for queue work (default 10); one more listens. */
   poolSize?: number
+  /** ★ What one remote submitter may keep unfinished (PEER_MAX_TASKS, PEER_MAX_TASK_BYTES). */
+  submitterLimits?: SubmitterLimits
 }
 
 type Row = Record<string, unknown>
@@ -89,6 +95,7 @@ export class PgQueueStore extends EventEmitter<QueueStoreEvents> implements Task
   readonly now: () => number
   readonly retry: RetryPolicy
   readonly retention: RetentionPolicy
+  readonly submitterLimits: SubmitterLimits
   readonly events: PgEventLog
   /** This store's id in notifications: its own changes are published locally, not twice. */
   readonly origin = randomBytes(8).toString('hex')
@@ -102,6 +109,7 @@ export class PgQueueStore extends EventEmitter<QueueStoreEvents> implements Task
   /** Earliest future next_attempt_at known (see nextEligibleAt). */
   private delayedHint: number | null = null
   private closed = false
+  private usageFoldedAt = 0
 
   private constructor (opts: PgQueueStoreOptions) {
     super()
@@ -111,6 +119,7 @@ export class PgQueueStore extends EventEmitter<QueueStoreEvents> implements Task
     this.registry = opts.registry ?? new PeerRegistry({ timeoutS: opts.peerTimeoutS, maxSize: opts.maxPeers, now: this.now })
     this.retry = opts.retry ?? DEFAULT_RETRY_POLICY
     this.retention = opts.retention ?? DEFAULT_RETENTION
+    this.submitterLimits = opts.submitterLimits ?? NO_SUBMITTER_LIMITS
     this.pool = new pg.Pool({ connectionString: opts.url, max: opts.poolSize ?? 10 })
     // An idle pooled connection that dies (server restart) must not crash the process.
     this.pool.on('error', () => {})
@@ -240,15 +249,19 @@ export class PgQueueStore extends EventEmitter<QueueStoreEvents> implements Task
     const payloadText = JSON.stringify(payload)
     const now = this.now()
     const nextAttemptAt = Number.isFinite(input.next_attempt_at) ? Math.max(0, input.next_attempt_at) : 0
+    const submitter = input.submitter ?? null
+    const payloadBytes = submitter === null ? null : Buffer.byteLength(payloadText)
     return await this.tx(async (db, changes) => {
+      if (submitter !== null && payloadBytes !== null) await this.checkSubmitter(db, submitter, payloadBytes, key)
       const taskId = newTaskId()
       const r = await db.query(`INSERT INTO tq_tasks (task_id, task_type, type_norm, model_name, payload, status, created_at,
-        updated_at, priority, attempt, max_attempts, next_attempt_at, idempotency_key, req_session, sticky_worker, backoff, keep_s)
-        VALUES ($1, $2, $3, $4, $5, 'queued', $6, $6, $7, 0, $8, $9, $10, $11, $12, $13, $14)
+        updated_at, priority, attempt, max_attempts, next_attempt_at, idempotency_key, req_session, sticky_worker, backoff, keep_s,
+        submitter, payload_bytes)
+        VALUES ($1, $2, $3, $4, $5, 'queued', $6, $6, $7, 0, $8, $9, $10, $11, $12, $13, $14, $15, $16)
         ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING seq`, [
         taskId, input.task_type, normalizeTaskType(input.task_type), input.model_name, payloadText, now,
         clampInt(input.priority, 1, 10, 5), clampInt(input.max_attempts, 0, 1000, 3), nextAttemptAt, key, session, sticky,
-        input.backoff == null ? null : JSON.stringify(input.backoff), input.keep_s ?? null
+        input.backoff == null ? null : JSON.stringify(input.backoff), input.keep_s ?? null, submitter, payloadBytes
       ])
       if (r.rowCount === 0 && key !== null) {
         const prev = (await db.query('SELECT task_id, task_type, model_name, payload FROM tq_tasks WHERE idempotency_key = $1', [key])).rows[0] as Row | undefined
@@ -265,6 +278,26 @@ export class PgQueueStore extends EventEmitter<QueueStoreEvents> implements Task
       })
       return { task_id: taskId, replayed: false }
     })
+  }
+
+  /**
+   * ★ PEER_MAX_TASKS / PEER_MAX_TASK_BYTES from the submitter's running totals (one
+   * short read; see store/pg/submitter-usage.ts). Not serialized across transactions:
+   * submits of one peer committing at the same moment may each pass the bound once,
+   * so it can be exceeded by that peer's concurrently running submit transactions.
+   */
+  private async checkSubmitter (db: Db, submitter: string, payloadBytes: number, key: string | null): Promise<void> {
+    if (!limitsOn(this.submitterLimits)) return
+    const usage = await readSubmitterUsage(db, submitter)
+    const over = exceededLimit(usage, payloadBytes, this.submitterLimits)
+    if (over === null) return
+    if (key !== null && (await db.query('SELECT 1 FROM tq_tasks WHERE idempotency_key = $1', [key])).rowCount !== 0) return
+    throw quotaRefusal(over, usage, this.submitterLimits)
+  }
+
+  /** ★ What `submitter` keeps unfinished now (tests, status). */
+  async submitterUsage (submitter: string): Promise<SubmitterUsage> {
+    return await this.read(async (db) => await readSubmitterUsage(db, submitter))
   }
 
   // ---- claim ------------------------------------------------------------------------
@@ -618,7 +651,13 @@ export class PgQueueStore extends EventEmitter<QueueStoreEvents> implements Task
   async prune (batch = 500): Promise<PruneResult> {
     const now = this.now()
     const watched = this.watchesTask
-    return await this.tx(async (db, changes) => await this.admin.prune(db, now, batch, (id) => watched?.(id) === true, changes))
+    const out = await this.tx(async (db, changes) => await this.admin.prune(db, now, batch, (id) => watched?.(id) === true, changes))
+    // ★ The per-submitter totals' rows are merged now and then (retention runs every second).
+    if (now - this.usageFoldedAt >= USAGE_FOLD_EVERY_S) {
+      this.usageFoldedAt = now
+      await foldSubmitterUsage(this.pool).catch((err: unknown) => { throw storeError(err) })
+    }
+    return out
   }
 
   async prunedTotal (): Promise<number> {

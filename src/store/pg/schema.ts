@@ -73,6 +73,47 @@ const MIGRATIONS: readonly string[] = [
     started_at  double precision NOT NULL,
     seen_at     double precision NOT NULL
   );
+  `,
+  // 2 → 3: ★ who submitted a task, and what each remote submitter keeps unfinished
+  // (README "Security", PEER_MAX_TASKS / PEER_MAX_TASK_BYTES); see submitter-usage.ts.
+  `
+  ALTER TABLE tq_tasks ADD COLUMN submitter text;          -- remote peer id; NULL = local (exempt)
+  ALTER TABLE tq_tasks ADD COLUMN payload_bytes bigint;    -- UTF-8 bytes of payload, set with submitter
+  -- One row per (submitter, backend): a trigger only ever writes the row of its own
+  -- server process (pg_backend_pid()), so transactions never wait on, or deadlock over,
+  -- each other's counters; a submitter's usage is the sum of its rows (a row may be
+  -- negative when one backend finished what another submitted). Rows of submitters
+  -- left with nothing are folded away by the sweep (foldSubmitterUsage).
+  CREATE TABLE tq_submitter_usage (
+    submitter  text NOT NULL,
+    backend    integer NOT NULL,
+    tasks      bigint NOT NULL,
+    bytes      bigint NOT NULL,
+    PRIMARY KEY (submitter, backend)
+  );
+  CREATE FUNCTION tq_submitter_usage_add(who text, n bigint, b bigint) RETURNS void LANGUAGE sql AS $$
+    INSERT INTO tq_submitter_usage AS u (submitter, backend, tasks, bytes) VALUES (who, pg_backend_pid(), n, b)
+    ON CONFLICT (submitter, backend) DO UPDATE SET tasks = u.tasks + EXCLUDED.tasks, bytes = u.bytes + EXCLUDED.bytes
+  $$;
+  CREATE FUNCTION tq_submitter_usage_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
+  DECLARE
+    was boolean := TG_OP <> 'INSERT' AND OLD.status IN ('queued', 'running');
+    now_open boolean := TG_OP <> 'DELETE' AND NEW.status IN ('queued', 'running');
+  BEGIN
+    IF now_open AND NOT was THEN
+      PERFORM tq_submitter_usage_add(NEW.submitter, 1, coalesce(NEW.payload_bytes, 0));
+    ELSIF was AND NOT now_open THEN
+      PERFORM tq_submitter_usage_add(OLD.submitter, -1, -coalesce(OLD.payload_bytes, 0));
+    END IF;
+    RETURN NULL;
+  END
+  $$;
+  CREATE TRIGGER tq_usage_ins AFTER INSERT ON tq_tasks FOR EACH ROW
+    WHEN (NEW.submitter IS NOT NULL) EXECUTE FUNCTION tq_submitter_usage_trigger();
+  CREATE TRIGGER tq_usage_upd AFTER UPDATE OF status ON tq_tasks FOR EACH ROW
+    WHEN (NEW.submitter IS NOT NULL AND OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION tq_submitter_usage_trigger();
+  CREATE TRIGGER tq_usage_del AFTER DELETE ON tq_tasks FOR EACH ROW
+    WHEN (OLD.submitter IS NOT NULL) EXECUTE FUNCTION tq_submitter_usage_trigger();
   `
 ]
 
