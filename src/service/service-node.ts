@@ -18,6 +18,7 @@ import type { CoordinationInfo, CoordinatorDirectory } from './coordinator-direc
 import type { TaskStore } from '../store/task-store.js'
 import { SqliteCacheStore } from '../store/cache.js'
 import type { CacheStore } from '../store/cache-store.js'
+import { PgCacheStore } from '../store/pg/cache.js'
 import { loadOrCreateIdentity } from '../node/identity.js'
 import { createListeningNode, ListenError } from '../node/listen.js'
 import type { ServiceFactory, TaskQueueNode } from '../node/create-node.js'
@@ -165,7 +166,11 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
   const held: StateLock[] = []
   const databases: DatabaseSync[] = []
   let pgStore: PgQueueStore | null = null
+  let cache: CacheStore | null = null
   const closeStore = async (): Promise<void> => {
+    const opened = cache
+    cache = null
+    if (opened !== null) await Promise.resolve(opened.close()).catch((err: unknown) => { log.warn({ err }, 'closing the cache failed') })
     const pg = pgStore
     pgStore = null
     if (pg !== null) await pg.close().catch((err: unknown) => { log.warn({ err }, 'closing the PostgreSQL queue failed') })
@@ -183,7 +188,7 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
     const locks = s.queuePath === ':memory:' ? [] : [...onPostgres ? [] : [[s.queuePath, 'queue file (TASK_QUEUE_PATH)']], [s.identityFile, 'identity file (IDENTITY_FILE)']]
     for (const [path, what] of locks) held.push(acquireStateLock(path, what))
     let store: TaskStore
-    let cacheDb: DatabaseSync | null = null
+    let queueDb: DatabaseSync | null = null
     if (s.queueUrl !== null) {
       const url = s.queueUrl
       pgStore = await pathStep(`PostgreSQL queue (${TASK_QUEUE_URL_VAR})`, redactQueueUrl(url), async () => await PgQueueStore.open({ url, ...queueStoreOptionsFrom(s) }))
@@ -194,18 +199,24 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
       const db = await pathStep('queue file (TASK_QUEUE_PATH)', s.queuePath, () => openDatabase(s.queuePath, { walAutocheckpointPages: 16384 }))
       databases.push(db)
       store = new QueueStore({ db, ...queueStoreOptionsFrom(s) })
-      cacheDb = db
+      queueDb = db
     }
-    // The cache stays in SQLite on either backend: beside the identity when on PostgreSQL.
-    const cacheDir = s.cacheDir ?? (cacheDb === null ? dirname(s.identityFile) : null)
-    if (s.enableCache && cacheDir !== null) {
-      const cacheFile = join(cacheDir, 'cache.sqlite3')
-      cacheDb = await pathStep('cache file (CACHE_DIR)', cacheFile, () => openDatabase(cacheFile))
-      databases.push(cacheDb)
+    // The cache lives in the queue's storage: on PostgreSQL the database every coordinator
+    // shares. CACHE_DIR puts it in a separate SQLite file instead (on PostgreSQL: this
+    // coordinator's own).
+    if (s.enableCache) {
+      const bounds = { maxEntries: s.cacheMaxEntries, maxBytes: s.cacheMaxBytes, maxValueBytes: s.cacheMaxValueBytes }
+      if (s.cacheDir !== null) {
+        const cacheFile = join(s.cacheDir, 'cache.sqlite3')
+        const db = await pathStep('cache file (CACHE_DIR)', cacheFile, () => openDatabase(cacheFile))
+        databases.push(db)
+        cache = new SqliteCacheStore({ db, ...bounds })
+      } else if (pgStore !== null) {
+        cache = new PgCacheStore({ pool: pgStore.pool, ...bounds })
+      } else if (queueDb !== null) {
+        cache = new SqliteCacheStore({ db: queueDb, ...bounds })
+      }
     }
-    const cache: CacheStore | null = s.enableCache && cacheDb !== null
-      ? new SqliteCacheStore({ db: cacheDb, maxEntries: s.cacheMaxEntries, maxBytes: s.cacheMaxBytes, maxValueBytes: s.cacheMaxValueBytes })
-      : null
     const privateKey = await pathStep('identity file (IDENTITY_FILE)', s.identityFile, async () => await loadOrCreateIdentity(s.identityFile))
     const peerId = peerIdFromPrivateKey(privateKey).toString()
     // One Prometheus registry for our metrics and libp2p's, only with an HTTP listener.

@@ -3,8 +3,9 @@
  * CLI, on a throwaway cluster (test/helpers/postgres.ts). Two coordinators share one
  * database: a task submitted and waited on at A is claimed and completed through B, and
  * A's `wait` returns (woken through LISTEN/NOTIFY). `serve --worker` runs its embedded
- * worker on the PostgreSQL store. A bad or unreachable URL stops start-up with one line
- * naming the variable, exit 2.
+ * worker on the PostgreSQL store. Two coordinators with --enable-cache serve one cache
+ * (in the database): what is set through one is read through the other. A bad or
+ * unreachable URL stops start-up with one line naming the variable, exit 2.
  */
 import { after, before, describe, it, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
@@ -61,6 +62,36 @@ describe('serve on PostgreSQL', () => {
     // One queue: B sees the task A accepted.
     const got = await runRpc(['task-get', '--multiaddr', svcB.multiaddr, '--task-id', id], b.env)
     assert.equal((got.json as Obj).result.status, 'completed')
+  })
+
+  it('two coordinators on one database serve one cache: set through A, read, replaced and deleted through B', async (t) => {
+    const c = gate(t)
+    if (c === null) return
+    const url = c.createDatabase('shared_cache')
+    const a = box(url)
+    const b = box(url)
+    const svcA = await daemon('serve', ['--enable-cache'], a.env)
+    const svcB = await daemon('serve', ['--enable-cache'], b.env)
+    const rpc = async (svc: Daemon, env: Record<string, string>, args: string[]): Promise<Obj> => {
+      const r = await runRpc([...args, '--multiaddr', svc.multiaddr], env)
+      assert.equal(r.code, 0, r.stdout + r.stderr)
+      return r.json as Obj
+    }
+    const set = await rpc(svcA, a.env, ['cache-set', '--key', 'demo', '--value', '{"from":"a","n":[1,2]}', '--ttl', '600'])
+    assert.equal(typeof set.expires_at, 'number')
+    const got = await rpc(svcB, b.env, ['cache-get', '--key', 'demo'])
+    assert.equal(got.hit, true, JSON.stringify(got))
+    assert.deepEqual(got.value, { from: 'a', n: [1, 2] })
+    assert.equal(got.expires_at, set.expires_at)
+    await rpc(svcB, b.env, ['cache-set', '--key', 'demo', '--value', 'null'])
+    const replaced = await rpc(svcA, a.env, ['cache-get', '--key', 'demo'])
+    assert.deepEqual([replaced.hit, replaced.value, replaced.expires_at], [true, null, null], 'a stored null set through B is a hit at A')
+    assert.equal((await rpc(svcB, b.env, ['cache-delete', '--key', 'demo'])).deleted, true)
+    assert.equal((await rpc(svcA, a.env, ['cache-has', '--key', 'demo'])).hit, false)
+    // The entries are in the database, not in either coordinator's state directory.
+    assert.equal(c.psql('SELECT count(*) FROM tq_cache', 'shared_cache').trim(), '0')
+    await rpc(svcA, a.env, ['cache-set', '--key', 'kept', '--value', '1'])
+    assert.equal(c.psql('SELECT key FROM tq_cache', 'shared_cache').trim(), 'kept')
   })
 
   it('serve --worker runs its embedded worker on the PostgreSQL store', async (t) => {

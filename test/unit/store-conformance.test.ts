@@ -3,8 +3,8 @@
  * SQLite `QueueStore` and the PostgreSQL `PgQueueStore` (a throwaway cluster started
  * by test/helpers/postgres.ts). Every case speaks only the `TaskStore` contract and
  * awaits every call, so the same assertions hold for the synchronous and the
- * asynchronous store. What is not covered here: the cache (SQLite only so far) and
- * the deterministic scheduler (a single coordinator's view; tests in
+ * asynchronous store. What is not covered here: the cache (its own suite on both
+ * backends: cache-conformance.test.ts) and the deterministic scheduler (a single coordinator's view; tests in
  * store-scheduler.test.ts).
  */
 import { after, describe, test, type TestContext } from 'node:test'

@@ -74,7 +74,7 @@ function ns (v: unknown): string | null { return v == null ? null : s(v) }
 function n (v: unknown): number { return typeof v === 'number' ? v : Number(v ?? 0) }
 
 /** A driver or connection failure as the retryable `busy` the protocol knows; typed errors pass. */
-function storeError (err: unknown): unknown {
+export function storeError (err: unknown): unknown {
   if (err instanceof TaskQueueError) return err
   const code = (err as { code?: unknown } | null)?.code
   // Serialization / deadlock / connection classes: the caller may retry.

@@ -114,6 +114,41 @@ const MIGRATIONS: readonly string[] = [
     WHEN (NEW.submitter IS NOT NULL AND OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION tq_submitter_usage_trigger();
   CREATE TRIGGER tq_usage_del AFTER DELETE ON tq_tasks FOR EACH ROW
     WHEN (OLD.submitter IS NOT NULL) EXECUTE FUNCTION tq_submitter_usage_trigger();
+  `,
+  // 3 → 4: ★ the TTL cache, shared by every coordinator of the database (pg/cache.ts).
+  // Totals kept by a trigger in one row: count(*)/sum() would scan on every set, and
+  // the row's lock is what serializes cache writers (pg/cache.ts takes it first).
+  `
+  CREATE TABLE tq_cache (
+    key         text PRIMARY KEY,
+    value       text NOT NULL,             -- JSON text as given
+    size        bigint NOT NULL,           -- UTF-8 key + value bytes
+    expires_at  double precision,
+    lru         bigint NOT NULL            -- recency: larger = used later
+  );
+  CREATE INDEX tq_cache_lru ON tq_cache (lru);
+  CREATE INDEX tq_cache_expires ON tq_cache (expires_at) WHERE expires_at IS NOT NULL;
+  CREATE SEQUENCE tq_cache_lru_seq;
+  CREATE TABLE tq_cache_stats (
+    id       integer PRIMARY KEY CHECK (id = 1),
+    entries  bigint NOT NULL,
+    bytes    bigint NOT NULL
+  );
+  INSERT INTO tq_cache_stats (id, entries, bytes) VALUES (1, 0, 0);
+  CREATE FUNCTION tq_cache_count () RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    IF TG_OP = 'INSERT' THEN
+      UPDATE tq_cache_stats SET entries = entries + 1, bytes = bytes + NEW.size WHERE id = 1;
+    ELSIF TG_OP = 'DELETE' THEN
+      UPDATE tq_cache_stats SET entries = entries - 1, bytes = bytes - OLD.size WHERE id = 1;
+    ELSIF NEW.size <> OLD.size THEN
+      UPDATE tq_cache_stats SET bytes = bytes - OLD.size + NEW.size WHERE id = 1;
+    END IF;
+    RETURN NULL;
+  END
+  $$;
+  CREATE TRIGGER tq_cache_count AFTER INSERT OR DELETE OR UPDATE OF size ON tq_cache
+    FOR EACH ROW EXECUTE FUNCTION tq_cache_count();
   `
 ]
 
