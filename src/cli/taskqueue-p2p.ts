@@ -72,7 +72,9 @@ const SPEC: ProgramSpec = {
       summary: 'run the TaskQueue service (queue, cache, tools) on the embedded SQLite store',
       options: [...SERVE_ONLY, ...WORKER_OPTIONS],
       description: 'Start lines: "ipfs_accelerate_py task queue p2p service started", peer_id=<id>, multiaddr=<ma>.\n' +
-        'The worker options apply to the embedded worker (--worker).'
+        'The worker options apply to the embedded worker (--worker).\n' +
+        'Per remote peer (README "Security"; 0 = off): PEER_MAX_TASKS (2000000) unfinished tasks and\n' +
+        'PEER_MAX_TASK_BYTES (1 GiB) of their payloads; past either, submits get a retryable rate_limited.'
     },
     {
       name: 'worker',

@@ -41,7 +41,7 @@ export function submitFields (task: SubmitRequest): Record<string, unknown> {
 /** One item's outcome of a `submit_many`, in the order of the items sent. */
 export type SubmitManyResult =
   | { ok: true, task_id: string, replayed: boolean }
-  | { ok: false, error: string, detail?: string, retryable: boolean }
+  | { ok: false, error: string, detail?: string, retryable: boolean, limit?: string }
 
 /** JSON bytes of one `submit_many` request's items, kept well under the 1 MiB frame. */
 const SUBMIT_MANY_BYTE_BUDGET = 960 * 1024
@@ -76,6 +76,8 @@ export function submitManyResult (r: unknown): SubmitManyResult {
   if (o.ok === true && typeof o.task_id === 'string') return { ok: true, task_id: o.task_id, replayed: o.replayed === true }
   const out: SubmitManyResult = { ok: false, error: typeof o.error === 'string' && o.error !== '' ? o.error : 'remote_error', retryable: o.retryable === true }
   if (typeof o.detail === 'string') out.detail = o.detail
+  // ★ The per-peer bound a `rate_limited` item hit (PEER_MAX_TASKS, PEER_MAX_TASK_BYTES).
+  if (typeof o.limit === 'string') out.limit = o.limit
   return out
 }
 

@@ -473,6 +473,12 @@ describe('config access control (issue 21)', () => {
     rejects(`${P}PEER_MAX_CONNECTIONS`, ['0', 'many'])
     assert.equal(load({ [`${P}PEER_OPS_PER_S`]: '50' }).s.peerOpsPerS, 50)
     rejects(`${P}PEER_OPS_PER_S`, ['-1', 'fast'])
+    const d = load({}).s
+    assert.deepEqual([d.peerMaxTasks, d.peerMaxTaskBytes], [2_000_000, 1024 ** 3])
+    const off = load({ [`${P}PEER_MAX_TASKS`]: '0', [`${P}PEER_MAX_TASK_BYTES`]: '0' }).s
+    assert.deepEqual([off.peerMaxTasks, off.peerMaxTaskBytes], [0, 0], '0 = off')
+    rejects(`${P}PEER_MAX_TASKS`, ['-1', 'lots', '1.5'])
+    rejects(`${P}PEER_MAX_TASK_BYTES`, ['-1', '1GiB'])
   })
 })
 
