@@ -3,93 +3,25 @@
  * Kademlia provider records on a private protocol id and circuit relay v2, each in both
  * directions, between real processes on loopback.
  */
-import { after, before, describe, it } from 'node:test'
+import { after, describe, it } from 'node:test'
 import type { TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { namespaceCid } from '../../src/discovery/dht.js'
-import { runRpc, sandbox, startDaemon } from '../helpers/procs.js'
-import type { Daemon, Sandbox } from '../helpers/procs.js'
-import { interopGoPeer, requirePeer } from './helpers/toolchains.js'
+import { sandbox, startDaemon } from '../helpers/procs.js'
+import { interopGoPeer } from './helpers/toolchains.js'
 import { startGoPeer } from './helpers/go-peer.js'
-import type { GoPeer } from './helpers/go-peer.js'
+import { describeKadProviders, peerBinary, reservationOn, reserveOnTheirRelay } from './helpers/reference-cases.js'
+import type { ReferencePeer } from './helpers/reference-cases.js'
 
 type Obj = Record<string, any>
 const P = 'IPFS_ACCELERATE_PY_TASK_P2P_'
-const PRIVATE_DHT = '/taskqueue/kad/1.0.0'
+
+const GO: ReferencePeer = { impl: 'go-libp2p', name: 'go-peer', tag: 'go', find: interopGoPeer }
 
 function goPeer (t: TestContext): string | null {
-  const found = interopGoPeer()
-  return requirePeer(t, 'go-libp2p', found) ? found.path : null
+  return peerBinary(t, GO)
 }
 
-async function until<T> (what: string, timeoutMs: number, probe: () => Promise<T | null>): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await probe()
-    if (v !== null) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 500))
-  }
-}
-
-/** The relay reservation our service reports in status.nat (discovery.md §9.3). */
-async function reservationOn (box: Sandbox, svc: Daemon, relayPeerId: string): Promise<Obj> {
-  return await until(`a reservation of ${svc.peerId} on ${relayPeerId}`, 60_000, async () => {
-    const r = await runRpc(['status', '--multiaddr', svc.multiaddr], { ...box.env, [`${P}ANNOUNCE_FILE`]: '0' })
-    const rs = ((r.json?.nat as Obj | undefined)?.relay?.reservations ?? []) as Obj[]
-    return rs.find((x) => x.relay_peer_id === relayPeerId) ?? null
-  })
-}
-
-describe(`go-libp2p kad-dht: provider records on ${PRIVATE_DHT}`, () => {
-  const OUR_NS = 'interop-go-ours'
-  const THEIR_NS = 'interop-go-theirs'
-  let box: Sandbox
-  let ours: Daemon | undefined
-  let theirs: GoPeer | undefined
-
-  before(async () => {
-    const bin = interopGoPeer().path
-    if (bin === null) return
-    box = sandbox({ [`${P}DHT`]: '1', [`${P}DHT_PROTOCOL`]: PRIVATE_DHT, [`${P}RENDEZVOUS_NS`]: OUR_NS })
-    ours = await startDaemon('serve', [], box.env)
-    // Their node joins through ours, provides its namespace and looks ours up.
-    theirs = await startGoPeer(bin, 'dht', ['--protocol-prefix', '/taskqueue', '--bootstrap', ours.multiaddr, '--provide', THEIR_NS, '--find', OUR_NS])
-  })
-  after(async () => {
-    await theirs?.stop()
-    await ours?.stop()
-    box?.cleanup()
-  })
-
-  it('theirs finds the provider record our service put, under the same CID', async (t) => {
-    if (goPeer(t) === null || theirs === undefined || ours === undefined) return
-    const provider = await theirs.value('provider', 90_000) as Obj
-    assert.equal(provider.error, undefined, JSON.stringify(provider) + theirs.stderr())
-    assert.equal(provider.peer_id, ours.peerId)
-    assert.equal(provider.cid, (await namespaceCid(OUR_NS)).toString())
-  })
-
-  it('ours finds the provider record theirs put (and does not mistake a non-TaskQueue provider for a service)', async (t) => {
-    if (goPeer(t) === null || theirs === undefined || ours === undefined) return
-    const provided = await theirs.value('provided', 90_000) as Obj
-    assert.equal(provided.ok, true, JSON.stringify(provided))
-    assert.equal(provided.cid, (await namespaceCid(THEIR_NS)).toString())
-    const r = await runRpc(['discover', '--timeout', '20'], {
-      ...box.env,
-      [`${P}ANNOUNCE_FILE`]: '0',
-      [`${P}RENDEZVOUS_NS`]: THEIR_NS,
-      [`${P}BOOTSTRAP_PEERS`]: ours.multiaddr,
-      // Our node is only the routing seed here, not a TaskQueue candidate.
-      [`${P}BOOTSTRAP_DIAL`]: '0'
-    })
-    const dht = (r.json?.attempts as Obj[] | undefined ?? []).filter((a) => a.method === 'dht')
-    const found = dht.find((a) => a.peer_id === theirs!.peerId)
-    assert.ok(found !== undefined, `no DHT attempt for ${theirs.peerId}: ${r.stdout}`)
-    assert.equal(found.source, 'providers')
-    assert.equal(found.error, 'protocol_not_supported')
-  })
-})
+describeKadProviders(GO)
 
 describe('go-libp2p circuit relay v2', () => {
   const cleanups: Array<() => Promise<void> | void> = []
@@ -98,22 +30,7 @@ describe('go-libp2p circuit relay v2', () => {
   })
 
   it('our service reserves on their relay and our client reaches it through the circuit', async (t) => {
-    const bin = goPeer(t)
-    if (bin === null) return
-    const relay = await startGoPeer(bin, 'relay')
-    cleanups.push(async () => await relay.stop())
-    const box = sandbox({ [`${P}RELAY`]: '1', [`${P}RELAY_PEERS`]: relay.multiaddr })
-    cleanups.push(box.cleanup)
-    const svc = await startDaemon('serve', [], box.env)
-    cleanups.push(async () => { await svc.stop() })
-    const rsv = await reservationOn(box, svc, relay.peerId)
-    const circuit = `${relay.multiaddr}/p2p-circuit/p2p/${svc.peerId}`
-    assert.equal(rsv.addr, circuit)
-    const r = await runRpc(['discover', '--multiaddr', circuit], { ...box.env, [`${P}ANNOUNCE_FILE`]: '0' })
-    assert.equal(r.code, 0, r.stdout + r.stderr)
-    const attempt = (r.json?.attempts as Obj[])[0]
-    assert.equal(attempt.connection, 'relayed')
-    assert.equal((r.json?.result as Obj).peer_id, svc.peerId)
+    await reserveOnTheirRelay(t, GO, cleanups)
   })
 
   it('their node reserves on our relay, and reaches our service through it (limited connection)', async (t) => {

@@ -3,11 +3,13 @@ import assert from 'node:assert/strict'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
+import { PeerRecord, RecordEnvelope } from '@libp2p/peer-record'
 import { FrameTooLargeError, StreamReader, TruncatedFrameError } from '../../src/protocol/framing.js'
 import {
   MessageType, RendezvousProtocolError, ResponseStatus, decodeMessage, encodeMessage, encodeLengthPrefixed,
   readLengthPrefixed, sealPeerRecord, verifySignedPeerRecord, InvalidPeerRecordError, recordAddresses, statusName
 } from '../../src/discovery/rendezvous/index.js'
+import { RUST_LEGACY_PEER_RECORD } from '../../src/discovery/rendezvous/record.js'
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
 
@@ -131,6 +133,21 @@ test('signed peer records verify, and a record naming another peer does not', as
   await assert.rejects(verifySignedPeerRecord(Uint8Array.of(1, 2, 3)), InvalidPeerRecordError)
   const circuit = recordAddresses([multiaddr(`/ip4/1.2.3.4/tcp/1/p2p/${id}/p2p-circuit/p2p/${id}`)])
   assert.deepEqual(circuit.map(String), [`/ip4/1.2.3.4/tcp/1/p2p/${id}/p2p-circuit`])
+})
+
+test("rust-libp2p's legacy peer records (libp2p-routing-state) verify under their own domain only", async () => {
+  const key = await generateKeyPair('Ed25519')
+  const peerId = peerIdFromPrivateKey(key)
+  const record = new PeerRecord({ peerId, multiaddrs: [multiaddr('/ip4/127.0.0.1/tcp/4001')] })
+  // The same PeerRecord payload as rust's `PeerRecord::new` signs it, and both cross-overs.
+  const sealed = async (domain: string, codec: Uint8Array): Promise<Uint8Array> =>
+    (await RecordEnvelope.seal({ domain, codec, marshal: () => record.marshal(), equals: () => false }, key)).marshal()
+  const legacy = await verifySignedPeerRecord(await sealed(RUST_LEGACY_PEER_RECORD.domain, RUST_LEGACY_PEER_RECORD.payloadType))
+  assert.deepEqual([legacy.peerId.toString(), legacy.multiaddrs.map(String), legacy.format], [peerId.toString(), ['/ip4/127.0.0.1/tcp/4001'], 'rust-legacy'])
+  assert.equal((await verifySignedPeerRecord(await sealPeerRecord(key, record.multiaddrs))).format, 'standard')
+  await assert.rejects(verifySignedPeerRecord(await sealed(PeerRecord.DOMAIN, RUST_LEGACY_PEER_RECORD.payloadType)), InvalidPeerRecordError)
+  await assert.rejects(verifySignedPeerRecord(await sealed(RUST_LEGACY_PEER_RECORD.domain, PeerRecord.CODEC)), InvalidPeerRecordError)
+  await assert.rejects(verifySignedPeerRecord(await sealed(RUST_LEGACY_PEER_RECORD.domain, new TextEncoder().encode('/other/record'))), InvalidPeerRecordError)
 })
 
 test('statusName maps spec codes and keeps unknown ones', () => {

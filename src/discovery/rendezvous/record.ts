@@ -2,6 +2,12 @@
  * Signed peer records as rendezvous carries them: an Envelope (domain
  * `libp2p-peer-record`, payload type 0x0301) whose payload is a PeerRecord. A record is
  * only trusted when the signature verifies AND the record names the key that signed it.
+ *
+ * rust-libp2p (libp2p-core's `PeerRecord::new`, used by libp2p-rendezvous 0.17 and 0.18)
+ * signs the same PeerRecord payload under its legacy domain `libp2p-routing-state` with
+ * payload type `/libp2p/routing-state-record` (rust-libp2p#6204). We accept that variant
+ * too (README "Interoperability"): its signature is still verified, under its own
+ * domain, so domain separation holds; we never produce it.
  */
 import { PeerRecord, RecordEnvelope } from '@libp2p/peer-record'
 import { peerIdFromPublicKey } from '@libp2p/peer-id'
@@ -21,7 +27,17 @@ export interface VerifiedPeerRecord {
   peerId: PeerId
   multiaddrs: Multiaddr[]
   seqNumber: bigint
+  /** `standard` (RFC 0003) or rust-libp2p's `rust-legacy` domain and payload type. */
+  format: PeerRecordFormat
 }
+
+export type PeerRecordFormat = 'standard' | 'rust-legacy'
+
+/** rust-libp2p's pre-RFC-0003 envelope constants (libp2p-core `peer_record.rs`). */
+export const RUST_LEGACY_PEER_RECORD = {
+  domain: 'libp2p-routing-state',
+  payloadType: new TextEncoder().encode('/libp2p/routing-state-record')
+} as const
 
 function sameBytes (a: Uint8Array, b: Uint8Array): boolean {
   return a.byteLength === b.byteLength && a.every((v, i) => v === b[i])
@@ -31,11 +47,22 @@ function sameBytes (a: Uint8Array, b: Uint8Array): boolean {
 export async function verifySignedPeerRecord (bytes: Uint8Array): Promise<VerifiedPeerRecord> {
   let envelope: RecordEnvelope
   try {
-    envelope = await RecordEnvelope.openAndCertify(bytes, PeerRecord.DOMAIN)
+    envelope = RecordEnvelope.createFromProtobuf(bytes)
+  } catch (err) {
+    throw new InvalidPeerRecordError(`envelope is malformed: ${err instanceof Error ? err.message : String(err)}`)
+  }
+  // The payload type names the format, and the format fixes the one domain the signature may be under.
+  const format: PeerRecordFormat | null = sameBytes(envelope.payloadType, PeerRecord.CODEC)
+    ? 'standard'
+    : sameBytes(envelope.payloadType, RUST_LEGACY_PEER_RECORD.payloadType) ? 'rust-legacy' : null
+  if (format === null) throw new InvalidPeerRecordError('envelope payload is not a peer record')
+  let valid: boolean
+  try {
+    valid = await envelope.validate(format === 'standard' ? PeerRecord.DOMAIN : RUST_LEGACY_PEER_RECORD.domain)
   } catch (err) {
     throw new InvalidPeerRecordError(`envelope does not verify: ${err instanceof Error ? err.message : String(err)}`)
   }
-  if (!sameBytes(envelope.payloadType, PeerRecord.CODEC)) throw new InvalidPeerRecordError('envelope payload is not a peer record')
+  if (!valid) throw new InvalidPeerRecordError('envelope does not verify: bad signature')
   let record: PeerRecord
   let signer: PeerId
   try {
@@ -46,7 +73,7 @@ export async function verifySignedPeerRecord (bytes: Uint8Array): Promise<Verifi
   }
   // A valid signature over a record naming someone else proves nothing about that peer.
   if (!record.peerId.equals(signer)) throw new InvalidPeerRecordError('peer record names a peer other than its signer')
-  return { peerId: signer, multiaddrs: record.multiaddrs, seqNumber: record.seqNumber }
+  return { peerId: signer, multiaddrs: record.multiaddrs, seqNumber: record.seqNumber, format }
 }
 
 /**

@@ -25,9 +25,10 @@ function argvIn (netns: string | undefined, bin: string, args: string[]): [strin
   return [ip, ['netns', 'exec', netns, bin, ...args]]
 }
 
-export async function startGoPeer (bin: string, role: string, args: string[] = [], opts: { netns?: string, readyTimeoutMs?: number, waitForListen?: boolean } = {}): Promise<GoPeer> {
+/** Starts a role of a compiled peer (go-peer, or rust-peer: same line protocol; `name` for messages). */
+export async function startGoPeer (bin: string, role: string, args: string[] = [], opts: { netns?: string, readyTimeoutMs?: number, waitForListen?: boolean, name?: string } = {}): Promise<GoPeer> {
   const proc = spawn(...argvIn(opts.netns, bin, [role, ...args]), { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin', GOLOG_LOG_LEVEL: process.env.TASKQUEUE_INTEROP_GOLOG ?? 'error' } })
-  const p = watchLines(proc, `go-peer ${role}`)
+  const p = watchLines(proc, `${opts.name ?? 'go-peer'} ${role}`)
   const parse = (v: string): any => { try { return JSON.parse(v) } catch { return v } }
   const value = async (key: string, timeoutMs = 60_000): Promise<any> => parse(await p.line(key, timeoutMs))
   const values = (key: string): any[] => p.all(key).map(parse)

@@ -1,6 +1,6 @@
 /**
  * The foreign peers of the interop suite and how a test gets them: a Python venv with
- * py-libp2p (`.venv-interop/`) and Go binaries built from `test/interop/go`, both made
+ * py-libp2p (`.venv-interop/`) and binaries built from `test/interop/go` and `test/interop/rust`, made
  * by `test/interop/setup.sh` (which `.ci/run` calls). A test whose peer is missing says
  * so loudly and skips; under CI=true it fails, so a missing toolchain never looks green.
  */
@@ -31,12 +31,22 @@ export function interopPython (): Found {
   return python
 }
 
-/** Where setup.sh leaves the Go peer: a path recorded in the clone, the binary outside it. */
-export function interopGoPeer (): Found {
-  const pointer = join(ROOT, '.interop-bin/go-peer.path')
-  if (!existsSync(pointer)) return { path: null, reason: `${pointer} missing (run test/interop/setup.sh go)` }
+/** Where setup.sh leaves a built peer: a path recorded in the clone, the binary outside it. */
+function builtPeer (name: 'go' | 'rust'): Found {
+  const pointer = join(ROOT, `.interop-bin/${name}-peer.path`)
+  if (!existsSync(pointer)) return { path: null, reason: `${pointer} missing (run test/interop/setup.sh ${name})` }
   const path = readFileSync(pointer, 'utf8').trim()
-  return existsSync(path) ? { path, reason: 'built' } : { path: null, reason: `${path} missing (run test/interop/setup.sh go)` }
+  return existsSync(path) ? { path, reason: 'built' } : { path: null, reason: `${path} missing (run test/interop/setup.sh ${name})` }
+}
+
+/** The go-libp2p peer (test/interop/go). */
+export function interopGoPeer (): Found {
+  return builtPeer('go')
+}
+
+/** The rust-libp2p peer (test/interop/rust). */
+export function interopRustPeer (): Found {
+  return builtPeer('rust')
 }
 
 /** True when the peer is there; otherwise a loud skip, or a failure under CI=true. */
