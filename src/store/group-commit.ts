@@ -24,6 +24,8 @@ export class Transactor {
   onCommit: ((seconds: number) => void) | null = null
   /** Changes of the open group transaction; null outside `group`. */
   private groupChanges: TaskChange[] | null = null
+  /** Numbers this store's write transactions (see `transaction`). */
+  private serial = 0
 
   constructor (db: DatabaseSync, emit: (change: TaskChange) => void, record: (changes: readonly TaskChange[]) => void = () => {}) {
     this.s = {
@@ -34,6 +36,15 @@ export class Transactor {
     }
     this.emit = emit
     this.record = record
+  }
+
+  /**
+   * The number of the write transaction open now (or last opened): a value read inside
+   * one transaction may be reused in it while this stays the same, since the write lock
+   * keeps every other connection out until its COMMIT.
+   */
+  get transaction (): number {
+    return this.serial
   }
 
   /** Whether a group transaction is open (its write lock held). */
@@ -74,6 +85,7 @@ export class Transactor {
       return out
     }
     const started = this.onCommit !== null ? performance.now() : 0
+    this.serial++
     const out = immediate(this.s, () => {
       const value = fn(changes)
       this.record(changes)
@@ -111,6 +123,7 @@ export class Transactor {
     let extra = 0
     const started = this.onCommit !== null ? performance.now() : 0
     this.groupChanges = changes
+    this.serial++
     try {
       immediate(this.s, () => {
         run(ops)

@@ -189,9 +189,19 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> implements TaskSt
    * clock catches up.
    */
   private nextCreatedAt (now: number): number {
-    const newest = this.s.newestCreated.get()?.created_at
-    return typeof newest === 'number' && newest >= now ? newest + 1e-6 : now
+    // Read once per write transaction: a group of submits would otherwise read the
+    // newest row once each (another connection cannot insert before our COMMIT). A
+    // submit rolled back later in the group leaves the remembered value ahead of the
+    // table by 1 µs at most, which keeps the order strictly increasing all the same.
+    const tx = this.txr.transaction
+    let newest = this.newestCreated?.tx === tx ? this.newestCreated.at : this.s.newestCreated.get()?.created_at
+    if (typeof newest !== 'number') newest = -Infinity
+    const at = newest >= now ? newest + 1e-6 : now
+    this.newestCreated = { tx, at }
+    return at
   }
+  /** The created_at given last, and in which write transaction (nextCreatedAt). */
+  private newestCreated: { tx: number, at: number } | null = null
 
   // ---- claim --------------------------------------------------------------------
 
