@@ -420,6 +420,95 @@ function conformance (backend: Backend): void {
     for (let i = 0; i < 20; i++) await q.submit(sub({ submitter: 'peer-a', payload: { blob: 'x'.repeat(100) } }))
     assert.equal((await q.submitterUsage('peer-a')).tasks, 20)
   }, { submitterLimits: { maxTasks: 0, maxBytes: 0 } })
+
+  withStore('writes arriving together: each gets its own outcome, a bad one fails alone', async ({ q }) => {
+    // On PostgreSQL these calls share one group transaction (pg/group-commit.ts).
+    const call = async <T>(f: () => T | Promise<T>): Promise<T> => await f() // SQLite throws synchronously
+    const prior = (await q.submit(sub({ idempotency_key: 'taken', payload: { a: 1 } }))).task_id
+    const outs = await Promise.allSettled([
+      call(() => q.submit(sub({ payload: { i: 0 } }))),
+      call(() => q.submit(sub({ task_type: 'bad\u0000type' }))), // text the database cannot store
+      call(() => q.submit(sub({ idempotency_key: 'taken', payload: { a: 1 } }))), // replays
+      call(() => q.submit(sub({ idempotency_key: 'taken', payload: { a: 2 } }))), // conflicts
+      call(() => q.submit(sub({ idempotency_key: 'twice', payload: { b: 1 } }))),
+      call(() => q.submit(sub({ idempotency_key: 'twice', payload: { b: 1 } }))), // the same key twice in one group
+      call(() => q.submit(sub({ payload: { i: 1 } })))
+    ])
+    const ok = outs.map((o) => o.status === 'fulfilled' ? o.value : null)
+    assert.equal(ok[0]?.replayed, false)
+    // PostgreSQL cannot store a NUL in text (a typed invalid_params); SQLite can.
+    const nulRefused = backend.name === 'postgres'
+    assert.equal(outs[1].status === 'rejected' ? (outs[1].reason as TaskQueueError).code : 'stored', nulRefused ? 'invalid_params' : 'stored')
+    assert.deepEqual(ok[2], { task_id: prior, replayed: true })
+    assert.equal(outs[3].status === 'rejected' && (outs[3].reason as TaskQueueError).code, 'idempotency_conflict')
+    assert.equal(ok[4]?.replayed, false)
+    assert.deepEqual(ok[5], { task_id: ok[4]?.task_id, replayed: true })
+    assert.equal(ok[6]?.replayed, false)
+    const written = [prior, ok[0]?.task_id, ...(nulRefused ? [] : [ok[1]?.task_id]), ok[4]?.task_id, ok[6]?.task_id]
+    assert.equal((await q.counts()).queued, written.length)
+    const claimed = await q.claim(claimIn('w', { max_tasks: 10 }))
+    assert.deepEqual(claimed.map((t) => t.task_id), written, 'submit order kept in one group')
+    await q.heartbeatTask({ task_id: prior, worker_id: 'w', lease_s: 60, progress: { step: 1 } })
+    const done = await Promise.allSettled([
+      call(() => q.complete({ task_id: ok[0]?.task_id ?? '', status: 'completed', result: { r: 0 }, error: '', worker_id: 'w' })),
+      call(() => q.complete({ task_id: 'no-such-task', status: 'completed', result: null, error: '', worker_id: 'w' })),
+      call(() => q.complete({ task_id: ok[4]?.task_id ?? '', status: 'completed', result: null, error: '', worker_id: 'someone-else' })),
+      call(() => q.complete({ task_id: prior, status: 'completed', result: { r: 1 }, error: '', worker_id: 'w' })), // progress stored: full path
+      call(() => q.complete({ task_id: ok[6]?.task_id ?? '', status: 'completed', result: null, error: '', worker_id: 'w' })),
+      call(() => q.complete({ task_id: ok[6]?.task_id ?? '', status: 'completed', result: null, error: '', worker_id: 'w' })) // twice: replayed
+    ])
+    const codeOf = (o: PromiseSettledResult<unknown>): string => o.status === 'rejected' ? (o.reason as TaskQueueError).code : 'ok'
+    assert.deepEqual(done.map(codeOf), ['ok', 'task_not_found', 'not_owner', 'ok', 'ok', 'ok'])
+    assert.equal(done[5].status === 'fulfilled' && done[5].value.replayed, true)
+    assert.equal((await q.get(ok[0]?.task_id ?? ''))?.status, 'completed')
+    assert.deepEqual((await q.get(ok[0]?.task_id ?? ''))?.result, { r: 0 })
+    assert.equal((await q.get(ok[4]?.task_id ?? ''))?.status, 'running', 'another worker\'s complete changed nothing')
+    assert.deepEqual((await q.get(prior))?.result, { progress: { step: 1 }, r: 1 })
+    const kinds = (await q.events.read(0, 100)).events.map((e) => `${e.kind}:${e.task_id}`)
+    assert.equal(kinds.filter((k) => k.startsWith('submitted:')).length, written.length, 'one submitted event per task written')
+    assert.equal(kinds.filter((k) => k.startsWith('completed:')).length, 3)
+  })
+
+  withStore('submits arriving together count against their submitter\'s bound one by one', async ({ q }) => {
+    const outs = await Promise.allSettled(Array.from({ length: 5 }, async (_, i) => await q.submit(sub({ submitter: 'peer-a', payload: { i } }))))
+    const codes = outs.map((o) => o.status === 'fulfilled' ? 'ok' : (o.reason as TaskQueueError).code)
+    assert.deepEqual(codes, ['ok', 'ok', 'ok', 'rate_limited', 'rate_limited'])
+    assert.equal((await q.submitterUsage('peer-a')).tasks, 3)
+    assert.equal((await q.submit(sub({ submitter: 'peer-b' }))).replayed, false, 'another peer is not held back')
+  }, { submitterLimits: { maxTasks: 3, maxBytes: 0 } })
+
+  withStore('concurrent writers on two stores: a cursor reader never skips an event', async ({ q, another }) => {
+    const other = await another()
+    const stores = [q, other]
+    let writing = true
+    const seen: number[] = []
+    const reader = (async () => {
+      let cursor = 0
+      for (;;) {
+        const stop = !writing
+        const page = await q.events.read(cursor, 25)
+        for (const e of page.events) seen.push(e.seq)
+        cursor = page.cursor
+        if (stop && page.events.length === 0) return
+        if (page.events.length === 0) await new Promise((resolve) => setTimeout(resolve, 1))
+      }
+    })()
+    // Several writers per store at once: groups of submits, claims and completes interleave.
+    await Promise.all(Array.from({ length: 6 }, async (_, w) => {
+      const st = stores[w % 2]
+      for (let round = 0; round < 8; round++) {
+        await Promise.all(Array.from({ length: 4 }, async () => await st.submit(sub())))
+        for (const t of await st.claim(claimIn(`w${w}`, { max_tasks: 2 }))) {
+          await st.complete({ task_id: t.task_id, status: 'completed', result: null, error: '', worker_id: t.assigned_worker })
+        }
+      }
+    }))
+    writing = false
+    await reader
+    const all = (await q.events.read(0, 10_000)).events.map((e) => e.seq)
+    assert.ok(all.length >= 6 * 8 * 4, `every submit logged (${all.length})`)
+    assert.deepEqual(seen, all, 'the reader following the log saw every entry, in order')
+  })
 }
 
 test('postgres: two coordinators migrating one empty database at once both start', async (t) => {

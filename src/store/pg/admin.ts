@@ -16,12 +16,13 @@ import type { RetentionPolicy } from '../retry-policy.js'
 import type { TaskEventLog } from '../task-store.js'
 import type { Backoff, Task, TaskError, TaskStatus } from '../../protocol/types.js'
 import type { ListInput, ListResult, QueueCounts, TaskChange } from '../types.js'
+import { sqlLiteral } from './sql-text.js'
 
-/** A pool (autocommit reads) or a client inside a transaction. */
-export type Db = Pick<pg.Pool | pg.PoolClient, 'query'>
+/** A pool (autocommit reads) or a connection inside a transaction (pg/sql-text.ts OpeningTransaction). */
+export interface Db { query: <R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[]) => Promise<pg.QueryResult<R>> }
 type Row = Record<string, unknown>
 
-const TASK_COLS = `seq, task_id, task_type, model_name, payload, status, assigned_worker, created_at, updated_at, result, error,
+export const TASK_COLS = `seq, task_id, task_type, model_name, payload, status, assigned_worker, created_at, updated_at, result, error,
   priority, attempt, max_attempts, next_attempt_at, lease_until, heartbeat_at, idempotency_key, errors, backoff, keep_s`
 export const TASK_SELECT = `SELECT ${TASK_COLS} FROM tq_tasks`
 
@@ -226,9 +227,9 @@ export class PgEventLog implements TaskEventLog {
   }
 
   /** The INSERT of `changes` as SQL text with escaped literals (it joins the COMMIT's round trip, pg/queue.ts). */
-  insertSql (c: Pick<pg.PoolClient, 'escapeLiteral'>, changes: readonly TaskChange[], at: number): string {
-    const lit = (v: string): string => c.escapeLiteral(v)
-    const when = Number.isFinite(at) ? String(at) : '0'
+  insertSql (changes: readonly TaskChange[], at: number): string {
+    const lit = sqlLiteral
+    const when = lit(Number.isFinite(at) ? at : 0)
     const rows = changes.map((ch) => `(${when}, ${lit(ch.task_id)}, ${lit(ch.kind)}, ${lit(ch.status)}, ${lit(ch.task_type)}, ${ch.detail === undefined ? 'NULL' : lit(JSON.stringify(ch.detail))})`)
     return `INSERT INTO tq_events (at, task_id, kind, status, task_type, data) VALUES ${rows.join(', ')}`
   }

@@ -22,7 +22,7 @@ import {
   CacheRecency, cacheBounds, cacheMiss, cacheRowOf, overBounds, validateCacheKey,
   type CacheBounds, type CacheSetInput, type CacheSetResult, type CacheStats, type CacheStore
 } from '../cache-store.js'
-import { storeError } from './queue.js'
+import { storeError } from './store-error.js'
 import type { Db } from './admin.js'
 
 export interface PgCacheStoreOptions extends CacheBounds {

@@ -18,11 +18,10 @@ import { EventEmitter } from 'node:events'
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 import { TaskQueueError } from '../../protocol/errors.js'
-import { normalizeTaskType } from '../aliases.js'
 import { PeerRegistry, type PeerTouch, claimerProfile } from '../peers.js'
 import { DEFAULT_MAX_REPLY_BYTES } from '../queue-sql.js'
 import {
-  appendError, appendTaskError, canonicalJson, clampInt, extractAffinity, isObject, newTaskId, parseJson,
+  appendError, appendTaskError, clampInt, isObject, parseJson,
   resultObject, withProgress
 } from '../queue-util.js'
 import type { Backoff, ClaimedTask, JsonObject, Task, TaskStatus } from '../../protocol/types.js'
@@ -41,12 +40,17 @@ import { CHANNEL, ChangeListener, packChanges } from './listener.js'
 import { foldSubmitterUsage, readSubmitterUsage } from './submitter-usage.js'
 import { NO_SUBMITTER_LIMITS, type SubmitterLimits, type SubmitterUsage, exceededLimit, limitsOn, quotaRefusal } from '../submitter-usage.js'
 import { PgAdmin, PgEventLog, TASK_SELECT, type Db, pgTask } from './admin.js'
+import { OpeningTransaction, sqlLiteral } from './sql-text.js'
+import { storeError } from './store-error.js'
+import { KEYED_SQL, PgGroupCommit, type SubmitRow, insertSql, replayOf, simpleComplete, submitRow } from './group-commit.js'
 
 const LEASE_EXPIRED_ERROR = 'claim lease expired after maximum attempts'
 const ATTEMPTS_EXHAUSTED_ERROR = 'maximum attempts exhausted'
 const WORKER_SHUTDOWN = 'worker_shutdown'
 /** Seconds between folds of the per-submitter totals (pg/submitter-usage.ts). */
 const USAGE_FOLD_EVERY_S = 30
+/** Seconds between a claim's looks for due leases (expireDue). */
+const EXPIRY_CHECK_S = 1
 
 export interface PgQueueStoreOptions {
   /** postgres://user:password@host:port/database */
@@ -73,20 +77,6 @@ function s (v: unknown): string { return typeof v === 'string' ? v : v == null ?
 function ns (v: unknown): string | null { return v == null ? null : s(v) }
 function n (v: unknown): number { return typeof v === 'number' ? v : Number(v ?? 0) }
 
-/** A driver or connection failure as the retryable `busy` the protocol knows; typed errors pass. */
-export function storeError (err: unknown): unknown {
-  if (err instanceof TaskQueueError) return err
-  const code = (err as { code?: unknown } | null)?.code
-  // Serialization / deadlock / connection classes: the caller may retry.
-  if (typeof code === 'string' && (code.startsWith('40') || code.startsWith('08') || code === '57P01' || code === '53300')) {
-    return new TaskQueueError('busy', `database: ${(err as Error).message}`)
-  }
-  if (typeof code !== 'string' && err instanceof Error && /connect|terminat|ECONN|timeout/i.test(err.message)) {
-    return new TaskQueueError('busy', `database unreachable: ${err.message}`)
-  }
-  return err
-}
-
 export class PgQueueStore extends EventEmitter<QueueStoreEvents> implements TaskStore {
   readonly backend: StoreBackend = 'postgres'
   readonly pool: pg.Pool
@@ -102,6 +92,8 @@ export class PgQueueStore extends EventEmitter<QueueStoreEvents> implements Task
   leaseExpiries = 0
   watchesTask: ((taskId: string) => boolean) | null = null
   private readonly admin: PgAdmin
+  /** Submits and completes arriving together, one transaction (group-commit.ts). */
+  readonly group: PgGroupCommit
   private readonly listener: ChangeListener
   private onCommit: ((seconds: number) => void) | null = null
   /** Bumped by every change another coordinator made (and after a listener gap). */
@@ -110,6 +102,8 @@ export class PgQueueStore extends EventEmitter<QueueStoreEvents> implements Task
   private delayedHint: number | null = null
   private closed = false
   private usageFoldedAt = 0
+  /** The store's clock when a claim last looked for due leases. */
+  private lastExpiryCheck = -Infinity
 
   private constructor (opts: PgQueueStoreOptions) {
     super()
@@ -125,6 +119,22 @@ export class PgQueueStore extends EventEmitter<QueueStoreEvents> implements Task
     this.pool.on('error', () => {})
     this.events = new PgEventLog(this.pool, opts.eventsMax ?? DEFAULT_EVENTS_MAX)
     this.admin = new PgAdmin(this.retention)
+    this.group = new PgGroupCommit({
+      pool: this.pool,
+      now: this.now,
+      keepFor: (status) => this.keepFor(status),
+      watches: (id) => this.watchesTask?.(id) === true,
+      commitSql: (changes) => this.commitSql(changes),
+      committed: (changes, seconds, delayed) => {
+        for (const at of delayed) this.noteDelayed(at)
+        this.onCommit?.(seconds)
+        this.publish(changes)
+      },
+      overBound: async (rows) => await this.overBound(rows),
+      submitAlone: async (input) => await this.submitAlone(input),
+      // The group's UPDATE did not take it: the full path, without trying that UPDATE again.
+      completeAlone: async (input) => await this.completeAlone(input, false)
+    })
     this.listener = new ChangeListener({
       connectionString: opts.url,
       onNotify: (msg) => {
@@ -181,22 +191,24 @@ export class PgQueueStore extends EventEmitter<QueueStoreEvents> implements Task
     }
     const changes: TaskChange[] = []
     const started = this.onCommit !== null ? performance.now() : 0
+    const db = new OpeningTransaction(c)
     let out: T
     try {
-      await c.query('BEGIN')
-      out = await fn(c, changes)
+      out = await fn(db, changes)
       // The event log, the notifications and the COMMIT in one round trip: a
       // multi-statement simple query, values escaped by the driver.
-      await c.query(this.commitSql(c, changes, resumed))
+      const end = this.commitSql(changes, resumed)
+      if (db.begun) await c.query(end)
+      else if (end !== 'COMMIT') await c.query(`BEGIN;\n${end}`)
     } catch (err) {
-      const rolledBack = await c.query('ROLLBACK').then(() => true, () => false)
+      const rolledBack = !db.begun || await c.query('ROLLBACK').then(() => true, () => false)
       // A connection that cannot even roll back is broken: the pool drops it.
       c.release(rolledBack ? undefined : true)
       throw storeError(err)
     }
     c.release()
     if (this.onCommit !== null) this.onCommit((performance.now() - started) / 1000)
-    for (const ch of changes) this.publishOne(ch)
+    this.publish(changes)
     return out
   }
 
@@ -205,18 +217,23 @@ export class PgQueueStore extends EventEmitter<QueueStoreEvents> implements Task
    * event log rows (so log order is commit order across coordinators), then pg_notify
    * per packed payload, then COMMIT.
    */
-  private commitSql (c: pg.PoolClient, changes: readonly TaskChange[], resumed: boolean): string {
+  commitSql (changes: readonly TaskChange[], resumed = false): string {
     if (changes.length === 0 && !resumed) return 'COMMIT'
     const parts: string[] = []
     if (this.events.enabled && changes.length > 0) {
       parts.push(`SELECT pg_advisory_xact_lock(${EVENTS_LOCK})`)
-      parts.push(this.events.insertSql(c, changes, this.now()))
+      parts.push(this.events.insertSql(changes, this.now()))
     }
     for (const payload of packChanges(this.origin, changes, resumed)) {
-      parts.push(`SELECT pg_notify('${CHANNEL}', ${c.escapeLiteral(payload)})`)
+      parts.push(`SELECT pg_notify('${CHANNEL}', ${sqlLiteral(payload)})`)
     }
     parts.push('COMMIT')
     return parts.join(';\n')
+  }
+
+  /** Tells this process's listeners of committed changes. */
+  publish (changes: readonly TaskChange[]): void {
+    for (const ch of changes) this.publishOne(ch)
   }
 
   private publishOne (change: TaskChange): void {
@@ -242,41 +259,25 @@ export class PgQueueStore extends EventEmitter<QueueStoreEvents> implements Task
 
   // ---- submit -----------------------------------------------------------------------
 
+  /** Joins the group commit (group-commit.ts): submits arriving together are one transaction. */
   async submit (input: SubmitInput): Promise<SubmitResult> {
-    const payload: JsonObject = isObject(input.payload) ? input.payload : {}
-    const key = input.idempotency_key !== null && input.idempotency_key !== '' ? input.idempotency_key : null
-    const { session, sticky } = extractAffinity(payload)
-    const payloadText = JSON.stringify(payload)
-    const now = this.now()
-    const nextAttemptAt = Number.isFinite(input.next_attempt_at) ? Math.max(0, input.next_attempt_at) : 0
-    const submitter = input.submitter ?? null
-    const payloadBytes = submitter === null ? null : Buffer.byteLength(payloadText)
+    return await this.group.submit(input)
+  }
+
+  /** A submit in a transaction of its own (what the group falls back to). */
+  private async submitAlone (input: SubmitInput): Promise<SubmitResult> {
     return await this.tx(async (db, changes) => {
-      if (submitter !== null && payloadBytes !== null) await this.checkSubmitter(db, submitter, payloadBytes, key)
-      const taskId = newTaskId()
-      const r = await db.query(`INSERT INTO tq_tasks (task_id, task_type, type_norm, model_name, payload, status, created_at,
-        updated_at, priority, attempt, max_attempts, next_attempt_at, idempotency_key, req_session, sticky_worker, backoff, keep_s,
-        submitter, payload_bytes)
-        VALUES ($1, $2, $3, $4, $5, 'queued', $6, $6, $7, 0, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-        ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING seq`, [
-        taskId, input.task_type, normalizeTaskType(input.task_type), input.model_name, payloadText, now,
-        clampInt(input.priority, 1, 10, 5), clampInt(input.max_attempts, 0, 1000, 3), nextAttemptAt, key, session, sticky,
-        input.backoff == null ? null : JSON.stringify(input.backoff), input.keep_s ?? null, submitter, payloadBytes
-      ])
-      if (r.rowCount === 0 && key !== null) {
-        const prev = (await db.query('SELECT task_id, task_type, model_name, payload FROM tq_tasks WHERE idempotency_key = $1', [key])).rows[0] as Row | undefined
-        if (prev === undefined) throw new TaskQueueError('busy', `submit with idempotency_key ${key} raced a delete; retry`)
-        const same = s(prev.task_type) === input.task_type && s(prev.model_name) === input.model_name &&
-          canonicalJson(parseJson(s(prev.payload))) === canonicalJson(payload)
-        if (same) return { task_id: s(prev.task_id), replayed: true }
-        throw new TaskQueueError('idempotency_conflict', `idempotency_key already names task ${s(prev.task_id)} with different work`)
+      const row = submitRow(input, this.now())
+      if (row.submitter !== null) await this.checkSubmitter(db, row.submitter, row.payloadBytes, row.key)
+      const r = await db.query(insertSql([row]))
+      if (r.rowCount === 0 && row.key !== null) {
+        const prev = (await db.query(KEYED_SQL, [[row.key]])).rows[0] as Row | undefined
+        if (prev === undefined) throw new TaskQueueError('busy', `submit with idempotency_key ${row.key} raced a delete; retry`)
+        return replayOf(row, prev)
       }
-      if (nextAttemptAt > now) this.noteDelayed(nextAttemptAt)
-      changes.push({
-        task_id: taskId, status: 'queued', task_type: input.task_type, kind: 'submitted', next_attempt_at: nextAttemptAt,
-        detail: nextAttemptAt > now ? { next_attempt_at: nextAttemptAt } : undefined
-      })
-      return { task_id: taskId, replayed: false }
+      if (row.delayedUntil !== null) this.noteDelayed(row.delayedUntil)
+      changes.push(row.change)
+      return { task_id: row.task_id, replayed: false }
     })
   }
 
@@ -293,6 +294,30 @@ export class PgQueueStore extends EventEmitter<QueueStoreEvents> implements Task
     if (over === null) return
     if (key !== null && (await db.query('SELECT 1 FROM tq_tasks WHERE idempotency_key = $1', [key])).rowCount !== 0) return
     throw quotaRefusal(over, usage, this.submitterLimits)
+  }
+
+  /**
+   * ★ The rows of a group (group-commit.ts) that would pass their submitter's bound,
+   * counting the group's earlier rows: one read of every submitter's totals per group.
+   */
+  private async overBound (rows: readonly SubmitRow[]): Promise<ReadonlySet<SubmitRow>> {
+    const over = new Set<SubmitRow>()
+    if (!limitsOn(this.submitterLimits)) return over
+    const who = [...new Set(rows.map((r) => r.submitter).filter((x) => x !== null))]
+    const r = await this.pool.query(`SELECT submitter, sum(tasks) AS tasks, sum(bytes) AS bytes FROM tq_submitter_usage
+      WHERE submitter = ANY($1::text[]) GROUP BY submitter`, [who])
+    const usage = new Map<string, SubmitterUsage>(who.map((w) => [w, { tasks: 0, bytes: 0 }]))
+    for (const x of r.rows as Row[]) usage.set(s(x.submitter), { tasks: n(x.tasks), bytes: n(x.bytes) })
+    for (const row of rows) {
+      const u = row.submitter === null ? undefined : usage.get(row.submitter)
+      if (u === undefined) continue
+      if (exceededLimit(u, row.payloadBytes, this.submitterLimits) !== null) over.add(row)
+      else {
+        u.tasks++
+        u.bytes += row.payloadBytes
+      }
+    }
+    return over
   }
 
   /** ★ What `submitter` keeps unfinished now (tests, status). */
@@ -382,8 +407,15 @@ export class PgQueueStore extends EventEmitter<QueueStoreEvents> implements Task
     })
   }
 
-  /** Applies lease expiry (§7.2) when a lease is due; rows another coordinator is expiring are skipped. */
+  /**
+   * Applies lease expiry (§7.2) when a lease is due; rows another coordinator is expiring
+   * are skipped. Looked for at most once per EXPIRY_CHECK_S of the store's clock, not
+   * before every claim (that read was a round trip per claim); the sweep, on every
+   * coordinator, expires leases as well.
+   */
   private async expireDue (now: number): Promise<void> {
+    if (now >= this.lastExpiryCheck && now - this.lastExpiryCheck < EXPIRY_CHECK_S) return
+    this.lastExpiryCheck = now
     const due = await this.read(async (db) => await db.query('SELECT 1 FROM tq_tasks WHERE status = \'running\' AND lease_until <= $1 LIMIT 1', [now]))
     if (due.rows.length === 0) return
     await this.tx(async (db, changes) => { await this.expireLeases(db, now, changes) })
@@ -443,11 +475,17 @@ export class PgQueueStore extends EventEmitter<QueueStoreEvents> implements Task
     return retentionOf(this.retention, status)
   }
 
+  /** The usual complete joins the group commit (group-commit.ts); the rest runs alone. */
   async complete (input: CompleteInput): Promise<CompleteResult> {
+    return simpleComplete(input) ? await this.group.complete(input) : await this.completeAlone(input, false)
+  }
+
+  /** A complete in a transaction of its own; `oneStatement`: try the usual case's single UPDATE first. */
+  private async completeAlone (input: CompleteInput, oneStatement: boolean): Promise<CompleteResult> {
     const now = this.now()
     const id = input.task_id
     return await this.tx(async (db, changes) => {
-      if (id !== '' && input.status !== 'failed') {
+      if (oneStatement && simpleComplete(input)) {
         // The usual case in one statement: a running task owned by the caller (or nobody), no stored result.
         const r = await db.query(`UPDATE tq_tasks SET status = $1, result = $2, error = CASE WHEN $3 = '' THEN error ELSE $3 END,
           lease_until = NULL, updated_at = $4, expires_at = $4 + coalesce(keep_s, $7)

@@ -7,14 +7,13 @@
  */
 import type pg from 'pg'
 import type { SubmitterUsage } from '../submitter-usage.js'
-
-type Queryable = Pick<pg.PoolClient, 'query'>
+import type { Db } from './admin.js'
 
 /** A submitter's unfinished tasks and payload bytes: one index range of a few rows. */
-export async function readSubmitterUsage (db: Queryable, submitter: string): Promise<SubmitterUsage> {
-  const r = await db.query<{ tasks: string | null, bytes: string | null }>(
-    'SELECT sum(tasks) AS tasks, sum(bytes) AS bytes FROM tq_submitter_usage WHERE submitter = $1', [submitter])
-  return { tasks: Number(r.rows[0]?.tasks ?? 0), bytes: Number(r.rows[0]?.bytes ?? 0) }
+export async function readSubmitterUsage (db: Db, submitter: string): Promise<SubmitterUsage> {
+  const r = await db.query('SELECT sum(tasks) AS tasks, sum(bytes) AS bytes FROM tq_submitter_usage WHERE submitter = $1', [submitter])
+  const row = r.rows[0] as { tasks: string | null, bytes: string | null } | undefined
+  return { tasks: Number(row?.tasks ?? 0), bytes: Number(row?.bytes ?? 0) }
 }
 
 /**
