@@ -6,7 +6,7 @@
 import './quiet-warnings.js'
 import os from 'node:os'
 import { dirname } from 'node:path'
-import { ConfigError, isFalseWord, loadSettings } from '../config/index.js'
+import { ConfigError, Reject, isFalseWord, loadSettings, parseQueueUrl, redactQueueUrl } from '../config/index.js'
 import type { Settings, SettingsOverrides } from '../config/index.js'
 import { createLogger } from '../logger.js'
 import type { Logger } from '../logger.js'
@@ -15,7 +15,7 @@ import { runServiceDoctor } from './doctor.js'
 import type { ServiceNode } from '../service/service-node.js'
 import { IdentityError, loadOrCreateIdentity } from '../node/identity.js'
 import { claimWorkerSlot, type WorkerSlot } from '../worker/worker-slot.js'
-import { PathError, StateLockedError } from '../node/startup-errors.js'
+import { PathError, StateLockedError, pathStep } from '../node/startup-errors.js'
 import { RemoteQueue } from '../client/remote-queue.js'
 import { ClientError, RemoteError } from '../client/errors.js'
 import { LocalBackend } from '../worker/local-backend.js'
@@ -50,6 +50,7 @@ const WORKER_OPTIONS: OptionSpec[] = [
 const SERVE_ONLY: OptionSpec[] = [
   opt('queue', 'SQLite queue file (env IPFS_ACCELERATE_PY_TASK_QUEUE_PATH)', { valueName: 'PATH' }),
   opt('queue-url', 'PostgreSQL queue shared by several coordinators instead of the SQLite file (env IPFS_ACCELERATE_PY_TASK_QUEUE_URL)', { valueName: 'URL' }),
+  opt('queue-pool-size', 'pooled connections to the PostgreSQL queue, 1..1000; one more listens (env IPFS_ACCELERATE_PY_TASK_QUEUE_POOL_SIZE, default 10)', { valueName: 'N' }),
   opt('listen-host', 'listen IP, 0.0.0.0 or :: for all (env LISTEN_HOST, default 0.0.0.0)', { valueName: 'IP' }),
   opt('listen-port', 'TCP port, 0 = ephemeral (env LISTEN_PORT, default 9710)', { valueName: 'N' }),
   opt('announce-file', 'announce file to write, or 0 to disable (env ANNOUNCE_FILE)', { valueName: 'PATH|0' }),
@@ -80,7 +81,8 @@ const SPEC: ProgramSpec = {
       name: 'worker',
       summary: 'claim tasks and run handlers, locally (--queue) or against a remote service',
       options: [
-        opt('queue', 'local mode: the SQLite file of a serve on this host', { valueName: 'PATH' }),
+        opt('queue', 'local mode: the SQLite file of a serve on this host, or the postgres:// URL of a PostgreSQL queue', { valueName: 'PATH|URL' }),
+        opt('queue-pool-size', 'local mode on PostgreSQL: pooled connections, 1..1000 (env IPFS_ACCELERATE_PY_TASK_QUEUE_POOL_SIZE, default 10)', { valueName: 'N' }),
         opt('multiaddr', 'remote mode: the service address', { valueName: 'MA' }),
         opt('announce-file', 'remote mode: read the service address from this announce file', { valueName: 'PATH' }),
         opt('peer-id', 'remote mode: accept only this service peer', { valueName: 'ID' }),
@@ -140,6 +142,7 @@ function serveOverrides (a: ParsedArgs): SettingsOverrides {
   const o: { -readonly [K in keyof SettingsOverrides]: SettingsOverrides[K] } = { ...commonOverrides(a) }
   if (a.has('queue')) o.queuePath = a.requireString('queue')
   if (a.has('queue-url')) o.queueUrl = a.requireString('queue-url')
+  Object.assign(o, poolSizeOverride(a))
   if (a.has('listen-host')) o.listenHost = a.requireString('listen-host')
   if (a.has('listen-port')) o.listenPort = parseIntegerOption('listen-port', a.requireString('listen-port'), { min: 0, max: 65535 })
   const announce = announceOverride(a.string('announce-file'))
@@ -149,6 +152,23 @@ function serveOverrides (a: ParsedArgs): SettingsOverrides {
   if (a.flag('enable-cache')) o.enableCache = true
   if (a.flag('legacy')) o.enableLegacyProtocol = true
   return o
+}
+
+function poolSizeOverride (a: ParsedArgs): SettingsOverrides {
+  return a.has('queue-pool-size') ? { queuePoolSize: parseIntegerOption('queue-pool-size', a.requireString('queue-pool-size'), { min: 1, max: 1000 }) } : {}
+}
+
+/** `worker --queue`: a postgres:// or postgresql:// URL (checked), or null for a SQLite path. */
+function postgresQueueArg (queue: string): string | null {
+  if (!/^\s*postgres(ql)?:/i.test(queue)) return null
+  try {
+    const url = parseQueueUrl(queue)
+    if (url !== null && url !== undefined) return url
+  } catch (err) {
+    if (!(err instanceof Reject)) throw err
+    throw new UsageError(`--queue ${redactQueueUrl(queue)} is not a PostgreSQL URL: ${err.message}`, 'worker')
+  }
+  throw new UsageError('--queue: empty PostgreSQL URL', 'worker')
 }
 
 async function loadHandlers (a: ParsedArgs, tools: ToolRegistry): Promise<HandlerMap> {
@@ -246,7 +266,7 @@ async function relay (a: ParsedArgs, log: Logger): Promise<number> {
 }
 
 async function work (a: ParsedArgs, log: Logger): Promise<number> {
-  const overrides = commonOverrides(a)
+  const overrides = { ...commonOverrides(a), ...poolSizeOverride(a) }
   if (a.has('identity')) (overrides as { identityFile?: string }).identityFile = a.requireString('identity')
   const settings = loadSettings(process.env, overrides, (m) => log.warn(m), { role: 'worker' })
   const tools = new ToolRegistry()
@@ -258,7 +278,11 @@ async function work (a: ParsedArgs, log: Logger): Promise<number> {
   const queue = a.string('queue')
   if (queue !== undefined) {
     if (a.has('multiaddr') || a.has('announce-file') || a.has('peer-id')) throw new UsageError('--queue (local mode) cannot be combined with --multiaddr, --announce-file or --peer-id', 'worker')
-    backend = LocalBackend.open(queue, queueStoreOptionsFrom(settings))
+    const url = postgresQueueArg(queue)
+    backend = url === null
+      ? LocalBackend.open(queue, queueStoreOptionsFrom(settings))
+      : await pathStep('PostgreSQL queue (--queue)', redactQueueUrl(url), async () =>
+        await LocalBackend.openUrl(url, { ...queueStoreOptionsFrom(settings), poolSize: settings.queuePoolSize }))
   } else {
     // A remote worker keeps its libp2p identity beside its state, as serve does (cli.md):
     // its own slot's key unless IDENTITY_FILE / --identity names one.

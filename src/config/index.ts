@@ -8,7 +8,7 @@ export {
 } from './special.js'
 export type { DiscoveryStep, ParseResult, Protocol, StepTimeouts } from './special.js'
 export {
-  AUTH_MODES, M, P, TASK_QUEUE_PATH_VAR, TASK_QUEUE_URL_VAR, TOKEN_VAR, cacheHome, defaultIdentityFile, loadSettings,
+  AUTH_MODES, M, P, TASK_QUEUE_PATH_VAR, TASK_QUEUE_URL_VAR, TASK_QUEUE_POOL_SIZE_VAR, DEFAULT_QUEUE_POOL_SIZE, TOKEN_VAR, cacheHome, defaultIdentityFile, loadSettings,
   parseQueueUrl, redactQueueUrl, redactSettings, resolveSettings
 } from './settings.js'
 export type { AuthMode, LoadOptions, Role, Settings, SettingsOverrides } from './settings.js'

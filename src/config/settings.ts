@@ -27,6 +27,9 @@ export const M = 'IPFS_ACCELERATE_PY_MCP_P2P_'
 export const TASK_QUEUE_PATH_VAR = 'IPFS_ACCELERATE_PY_TASK_QUEUE_PATH'
 /** ★ A PostgreSQL queue shared by several coordinators instead of the SQLite file. */
 export const TASK_QUEUE_URL_VAR = 'IPFS_ACCELERATE_PY_TASK_QUEUE_URL'
+/** ★ Pooled PostgreSQL connections per process (coordinator or local worker). */
+export const TASK_QUEUE_POOL_SIZE_VAR = 'IPFS_ACCELERATE_PY_TASK_QUEUE_POOL_SIZE'
+export const DEFAULT_QUEUE_POOL_SIZE = 10
 export const TOKEN_VAR = `${P}TOKEN`
 
 export interface Settings extends SecuritySettings {
@@ -50,6 +53,8 @@ export interface Settings extends SecuritySettings {
   readonly queuePath: string
   /** ★ postgres://… : the queue lives in PostgreSQL (TASK_QUEUE_URL); null = the SQLite file at queuePath. */
   readonly queueUrl: string | null
+  /** ★ Pooled connections to TASK_QUEUE_URL for queue and cache work (one more listens); unused on SQLite. */
+  readonly queuePoolSize: number
 
   // §3.2 discovery
   /** Null = disabled. */
@@ -175,6 +180,7 @@ const FLAGS: Partial<Record<keyof SettingsOverrides, string>> = {
   listenPort: '--listen-port',
   queuePath: '--queue',
   queueUrl: '--queue-url',
+  queuePoolSize: '--queue-pool-size',
   announceFile: '--announce-file',
   identityFile: '--identity',
   enableTools: '--enable-tools',
@@ -227,6 +233,7 @@ export function resolveSettings (env: Env, overrides: SettingsOverrides = {}, wa
   const queuePath = r.path(TASK_QUEUE_PATH_VAR, join(base, 'ipfs_accelerate_py', 'task_queue.sqlite3'), ov('queuePath'))
   const queueUrl = r.custom<string | null>(TASK_QUEUE_URL_VAR, null, parseQueueUrl,
     'is not a PostgreSQL URL (postgres://user:password@host:port/database)', ov('queueUrl'), v => v === null || parseQueueUrl(v) !== undefined)
+  const queuePoolSize = r.int(TASK_QUEUE_POOL_SIZE_VAR, DEFAULT_QUEUE_POOL_SIZE, 1, 1000, ov('queuePoolSize'))
   const identityFile = r.path(`${P}IDENTITY_FILE`, defaultIdentityFile(role, queuePath, base), ov('identityFile'))
   const token = r.optString(TOKEN_VAR, nullToUndef(ov('token'))) ?? null
   const security = readSecurity(r, env, P, TOKEN_VAR)
@@ -387,6 +394,7 @@ export function resolveSettings (env: Env, overrides: SettingsOverrides = {}, wa
     session,
     queuePath,
     queueUrl,
+    queuePoolSize,
     ...discovery,
     bootstrapPeers: Object.freeze([...discovery.bootstrapPeers]),
     rendezvousPoints: Object.freeze([...discovery.rendezvousPoints]),

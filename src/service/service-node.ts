@@ -191,7 +191,7 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
     let queueDb: DatabaseSync | null = null
     if (s.queueUrl !== null) {
       const url = s.queueUrl
-      pgStore = await pathStep(`PostgreSQL queue (${TASK_QUEUE_URL_VAR})`, redactQueueUrl(url), async () => await PgQueueStore.open({ url, ...queueStoreOptionsFrom(s) }))
+      pgStore = await pathStep(`PostgreSQL queue (${TASK_QUEUE_URL_VAR})`, redactQueueUrl(url), async () => await PgQueueStore.open({ url, ...queueStoreOptionsFrom(s), poolSize: s.queuePoolSize }))
       store = pgStore
     } else {
       // WAL checkpoints run on a worker thread, so no submit pays for a checkpoint's

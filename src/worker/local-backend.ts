@@ -1,9 +1,12 @@
 /**
- * A worker's tasks straight from the SQLite file of a `serve` on the same host.
+ * A worker's tasks straight from the store: the SQLite file of a `serve` on the same
+ * host, or the PostgreSQL database of a queue's coordinators (the worker is then one
+ * more client of the database, woken by its notifications like a coordinator).
  */
 import type { TaskStore } from '../store/task-store.js'
 import { QueueStore, type QueueStoreOptions } from '../store/queue.js'
 import { openDatabase } from '../store/db.js'
+import { PgQueueStore, type PgQueueStoreOptions } from '../store/pg/queue.js'
 import type { ClaimedTask, JsonObject } from '../protocol/types.js'
 import { TaskQueueError } from '../protocol/errors.js'
 import { isJsonObject } from '../protocol/json.js'
@@ -23,12 +26,27 @@ export interface LocalBackendOptions {
 /** The store's options (LEASE_S and the scheduler, ★ retry, retention, events): as the service's (queueStoreOptionsFrom). */
 export interface OpenLocalBackendOptions extends LocalBackendOptions, Partial<Omit<QueueStoreOptions, 'db'>> {}
 
+/** The store options a local worker's store needs, as the service's defaults. */
+function schedulerDefaults (opts: { leaseS?: number, peerTimeoutS?: number, stealAfterS?: number, deterministic?: boolean }) {
+  return {
+    leaseS: opts.leaseS ?? 300,
+    peerTimeoutS: opts.peerTimeoutS ?? 300,
+    stealAfterS: opts.stealAfterS ?? 30,
+    deterministic: opts.deterministic ?? false
+  }
+}
+
+/** As OpenLocalBackendOptions, for a PostgreSQL queue (TASK_QUEUE_POOL_SIZE as poolSize). */
+export interface OpenPgLocalBackendOptions extends LocalBackendOptions, Partial<Omit<PgQueueStoreOptions, 'url'>> {}
+
 /**
- * Claims straight from the SQLite file. No change events cross processes, so while
+ * Claims straight from the store. On SQLite no change events cross processes, so while
  * a claim waits it reads `PRAGMA data_version` (moves when another connection
  * commits) every few tens of milliseconds and re-claims when it moves, when a
  * delayed task or an expiring lease comes due, or when this process's store emits a
- * change. Nothing runs while the worker is busy.
+ * change. On PostgreSQL the store's data version moves with every other process's
+ * change notification, so the same loop wakes on those. Nothing runs while the worker
+ * is busy.
  */
 export class LocalBackend implements QueueBackend {
   readonly kind = 'local'
@@ -59,19 +77,21 @@ export class LocalBackend implements QueueBackend {
   static open (path: string, opts: OpenLocalBackendOptions = {}): LocalBackend {
     const db = openDatabase(path)
     try {
-      const store = new QueueStore({
-        ...opts,
-        db,
-        leaseS: opts.leaseS ?? 300,
-        peerTimeoutS: opts.peerTimeoutS ?? 300,
-        stealAfterS: opts.stealAfterS ?? 30,
-        deterministic: opts.deterministic ?? false
-      })
+      const store = new QueueStore({ ...opts, db, ...schedulerDefaults(opts) })
       return new LocalBackend(store, { ...opts, ownsStore: true })
     } catch (err) {
       db.close()
       throw err
     }
+  }
+
+  /**
+   * Opens a PostgreSQL queue (migrating it if needed, as a coordinator would); close()
+   * closes it. Other coordinators' changes wake a waiting claim through LISTEN/NOTIFY.
+   */
+  static async openUrl (url: string, opts: OpenPgLocalBackendOptions = {}): Promise<LocalBackend> {
+    const store = await PgQueueStore.open({ ...opts, url, ...schedulerDefaults(opts) })
+    return new LocalBackend(store, { ...opts, ownsStore: true })
   }
 
   private lease (s: number): number {
@@ -195,6 +215,7 @@ export class LocalBackend implements QueueBackend {
     for (const wake of [...this.wakers]) wake()
     this.store.off('change', this.onQueued)
     if (this.ownsStore && this.store instanceof QueueStore) this.store.db.close()
+    if (this.ownsStore && this.store instanceof PgQueueStore) await this.store.close()
   }
 }
 

@@ -4,8 +4,9 @@
  * database: a task submitted and waited on at A is claimed and completed through B, and
  * A's `wait` returns (woken through LISTEN/NOTIFY). `serve --worker` runs its embedded
  * worker on the PostgreSQL store. Two coordinators with --enable-cache serve one cache
- * (in the database): what is set through one is read through the other. A bad or
- * unreachable URL stops start-up with one line naming the variable, exit 2.
+ * (in the database): what is set through one is read through the other. A local worker
+ * (`worker --queue postgres://…`) claims straight from the database. A bad or
+ * unreachable URL, or a bad pool size, stops start-up with one line naming it, exit 2.
  */
 import { after, before, describe, it, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
@@ -104,6 +105,47 @@ describe('serve on PostgreSQL', () => {
     const wait = await runRpc(['task-wait', '--multiaddr', svc.multiaddr, '--task-id', String((done.json as Obj).task_id), '--timeout', '30'], env)
     assert.equal(wait.code, 0, wait.stdout + wait.stderr)
     assert.equal((wait.json as Obj).result.status, 'completed')
+  })
+
+  it('worker --queue <postgres url> claims straight from the database, woken by a submit at a coordinator', async (t) => {
+    const c = gate(t)
+    if (c === null) return
+    const url = c.createDatabase('local_worker')
+    const env = box(url).env
+    const svc = await daemon('serve', [], env)
+    // A worker of its own box: nothing of the coordinator's state directory is shared.
+    const w = box(url)
+    const worker = await daemon('worker', ['--queue', url, '--worker-id', 'on-db', '--queue-pool-size', '2', '--json'], w.env)
+    assert.equal(JSON.parse(worker.lines[0]).mode, 'local')
+    // Submitted after the worker is parked in its claim: only the database's notification
+    // (or its 1 s idle re-claim) can bring the task to it.
+    const sub = await runRpc(['task-submit', '--multiaddr', svc.multiaddr, '--task-type', 'echo', '--model-name', 'm', '--payload', '{"z":3}'], env)
+    assert.equal(sub.code, 0, sub.stdout + sub.stderr)
+    const wait = await runRpc(['task-wait', '--multiaddr', svc.multiaddr, '--task-id', String((sub.json as Obj).task_id), '--timeout', '30'], env)
+    assert.equal(wait.code, 0, wait.stdout + wait.stderr)
+    const task = (wait.json as Obj).result as Obj
+    assert.deepEqual([task.status, task.assigned_worker, (task.result as Obj).z], ['completed', 'on-db', 3])
+    assert.equal(await worker.stop(), 0, worker.stderr())
+  })
+
+  it('worker --queue with a bad or unreachable PostgreSQL URL, a bad pool size: one line, exit 2', async (t) => {
+    if (gate(t) === null) return
+    const env = box('').env
+    const port = await freePort()
+    const down = await runNode([SERVE_BIN, 'worker', '--queue', `postgres://u:hunter2@127.0.0.1:${port}/q`], env, 30_000)
+    assert.equal(down.code, 2, down.stderr)
+    assert.match(down.stderr, /PostgreSQL queue \(--queue\)/)
+    assert.doesNotMatch(down.stderr, /hunter2/)
+    assert.equal(down.stderr.trim().split('\n').length, 1, down.stderr)
+    const noHost = await runNode([SERVE_BIN, 'worker', '--queue', 'postgresql:///q'], env, 30_000)
+    assert.equal(noHost.code, 2, noHost.stderr)
+    assert.match(noHost.stderr.split('\n')[0], /--queue postgresql:\/\/\/q is not a PostgreSQL URL: no host/)
+    for (const bad of ['0', '1001', 'ten']) {
+      const r = await runNode([SERVE_BIN, 'serve'], { ...box(`postgres://127.0.0.1:${port}/q`).env, IPFS_ACCELERATE_PY_TASK_QUEUE_POOL_SIZE: bad }, 30_000)
+      assert.equal(r.code, 2, r.stderr)
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr)
+      assert.match(r.stderr, /IPFS_ACCELERATE_PY_TASK_QUEUE_POOL_SIZE/)
+    }
   })
 
   it('a bad or unreachable URL: one line naming the variable, exit 2', async (t) => {

@@ -498,6 +498,15 @@ describe('TASK_QUEUE_URL (★ PostgreSQL queue)', () => {
     assert.equal(refuse({ [V]: 'not a url' }).variable, V)
     assert.equal(refuse({}, { queueUrl: 'postgres://' }).variable, '--queue-url')
   })
+  it('TASK_QUEUE_POOL_SIZE: 10 by default, 1..1000, either spelling or --queue-pool-size; anything else one line naming it', () => {
+    const POOL = 'IPFS_ACCELERATE_PY_TASK_QUEUE_POOL_SIZE'
+    assert.equal(load({}).s.queuePoolSize, 10)
+    accepts(POOL, 'queuePoolSize', [['1', 1], ['25', 25], ['1000', 1000]])
+    assert.equal(load({ IPFS_DATASETS_PY_TASK_QUEUE_POOL_SIZE: '4' }).s.queuePoolSize, 4)
+    assert.equal(load({ [POOL]: '4' }, { queuePoolSize: 7 }).s.queuePoolSize, 7)
+    rejects(POOL, ['0', '1001', '-1', '2.5', 'ten'])
+    assert.equal(refuse({}, { queuePoolSize: 0 }).variable, '--queue-pool-size')
+  })
   it('redacts the password for logs', () => {
     const s = redactSettings(load({ [V]: 'postgres://u:pw@h:5432/q' }).s)
     assert.equal(s.queueUrl, 'postgres://u:***@h:5432/q'.replace('***', encodeURIComponent('***')))

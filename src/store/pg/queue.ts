@@ -18,6 +18,7 @@ import { EventEmitter } from 'node:events'
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 import { TaskQueueError } from '../../protocol/errors.js'
+import { DEFAULT_QUEUE_POOL_SIZE } from '../../config/settings.js'
 import { PeerRegistry, type PeerTouch, claimerProfile } from '../peers.js'
 import { DEFAULT_MAX_REPLY_BYTES } from '../queue-sql.js'
 import {
@@ -65,7 +66,7 @@ export interface PgQueueStoreOptions {
   retry?: RetryPolicy
   retention?: RetentionPolicy
   eventsMax?: number
-  /** Pooled connections for queue work (default 10); one more listens. */
+  /** Pooled connections for queue (and cache) work, TASK_QUEUE_POOL_SIZE; one more listens. */
   poolSize?: number
   /** ★ What one remote submitter may keep unfinished (PEER_MAX_TASKS, PEER_MAX_TASK_BYTES). */
   submitterLimits?: SubmitterLimits
@@ -114,7 +115,7 @@ export class PgQueueStore extends EventEmitter<QueueStoreEvents> implements Task
     this.retry = opts.retry ?? DEFAULT_RETRY_POLICY
     this.retention = opts.retention ?? DEFAULT_RETENTION
     this.submitterLimits = opts.submitterLimits ?? NO_SUBMITTER_LIMITS
-    this.pool = new pg.Pool({ connectionString: opts.url, max: opts.poolSize ?? 10 })
+    this.pool = new pg.Pool({ connectionString: opts.url, max: opts.poolSize ?? DEFAULT_QUEUE_POOL_SIZE })
     // An idle pooled connection that dies (server restart) must not crash the process.
     this.pool.on('error', () => {})
     this.events = new PgEventLog(this.pool, opts.eventsMax ?? DEFAULT_EVENTS_MAX)
