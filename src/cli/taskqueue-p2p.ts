@@ -75,7 +75,8 @@ const SPEC: ProgramSpec = {
       description: 'Start lines: "ipfs_accelerate_py task queue p2p service started", peer_id=<id>, multiaddr=<ma>.\n' +
         'The worker options apply to the embedded worker (--worker).\n' +
         'Per remote peer (README "Security"; 0 = off): PEER_MAX_TASKS (2000000) unfinished tasks and\n' +
-        'PEER_MAX_TASK_BYTES (1 GiB) of their payloads; past either, submits get a retryable rate_limited.'
+        'PEER_MAX_TASK_BYTES (1 GiB) of their payloads, PEER_MAX_CACHE_BYTES (CACHE_MAX_BYTES / 4) of cache\n' +
+        'entries; past one, the write gets a retryable rate_limited naming it.'
     },
     {
       name: 'worker',

@@ -110,6 +110,8 @@ export interface Settings extends SecuritySettings {
   readonly cacheMaxEntries: number
   readonly cacheMaxBytes: number
   readonly cacheMaxValueBytes: number
+  /** ★ Bytes the cache entries one remote peer wrote may hold (PEER_MAX_CACHE_BYTES); 0 = no bound. */
+  readonly peerMaxCacheBytes: number
   readonly cacheSweepIntervalS: number
   // ★ operating the queue (README "Protocol additions")
   /** max_attempts of a task submitted without one (0 = unlimited). */
@@ -237,6 +239,7 @@ export function resolveSettings (env: Env, overrides: SettingsOverrides = {}, wa
   const identityFile = r.path(`${P}IDENTITY_FILE`, defaultIdentityFile(role, queuePath, base), ov('identityFile'))
   const token = r.optString(TOKEN_VAR, nullToUndef(ov('token'))) ?? null
   const security = readSecurity(r, env, P, TOKEN_VAR)
+  const cacheMaxBytes = r.int(`${P}CACHE_MAX_BYTES`, 256 * MIB, MIB, 64 * GIB, ov('cacheMaxBytes'))
   const authMode = r.custom(`${P}AUTH_MODE`, '', parseAuthMode,
     'is not a supported auth mode (use shared_token, shared, token or leave it empty; ignoring it would open the service)',
     ov('authMode'), v => parseAuthMode(v) !== undefined)
@@ -319,8 +322,10 @@ export function resolveSettings (env: Env, overrides: SettingsOverrides = {}, wa
     cacheDir: r.custom<string | null>(`${P}CACHE_DIR`, null, text => r.resolvePath(text), 'is not a path',
       ov('cacheDir')),
     cacheMaxEntries: r.int(`${P}CACHE_MAX_ENTRIES`, 100000, 1, 1e8, ov('cacheMaxEntries')),
-    cacheMaxBytes: r.int(`${P}CACHE_MAX_BYTES`, 256 * MIB, MIB, 64 * GIB, ov('cacheMaxBytes')),
+    cacheMaxBytes,
     cacheMaxValueBytes: r.int(`${P}CACHE_MAX_VALUE_BYTES`, 524288, 1, 983040, ov('cacheMaxValueBytes')),
+    // ★ Default a quarter of the cache: one peer alone cannot push everyone else's entries out.
+    peerMaxCacheBytes: r.int(`${P}PEER_MAX_CACHE_BYTES`, Math.floor(cacheMaxBytes / 4), 0, 64 * GIB),
     cacheSweepIntervalS: r.number(`${P}CACHE_SWEEP_INTERVAL_S`, 60, { min: 1, max: 3600 }, ov('cacheSweepIntervalS')),
     maxAttempts: r.int(`${P}MAX_ATTEMPTS`, 3, 0, 1000, ov('maxAttempts')),
     retryBackoff: r.custom<'fixed' | 'exponential'>(`${P}RETRY_BACKOFF`, 'exponential',

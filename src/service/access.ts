@@ -13,6 +13,7 @@ import { parseAllowFile } from '../config/security.js'
 import type { AccessRole, AllowEntry, AllowPeersSetting, RoleToken } from '../config/security.js'
 import type { Logger } from '../logger.js'
 import type { TaskQueueError } from '../protocol/errors.js'
+import type { CallerInfo } from './context.js'
 import { QUOTA_LIMITS } from '../store/submitter-usage.js'
 
 /**
@@ -26,6 +27,15 @@ export type Refusals = Record<RefusalReason, number>
 
 export function emptyRefusals (): Refusals {
   return { peer_not_allowed: 0, bad_token: 0, role: 0, rate_limited: 0, busy: 0, quota: 0 }
+}
+
+/**
+ * ★ Whose per-peer bounds a write counts against (PEER_MAX_TASKS, PEER_MAX_TASK_BYTES,
+ * PEER_MAX_CACHE_BYTES): the transport peer id; null for the dashboard, which is no
+ * libp2p peer (its token and HTTP_HOST decide who reaches it), as for in-process calls.
+ */
+export function quotaPeerOf (caller: CallerInfo): string | null {
+  return caller.via === 'http' || caller.remotePeerId === '' ? null : caller.remotePeerId
 }
 
 /** The reason a `rate_limited` error thrown by an op or the store is counted under. */

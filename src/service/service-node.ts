@@ -205,7 +205,7 @@ export async function startServiceNode (init: ServiceNodeInit): Promise<ServiceN
     // shares. CACHE_DIR puts it in a separate SQLite file instead (on PostgreSQL: this
     // coordinator's own).
     if (s.enableCache) {
-      const bounds = { maxEntries: s.cacheMaxEntries, maxBytes: s.cacheMaxBytes, maxValueBytes: s.cacheMaxValueBytes }
+      const bounds = { maxEntries: s.cacheMaxEntries, maxBytes: s.cacheMaxBytes, maxValueBytes: s.cacheMaxValueBytes, maxBytesPerOwner: s.peerMaxCacheBytes }
       if (s.cacheDir !== null) {
         const cacheFile = join(s.cacheDir, 'cache.sqlite3')
         const db = await pathStep('cache file (CACHE_DIR)', cacheFile, () => openDatabase(cacheFile))

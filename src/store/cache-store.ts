@@ -32,6 +32,8 @@ export interface CacheBounds {
   maxBytes?: number
   /** Bound on one serialized value. */
   maxValueBytes?: number
+  /** ★ Bytes (key + value) the entries last written by one remote peer may hold (PEER_MAX_CACHE_BYTES); 0 = no bound. */
+  maxBytesPerOwner?: number
   /** Epoch seconds with fraction; injectable for tests. */
   now?: () => number
 }
@@ -52,6 +54,8 @@ export interface CacheSetInput {
   value: JsonValue | undefined
   /** > 0 sets an expiry that many seconds from now; anything else, none. */
   ttl_s?: number
+  /** ★ The remote peer id that writes (PEER_MAX_CACHE_BYTES); null/absent = a local write (exempt). */
+  owner?: string | null
 }
 
 export interface CacheSetResult {
@@ -63,6 +67,8 @@ export interface CacheStore {
   readonly maxEntries: number
   readonly maxBytes: number
   readonly maxValueBytes: number
+  /** ★ PEER_MAX_CACHE_BYTES; 0 = no bound. */
+  readonly maxBytesPerOwner: number
   readonly now: () => number
   /** Entries evicted for room by this store since it opened (metrics). */
   readonly evictions: number
@@ -78,6 +84,8 @@ export interface CacheStore {
   /** Removes expired entries; returns how many. Safe on every coordinator at once. */
   sweep: () => MaybePromise<number>
   stats: () => MaybePromise<CacheStats>
+  /** ★ Bytes held by the entries `owner` (a remote peer id) wrote last. */
+  ownerBytes: (owner: string) => MaybePromise<number>
   /** Writes the recency of recent hits now (they are batched; see CacheRecency). */
   flushTouches: () => MaybePromise<void>
   /** Stops the recency timer; the storage itself belongs to whoever opened it. */
@@ -100,6 +108,7 @@ export function cacheBounds (opts: CacheBounds): Required<CacheBounds> {
     maxEntries: Math.max(1, opts.maxEntries ?? DEFAULT_CACHE_MAX_ENTRIES),
     maxBytes: Math.max(1, opts.maxBytes ?? DEFAULT_CACHE_MAX_BYTES),
     maxValueBytes: Math.max(1, opts.maxValueBytes ?? DEFAULT_CACHE_MAX_VALUE_BYTES),
+    maxBytesPerOwner: Math.max(0, opts.maxBytesPerOwner ?? 0),
     now: opts.now ?? (() => Date.now() / 1000)
   }
 }
@@ -112,6 +121,8 @@ export interface CacheRow {
   /** UTF-8 key + value bytes. */
   size: number
   expiresAt: number | null
+  /** ★ The remote writer, or null for a local write. */
+  owner: string | null
 }
 
 /** Validates a write and turns it into the row to store (`value_too_large` before anything is written). */
@@ -124,7 +135,7 @@ export function cacheRowOf (input: CacheSetInput, now: number, maxValueBytes: nu
   }
   const ttlS = input.ttl_s ?? 0
   const expiresAt = Number.isFinite(ttlS) && ttlS > 0 ? now + ttlS : null
-  return { key, text, size: Buffer.byteLength(key, 'utf8') + valueBytes, expiresAt }
+  return { key, text, size: Buffer.byteLength(key, 'utf8') + valueBytes, expiresAt, owner: input.owner ?? null }
 }
 
 export function cacheMiss (key: string): CacheEntry {

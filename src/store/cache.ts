@@ -8,10 +8,11 @@ import type { DatabaseSync, SQLOutputValue } from 'node:sqlite'
 import { immediate, migrate, prepareTx, returnArrays } from './db.js'
 import { num, parseJson } from './queue-util.js'
 import type { StoreBackend } from './task-store.js'
+import { cacheOwnerOver, cacheQuotaRefusal } from './submitter-usage.js'
 import type { CacheEntry } from './types.js'
 import {
   CacheRecency, cacheBounds, cacheMiss, cacheRowOf, overBounds, validateCacheKey,
-  type CacheBounds, type CacheSetInput, type CacheSetResult, type CacheStats, type CacheStore
+  type CacheBounds, type CacheRow, type CacheSetInput, type CacheSetResult, type CacheStats, type CacheStore
 } from './cache-store.js'
 
 export interface SqliteCacheStoreOptions extends CacheBounds {
@@ -27,6 +28,7 @@ export class SqliteCacheStore implements CacheStore {
   readonly maxEntries: number
   readonly maxBytes: number
   readonly maxValueBytes: number
+  readonly maxBytesPerOwner: number
   readonly now: () => number
   /** Entries evicted for room since this store opened (metrics). */
   evictions = 0
@@ -39,6 +41,7 @@ export class SqliteCacheStore implements CacheStore {
     this.maxEntries = b.maxEntries
     this.maxBytes = b.maxBytes
     this.maxValueBytes = b.maxValueBytes
+    this.maxBytesPerOwner = b.maxBytesPerOwner
     this.now = b.now
     migrate(this.db)
     this.s = prepareCacheStatements(this.db)
@@ -84,9 +87,10 @@ export class SqliteCacheStore implements CacheStore {
     const now = this.now()
     const row = cacheRowOf(input, now, this.maxValueBytes)
     immediate(this.s, () => {
+      if (row.owner !== null) this.checkOwner(row, now)
       this.recency.forget(row.key)
       this.flushTouches(true)
-      this.s.upsert.run(row.key, row.text, row.size, row.expiresAt)
+      this.s.upsert.run(row.key, row.text, row.size, row.expiresAt, row.owner)
       this.evict(now, row.key)
     })
     return { expires_at: row.expiresAt }
@@ -110,6 +114,28 @@ export class SqliteCacheStore implements CacheStore {
       this.flushTouches(true)
       return Number(this.s.deleteExpired.run(now).changes)
     })
+  }
+
+  /**
+   * ★ PEER_MAX_CACHE_BYTES, under the write lock (exact): the writer's running total
+   * (kept by triggers, db.ts migration 4 → 5), less its own entry this write replaces.
+   * Expired entries are dropped before a refusal, so only live ones count against it.
+   */
+  private checkOwner (row: CacheRow, now: number): void {
+    if (this.maxBytesPerOwner <= 0 || row.owner === null) return
+    const over = (): { used: number } | null => {
+      const used = this.ownerBytes(row.owner as string)
+      const replaced = num(this.s.ownedSize.get(row.key, row.owner)?.size)
+      return cacheOwnerOver(used, replaced, row.size, this.maxBytesPerOwner) ? { used } : null
+    }
+    if (over() === null) return
+    this.s.deleteExpired.run(now)
+    const still = over()
+    if (still !== null) throw cacheQuotaRefusal(still.used, row.size, this.maxBytesPerOwner)
+  }
+
+  ownerBytes (owner: string): number {
+    return num(this.s.ownerUsage.get(owner)?.bytes)
   }
 
   stats (): CacheStats {
@@ -160,9 +186,11 @@ function prepareCacheStatements (db: DatabaseSync) {
     ...prepareTx(db),
     lookup: returnArrays(db.prepare('SELECT value, expires_at FROM cache WHERE key = ?')),
     touch: db.prepare(`UPDATE cache SET lru = ${nextLru} WHERE key = ?`),
-    upsert: db.prepare(`INSERT INTO cache (key, value, size, expires_at, lru) VALUES (?, ?, ?, ?, ${nextLru})
+    upsert: db.prepare(`INSERT INTO cache (key, value, size, expires_at, owner, lru) VALUES (?, ?, ?, ?, ?, ${nextLru})
       ON CONFLICT (key) DO UPDATE SET value = excluded.value, size = excluded.size,
-      expires_at = excluded.expires_at, lru = excluded.lru`),
+      expires_at = excluded.expires_at, owner = excluded.owner, lru = excluded.lru`),
+    ownerUsage: db.prepare('SELECT bytes FROM cache_owner_usage WHERE owner = ?'),
+    ownedSize: db.prepare('SELECT size FROM cache WHERE key = ? AND owner = ?'),
     delete: db.prepare('DELETE FROM cache WHERE key = ?'),
     deleteExpired: db.prepare('DELETE FROM cache WHERE expires_at IS NOT NULL AND expires_at <= ?'),
     deleteExpiredKey: db.prepare('DELETE FROM cache WHERE key = ? AND expires_at IS NOT NULL AND expires_at <= ?'),

@@ -253,6 +253,33 @@ const MIGRATIONS: ReadonlyArray<string> = [
     UPDATE submitter_usage SET tasks = tasks - 1, bytes = bytes - coalesce(OLD.payload_bytes, 0) WHERE submitter = OLD.submitter;
     DELETE FROM submitter_usage WHERE submitter = OLD.submitter AND tasks <= 0;
   END;
+  `,
+  // 4 → 5: ★ who wrote each cache entry, and the bytes each remote writer keeps
+  // (PEER_MAX_CACHE_BYTES). Local writes leave owner NULL and cost the triggers nothing.
+  `
+  -- The remote peer id whose write the entry holds; NULL = local (exempt).
+  ALTER TABLE cache ADD COLUMN owner TEXT;
+  CREATE TABLE cache_owner_usage (
+    owner  TEXT PRIMARY KEY NOT NULL,
+    bytes  INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE TRIGGER trg_cache_owner_ins AFTER INSERT ON cache WHEN NEW.owner IS NOT NULL BEGIN
+    INSERT INTO cache_owner_usage (owner, bytes) VALUES (NEW.owner, NEW.size)
+    ON CONFLICT (owner) DO UPDATE SET bytes = bytes + excluded.bytes;
+  END;
+  CREATE TRIGGER trg_cache_owner_del AFTER DELETE ON cache WHEN OLD.owner IS NOT NULL BEGIN
+    UPDATE cache_owner_usage SET bytes = bytes - OLD.size WHERE owner = OLD.owner;
+    DELETE FROM cache_owner_usage WHERE owner = OLD.owner AND bytes <= 0;
+  END;
+  -- A rewrite moves the entry's bytes from its previous writer to its new one.
+  CREATE TRIGGER trg_cache_owner_upd_old AFTER UPDATE OF size, owner ON cache WHEN OLD.owner IS NOT NULL BEGIN
+    UPDATE cache_owner_usage SET bytes = bytes - OLD.size WHERE owner = OLD.owner;
+    DELETE FROM cache_owner_usage WHERE owner = OLD.owner AND bytes <= 0;
+  END;
+  CREATE TRIGGER trg_cache_owner_upd_new AFTER UPDATE OF size, owner ON cache WHEN NEW.owner IS NOT NULL BEGIN
+    INSERT INTO cache_owner_usage (owner, bytes) VALUES (NEW.owner, NEW.size)
+    ON CONFLICT (owner) DO UPDATE SET bytes = bytes + excluded.bytes;
+  END;
   `
 ]
 

@@ -184,4 +184,56 @@ function conformance (backend: Backend): void {
     const bytes = live.reduce((sum, key) => sum + key.length + JSON.stringify('v'.repeat(Number(key.slice(1)))).length, 0)
     assert.equal(stats.bytes, bytes, 'the byte total matches the live entries')
   }, { maxEntries: 20 })
+
+  // ★ PEER_MAX_CACHE_BYTES (README "Security"): each entry belongs to its last writer.
+  withCache('per-writer bytes: a typed refusal that stores nothing; replacing, another writer, delete and expiry free room; local writes exempt', async ({ cache, clock, another }) => {
+    const A = 'peer-a'
+    const size = (key: string, value: unknown): number => Buffer.byteLength(key) + Buffer.byteLength(JSON.stringify(value))
+    const x = (n: number): string => 'x'.repeat(n)
+    const refusal = async (fn: () => unknown): Promise<{ code: string, limit: unknown, retryable: boolean }> => {
+      try { await fn() } catch (err) {
+        if (err instanceof TaskQueueError) return { code: err.code, limit: err.extra?.limit, retryable: err.retryable }
+        throw err
+      }
+      return { code: 'no error', limit: undefined, retryable: false }
+    }
+    await cache.set({ key: 'a1', value: x(40), owner: A })
+    await cache.set({ key: 'a2', value: x(40), owner: A })
+    assert.equal(await cache.ownerBytes(A), 2 * size('a1', x(40)))
+    assert.deepEqual(await refusal(() => cache.set({ key: 'a3', value: x(20), owner: A })), { code: 'rate_limited', limit: 'PEER_MAX_CACHE_BYTES', retryable: true })
+    assert.equal(await cache.has('a3'), false, 'nothing stored')
+    assert.equal((await cache.stats()).entries, 2)
+    // Replacing one's own entry counts only the difference.
+    await cache.set({ key: 'a1', value: x(50), owner: A })
+    assert.equal(await cache.ownerBytes(A), size('a1', x(50)) + size('a2', x(40)))
+    // Local writes are exempt.
+    await cache.set({ key: 'local', value: x(500) })
+    assert.equal(await cache.ownerBytes(A), size('a1', x(50)) + size('a2', x(40)))
+    // Another writer's write moves the entry's bytes to it.
+    await cache.set({ key: 'a2', value: x(40), owner: 'peer-b' })
+    assert.equal(await cache.ownerBytes(A), size('a1', x(50)))
+    assert.equal(await cache.ownerBytes('peer-b'), size('a2', x(40)))
+    assert.equal(await cache.delete('a1'), true)
+    assert.equal(await cache.ownerBytes(A), 0)
+    // Expired entries are dropped before a refusal: only live ones count.
+    await cache.set({ key: 'e', value: x(90), ttl_s: 5, owner: A })
+    assert.equal((await refusal(() => cache.set({ key: 'f', value: x(20), owner: A }))).limit, 'PEER_MAX_CACHE_BYTES')
+    clock.advance(5)
+    await cache.set({ key: 'f', value: x(20), owner: A })
+    assert.equal(await cache.ownerBytes(A), size('f', x(20)))
+    // A value over the bound on its own is refused outright.
+    assert.equal((await refusal(() => cache.set({ key: 'g', value: x(200), owner: 'peer-c' }))).limit, 'PEER_MAX_CACHE_BYTES')
+    // The totals are the storage's: another process or coordinator sees them.
+    const b = await another()
+    assert.equal(await b.ownerBytes(A), size('f', x(20)))
+    assert.equal((await refusal(() => b.set({ key: 'h', value: x(90), owner: A }))).limit, 'PEER_MAX_CACHE_BYTES')
+  }, { maxBytesPerOwner: 100 })
+
+  withCache('per-writer bytes: the global LRU eviction frees a writer\'s room; 0 = no bound', async ({ cache }) => {
+    await cache.set({ key: 'k1', value: 'x'.repeat(300), owner: 'peer-a' })
+    await cache.set({ key: 'k2', value: 'x'.repeat(300), owner: 'peer-a' })
+    await cache.set({ key: 'k3', value: 1 })
+    assert.equal(await cache.has('k1'), false, 'evicted as least recently used')
+    assert.equal(await cache.ownerBytes('peer-a'), 2 + 302)
+  }, { maxEntries: 2, maxBytesPerOwner: 0 })
 }

@@ -479,6 +479,10 @@ describe('config access control (issue 21)', () => {
     assert.deepEqual([off.peerMaxTasks, off.peerMaxTaskBytes], [0, 0], '0 = off')
     rejects(`${P}PEER_MAX_TASKS`, ['-1', 'lots', '1.5'])
     rejects(`${P}PEER_MAX_TASK_BYTES`, ['-1', '1GiB'])
+    assert.equal(d.peerMaxCacheBytes, d.cacheMaxBytes / 4, 'a quarter of the cache by default')
+    assert.equal(load({ [`${P}CACHE_MAX_BYTES`]: String(8 * 1024 * 1024) }).s.peerMaxCacheBytes, 2 * 1024 * 1024, 'following CACHE_MAX_BYTES')
+    assert.equal(load({ [`${P}PEER_MAX_CACHE_BYTES`]: '0' }).s.peerMaxCacheBytes, 0)
+    rejects(`${P}PEER_MAX_CACHE_BYTES`, ['-1', 'half'])
   })
 })
 

@@ -73,7 +73,9 @@ test('migration 1 → current: a schema-1 file keeps its tasks and lists finishe
   f.db.close()
   // Put the file back to schema 1 as a previous release left it.
   const raw = new DatabaseSync(f.path)
-  raw.exec(`DROP TRIGGER trg_usage_ins; DROP TRIGGER trg_usage_reopen; DROP TRIGGER trg_usage_finish; DROP TRIGGER trg_usage_del;
+  raw.exec(`DROP TRIGGER trg_cache_owner_ins; DROP TRIGGER trg_cache_owner_del; DROP TRIGGER trg_cache_owner_upd_old;
+    DROP TRIGGER trg_cache_owner_upd_new; DROP TABLE cache_owner_usage; ALTER TABLE cache DROP COLUMN owner;
+    DROP TRIGGER trg_usage_ins; DROP TRIGGER trg_usage_reopen; DROP TRIGGER trg_usage_finish; DROP TRIGGER trg_usage_del;
     DROP TABLE submitter_usage; ALTER TABLE tasks DROP COLUMN submitter; ALTER TABLE tasks DROP COLUMN payload_bytes;
     DROP INDEX idx_tasks_done;
     CREATE INDEX idx_tasks_done ON tasks (status) WHERE status IN ('completed', 'failed', 'cancelled');

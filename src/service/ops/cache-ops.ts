@@ -4,7 +4,8 @@ import { num, str } from '../../protocol/coerce.js'
 import type { Envelope } from '../../protocol/coerce.js'
 import type { CacheStore } from '../../store/cache-store.js'
 import type { JsonValue } from '../../protocol/types.js'
-import type { Reply, ServiceContext } from '../context.js'
+import type { CallerInfo, Reply, ServiceContext } from '../context.js'
+import { quotaPeerOf } from '../access.js'
 
 function cacheOf (ctx: ServiceContext): CacheStore {
   if (!ctx.options.enableCache || ctx.cache === null) throw new TaskQueueError('cache_disabled')
@@ -21,10 +22,10 @@ export async function cacheHas (env: Envelope, ctx: ServiceContext): Promise<Rep
   return { ok: true, key, hit: await cacheOf(ctx).has(key) }
 }
 
-export async function cacheSet (env: Envelope, ctx: ServiceContext): Promise<Reply> {
+export async function cacheSet (env: Envelope, ctx: ServiceContext, caller: CallerInfo): Promise<Reply> {
   const key = str(env.key)
   const value = (env.value === undefined ? null : env.value) as JsonValue
-  const out = await cacheOf(ctx).set({ key, value, ttl_s: num(env.ttl_s, 0, -Infinity, Infinity) })
+  const out = await cacheOf(ctx).set({ key, value, ttl_s: num(env.ttl_s, 0, -Infinity, Infinity), owner: quotaPeerOf(caller) })
   return { ok: true, key, expires_at: out.expires_at }
 }
 

@@ -13,7 +13,7 @@ import { expandTaskTypes } from '../../store/aliases.js'
 import { MAX_BYTES_PER_PEER, MAX_IDS_PER_PEER } from '../../store/peers.js'
 import type { PeerTouch } from '../../store/peers.js'
 import { SCHEDULER_CLOCK } from '../../store/scheduler.js'
-import { refusalReasonOf } from '../access.js'
+import { quotaPeerOf, refusalReasonOf } from '../access.js'
 import type { ClaimedTask, JsonObject, Task } from '../../protocol/types.js'
 import type { ClaimInput, CompleteInput, CompleteResult, SubmitInput } from '../../store/types.js'
 import type { MaybePromise } from '../../store/task-store.js'
@@ -34,15 +34,6 @@ function requireTaskId (env: Envelope): string {
 /** Queue-meaning keys are read from the payload; top-level copies win (★). */
 function queueField (env: Envelope, payload: Record<string, unknown>, key: string): unknown {
   return env[key] ?? payload[key]
-}
-
-/**
- * ★ Whose quota a submit counts against (PEER_MAX_TASKS, PEER_MAX_TASK_BYTES): the
- * transport peer id; null for the dashboard, which is no libp2p peer (its token and
- * bind address decide who reaches it), as for every in-process submit.
- */
-function submitterOf (caller: CallerInfo): string | null {
-  return caller.via === 'http' || caller.remotePeerId === '' ? null : caller.remotePeerId
 }
 
 function submitInput (env: Envelope, now: number, maxAttempts: number, submitter: string | null): SubmitInput {
@@ -66,7 +57,7 @@ function submitInput (env: Envelope, now: number, maxAttempts: number, submitter
 }
 
 export async function submit (env: Envelope, ctx: ServiceContext, caller: CallerInfo): Promise<Reply> {
-  const input = submitInput(env, Date.now() / 1000, ctx.options.maxAttempts ?? 3, submitterOf(caller))
+  const input = submitInput(env, Date.now() / 1000, ctx.options.maxAttempts ?? 3, quotaPeerOf(caller))
   // ★ wait_s > 0: answer once the task is terminal, as a `wait` would, so a caller
   // that wants the outcome needs no second request.
   const waitS = num(env.wait_s, 0, 0, ctx.options.waitMaxS)
@@ -231,7 +222,7 @@ async function batchOutcomes (ctx: ServiceContext, items: unknown[], outcome: (i
 export async function submitMany (env: Envelope, ctx: ServiceContext, caller: CallerInfo): Promise<Reply> {
   const items = batchItems(env, 'submit_many', 'submit')
   const now = Date.now() / 1000
-  const submitter = submitterOf(caller)
+  const submitter = quotaPeerOf(caller)
   const outcome = (item: unknown): MaybePromise<Reply> => settle(ctx, item, () => {
     if (!isPlainObject(item)) throw new TaskQueueError('invalid_params', 'each item must be an object')
     return ctx.store.submit(submitInput(item, now, ctx.options.maxAttempts ?? 3, submitter))

@@ -20,10 +20,11 @@ import type { CacheEntry } from '../types.js'
 import { parseJson } from '../queue-util.js'
 import {
   CacheRecency, cacheBounds, cacheMiss, cacheRowOf, overBounds, validateCacheKey,
-  type CacheBounds, type CacheSetInput, type CacheSetResult, type CacheStats, type CacheStore
+  type CacheBounds, type CacheRow, type CacheSetInput, type CacheSetResult, type CacheStats, type CacheStore
 } from '../cache-store.js'
 import { storeError } from './store-error.js'
 import type { Db } from './admin.js'
+import { cacheOwnerOver, cacheQuotaRefusal } from '../submitter-usage.js'
 
 export interface PgCacheStoreOptions extends CacheBounds {
   /** The queue store's pool (PgQueueStore.pool), on a migrated database. */
@@ -39,10 +40,16 @@ const LOCKED_TOTALS = '(SELECT 1 FROM tq_cache_stats WHERE id = 1 FOR UPDATE) AS
 const SQL = {
   lookup: 'SELECT value, expires_at FROM tq_cache WHERE key = $1',
   expiry: 'SELECT expires_at FROM tq_cache WHERE key = $1',
-  upsert: `INSERT INTO tq_cache (key, value, size, expires_at, lru)
-    SELECT $1, $2, $3, $4, nextval('tq_cache_lru_seq') FROM ${LOCKED_TOTALS}
+  upsert: `INSERT INTO tq_cache (key, value, size, expires_at, owner, lru)
+    SELECT $1, $2, $3, $4, $5, nextval('tq_cache_lru_seq') FROM ${LOCKED_TOTALS}
     ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, size = EXCLUDED.size,
-      expires_at = EXCLUDED.expires_at, lru = EXCLUDED.lru`,
+      expires_at = EXCLUDED.expires_at, owner = EXCLUDED.owner, lru = EXCLUDED.lru`,
+  // ★ PEER_MAX_CACHE_BYTES: the totals lock first (as every write), then the writer's
+  // total and the size of its own entry this write replaces.
+  ownerCheck: `SELECT (SELECT bytes FROM tq_cache_owner_usage WHERE owner = $1) AS used,
+      (SELECT size FROM tq_cache WHERE key = $2 AND owner = $1) AS replaced
+    FROM tq_cache_stats WHERE id = 1 FOR UPDATE`,
+  ownerUsage: 'SELECT bytes FROM tq_cache_owner_usage WHERE owner = $1',
   delete: `DELETE FROM tq_cache c USING ${LOCKED_TOTALS} WHERE c.key = $1 RETURNING c.expires_at`,
   deleteExpiredKey: `DELETE FROM tq_cache c USING ${LOCKED_TOTALS}
     WHERE c.key = $1 AND c.expires_at IS NOT NULL AND c.expires_at <= $2`,
@@ -67,6 +74,7 @@ export class PgCacheStore implements CacheStore {
   readonly maxEntries: number
   readonly maxBytes: number
   readonly maxValueBytes: number
+  readonly maxBytesPerOwner: number
   readonly now: () => number
   /** Entries this coordinator evicted for room since it opened (metrics). */
   evictions = 0
@@ -78,6 +86,7 @@ export class PgCacheStore implements CacheStore {
     this.maxEntries = b.maxEntries
     this.maxBytes = b.maxBytes
     this.maxValueBytes = b.maxValueBytes
+    this.maxBytesPerOwner = b.maxBytesPerOwner
     this.now = b.now
   }
 
@@ -110,7 +119,8 @@ export class PgCacheStore implements CacheStore {
     // Our own reads count before we evict (on SQLite they are flushed inside the write).
     await this.flushTouches().catch(() => {})
     await this.tx(async (c) => {
-      await c.query(SQL.upsert, [row.key, row.text, row.size, row.expiresAt])
+      if (row.owner !== null && this.maxBytesPerOwner > 0) await this.checkOwner(c, row, now)
+      await c.query(SQL.upsert, [row.key, row.text, row.size, row.expiresAt, row.owner])
       await this.evict(c, now, row.key)
     })
     return { expires_at: row.expiresAt }
@@ -129,6 +139,26 @@ export class PgCacheStore implements CacheStore {
     const now = this.now()
     await this.flushTouches().catch(() => {})
     return (await this.read(SQL.deleteExpired, [now])).rowCount ?? 0
+  }
+
+  /**
+   * ★ PEER_MAX_CACHE_BYTES, under the totals lock every cache write takes first, so it
+   * is exact across coordinators. Expired entries are dropped before a refusal.
+   */
+  private async checkOwner (c: Db, row: CacheRow, now: number): Promise<void> {
+    const over = async (): Promise<number | null> => {
+      const r = (await c.query<{ used: string | null, replaced: string | null }>(SQL.ownerCheck, [row.owner, row.key])).rows[0]
+      const used = Number(r?.used ?? 0)
+      return cacheOwnerOver(used, Number(r?.replaced ?? 0), row.size, this.maxBytesPerOwner) ? used : null
+    }
+    if (await over() === null) return
+    await c.query(SQL.deleteExpired, [now])
+    const used = await over()
+    if (used !== null) throw cacheQuotaRefusal(used, row.size, this.maxBytesPerOwner)
+  }
+
+  async ownerBytes (owner: string): Promise<number> {
+    return Number((await this.read<{ bytes: string }>(SQL.ownerUsage, [owner])).rows[0]?.bytes ?? 0)
   }
 
   async stats (): Promise<CacheStats> {

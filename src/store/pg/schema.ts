@@ -149,6 +149,35 @@ const MIGRATIONS: readonly string[] = [
   $$;
   CREATE TRIGGER tq_cache_count AFTER INSERT OR DELETE OR UPDATE OF size ON tq_cache
     FOR EACH ROW EXECUTE FUNCTION tq_cache_count();
+  `,
+  // 4 → 5: ★ who wrote each cache entry, and the bytes each remote writer keeps
+  // (PEER_MAX_CACHE_BYTES). Every cache write holds the totals row's lock (pg/cache.ts),
+  // so these rows are only ever changed by one transaction at a time.
+  `
+  ALTER TABLE tq_cache ADD COLUMN owner text;   -- remote peer id; NULL = local (exempt)
+  CREATE TABLE tq_cache_owner_usage (
+    owner  text PRIMARY KEY,
+    bytes  bigint NOT NULL
+  );
+  CREATE FUNCTION tq_cache_owner_count () RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    IF TG_OP <> 'INSERT' AND OLD.owner IS NOT NULL THEN
+      UPDATE tq_cache_owner_usage SET bytes = bytes - OLD.size WHERE owner = OLD.owner;
+      DELETE FROM tq_cache_owner_usage WHERE owner = OLD.owner AND bytes <= 0;
+    END IF;
+    IF TG_OP <> 'DELETE' AND NEW.owner IS NOT NULL THEN
+      INSERT INTO tq_cache_owner_usage AS u (owner, bytes) VALUES (NEW.owner, NEW.size)
+      ON CONFLICT (owner) DO UPDATE SET bytes = u.bytes + EXCLUDED.bytes;
+    END IF;
+    RETURN NULL;
+  END
+  $$;
+  CREATE TRIGGER tq_cache_owner_ins AFTER INSERT ON tq_cache
+    FOR EACH ROW WHEN (NEW.owner IS NOT NULL) EXECUTE FUNCTION tq_cache_owner_count();
+  CREATE TRIGGER tq_cache_owner_del AFTER DELETE ON tq_cache
+    FOR EACH ROW WHEN (OLD.owner IS NOT NULL) EXECUTE FUNCTION tq_cache_owner_count();
+  CREATE TRIGGER tq_cache_owner_upd AFTER UPDATE OF size, owner ON tq_cache
+    FOR EACH ROW WHEN (OLD.owner IS NOT NULL OR NEW.owner IS NOT NULL) EXECUTE FUNCTION tq_cache_owner_count();
   `
 ]
 
