@@ -68,7 +68,7 @@ test('postgres: round trips per op', async (t: TestContext) => {
       submit: 2,
       'submit (replayed key)': 3,
       claim: 2,
-      heartbeat: 3,
+      heartbeat: 1,
       complete: 2,
       'heartbeat with progress': 3,
       'complete after progress': 5,

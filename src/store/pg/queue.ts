@@ -574,9 +574,17 @@ export class PgQueueStore extends EventEmitter<QueueStoreEvents> implements Task
     const now = this.now()
     const id = input.task_id
     const leaseUntil = now + (input.lease_s > 0 ? input.lease_s : this.leaseS)
+    const progress = input.progress !== null && isObject(input.progress) ? input.progress : null
+    if (progress === null && id !== '' && input.worker_id !== '') {
+      // The usual heartbeat (no progress, nothing for the event log): one statement, its
+      // own transaction, one round trip. A task it does not match takes the guarded path
+      // below, which says why (or renews it, had it changed in between).
+      const r = await this.read(async (db) => await db.query(`UPDATE tq_tasks SET lease_until = $1, heartbeat_at = $2, updated_at = $2
+        WHERE task_id = $3 AND status = 'running' AND assigned_worker = $4`, [leaseUntil, now, id, input.worker_id]))
+      if (r.rowCount === 1) return { task_id: id, lease_until: leaseUntil, heartbeat_at: now }
+    }
     return await this.tx(async (db, changes) => {
       const row = await this.ownedRunning(db, id, input.worker_id)
-      const progress = input.progress !== null && isObject(input.progress) ? input.progress : null
       const result = progress !== null ? JSON.stringify(withProgress(parseJson(ns(row.result)), progress)) : ns(row.result)
       await db.query('UPDATE tq_tasks SET lease_until = $1, heartbeat_at = $2, result = $3, updated_at = $2 WHERE seq = $4', [leaseUntil, now, result, row.seq])
       if (progress !== null) changes.push({ task_id: id, status: 'running', task_type: s(row.task_type), kind: 'progress', detail: { progress } })
