@@ -278,8 +278,8 @@ export function prepareQueueStatements (db: DatabaseSync) {
     pausedTypes: p('SELECT type_norm FROM queue_pauses'),
     get: returnArrays(p(`SELECT ${TASK_COLS} FROM tasks WHERE task_id = ?`)),
     delete: p('DELETE FROM tasks WHERE task_id = ?'),
-    countsQueued: p(`SELECT task_type, count(*) AS n FROM tasks INDEXED BY idx_tasks_claim
-      WHERE status = 'queued' GROUP BY task_type`),
+    // Kept by triggers (db.ts migration 5 → 6): counting the queue is O(queued).
+    countsQueued: p('SELECT task_type, n FROM queued_counts WHERE n > 0'),
     countsRunning: p(`SELECT task_type, count(*) AS n FROM tasks INDEXED BY idx_tasks_lease
       WHERE status = 'running' GROUP BY task_type`),
     nextEligible: p(`SELECT min(next_attempt_at) AS t FROM tasks INDEXED BY idx_tasks_next_attempt

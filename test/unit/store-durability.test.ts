@@ -73,7 +73,8 @@ test('migration 1 → current: a schema-1 file keeps its tasks and lists finishe
   f.db.close()
   // Put the file back to schema 1 as a previous release left it.
   const raw = new DatabaseSync(f.path)
-  raw.exec(`DROP TRIGGER trg_cache_owner_ins; DROP TRIGGER trg_cache_owner_del; DROP TRIGGER trg_cache_owner_upd_old;
+  raw.exec(`DROP TRIGGER trg_queued_ins; DROP TRIGGER trg_queued_move; DROP TRIGGER trg_queued_del; DROP TABLE queued_counts;
+    DROP TRIGGER trg_cache_owner_ins; DROP TRIGGER trg_cache_owner_del; DROP TRIGGER trg_cache_owner_upd_old;
     DROP TRIGGER trg_cache_owner_upd_new; DROP TABLE cache_owner_usage; ALTER TABLE cache DROP COLUMN owner;
     DROP TRIGGER trg_usage_ins; DROP TRIGGER trg_usage_reopen; DROP TRIGGER trg_usage_finish; DROP TRIGGER trg_usage_del;
     DROP TABLE submitter_usage; ALTER TABLE tasks DROP COLUMN submitter; ALTER TABLE tasks DROP COLUMN payload_bytes;
@@ -100,6 +101,8 @@ test('migration 1 → current: a schema-1 file keeps its tasks and lists finishe
     const bounded = new QueueStore({ db, leaseS: 300, peerTimeoutS: 300, stealAfterS: 30, deterministic: false, submitterLimits: { maxTasks: 1, maxBytes: 0 } })
     bounded.submit(sub({ submitter: 'peer-a' }))
     assert.deepEqual(bounded.submitterUsage('peer-a'), { tasks: 1, bytes: 2 })
+    // Migration 5 → 6: the queued counts start from the tasks the file had.
+    assert.deepEqual(q.counts().queued_by_type, { 'text-generation': 2 })
   } finally {
     db.close()
     rmSync(f.dir, { recursive: true, force: true })
