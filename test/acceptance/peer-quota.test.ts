@@ -6,7 +6,7 @@
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { RawClient } from '../helpers/raw-client.js'
 import { runRpc, sandbox, startDaemon } from '../helpers/procs.js'
@@ -111,24 +111,28 @@ describe('PEER_MAX_TASKS and PEER_MAX_TASK_BYTES', () => {
 
 describe('PEER_MAX_CACHE_BYTES', () => {
   it('one peer cannot take the cache over: a typed refusal that stores nothing, counted; others still write; deleting frees room', async () => {
-    const box = sandbox({ [`${P}PEER_MAX_CACHE_BYTES`]: '1000' })
+    const box = sandbox({ [`${P}PEER_MAX_CACHE_BYTES`]: '1000', [`${P}HTTP_PORT`]: '0', [`${P}TOKEN`]: 'quota-t' })
     const svc = await startDaemon('serve', ['--enable-cache'], box.env)
     const greedy = await RawClient.create(svc.multiaddr)
     const other = await RawClient.create(svc.multiaddr)
     try {
-      const set = async (c: RawClient, key: string, n: number): Promise<Obj> => await c.originalCall({ op: 'cache.set', key, value: 'x'.repeat(n) }) as Obj
+      const set = async (c: RawClient, key: string, n: number): Promise<Obj> => await c.originalCall({ op: 'cache.set', token: 'quota-t', key, value: 'x'.repeat(n) }) as Obj
       // Each entry: key (2 bytes) + the JSON string (302 bytes).
       for (const key of ['k1', 'k2', 'k3']) assert.equal((await set(greedy, key, 300)).ok, true)
       const refused = await set(greedy, 'k4', 300)
       assert.equal(refused.error, 'rate_limited')
       assert.equal(refused.limit, 'PEER_MAX_CACHE_BYTES')
       assert.equal(refused.retryable, true)
-      assert.equal((await greedy.originalCall({ op: 'cache.has', key: 'k4' }) as Obj).hit, false)
+      assert.equal((await greedy.originalCall({ op: 'cache.has', token: 'quota-t', key: 'k4' }) as Obj).hit, false)
       assert.equal((await set(other, 'o1', 300)).ok, true, 'another peer is not starved')
-      assert.equal((await greedy.originalCall({ op: 'cache.delete', key: 'k1' }) as Obj).deleted, true)
+      assert.equal((await greedy.originalCall({ op: 'cache.delete', token: 'quota-t', key: 'k1' }) as Obj).deleted, true)
       assert.equal((await set(greedy, 'k4', 300)).ok, true, 'room freed by its own delete')
-      const status = await other.originalCall({ op: 'status' }) as Obj
+      const status = await other.originalCall({ op: 'status', token: 'quota-t' }) as Obj
       assert.equal(status.security.refusals.quota, 1)
+      // …and in /metrics.
+      const base = String((JSON.parse(readFileSync(box.announceFile, 'utf8')) as { http_url?: string }).http_url)
+      const metrics = await (await fetch(`${base}/metrics`, { headers: { authorization: 'Bearer quota-t' } })).text()
+      assert.match(metrics, /^taskqueue_refusals_total\{reason="quota"\} 1$/m)
     } finally {
       await greedy.close()
       await other.close()
