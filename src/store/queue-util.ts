@@ -104,10 +104,19 @@ export function resultObject (stored: JsonValue | null): JsonObject {
 }
 
 /** `result` with `patch` shallow-merged into `result.progress`. */
+/**
+ * ★ Characters of JSON a task's merged `result.progress` may grow to (README "Security"):
+ * a worker sending new keys on every heartbeat would otherwise grow the stored row
+ * without end. Past it the patch replaces the progress instead of merging into it.
+ */
+export const MAX_PROGRESS_CHARS = 256 * 1024
+
 export function withProgress (stored: JsonValue | null, patch: JsonObject): JsonObject {
   const result = resultObject(stored)
   const prev = result.progress
-  result.progress = { ...(isObject(prev) ? prev : {}), ...patch }
+  const merged = { ...(isObject(prev) ? prev : {}), ...patch }
+  // Only a merge into earlier progress can grow past the bound (one patch is one frame).
+  result.progress = isObject(prev) && JSON.stringify(merged).length > MAX_PROGRESS_CHARS ? { ...patch } : merged
   return result
 }
 

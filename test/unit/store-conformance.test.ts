@@ -416,6 +416,21 @@ function conformance (backend: Backend): void {
     assert.deepEqual(await rows(), [], 'submitters with nothing unfinished leave no rows')
   })
 
+  withStore('progress merged from heartbeats stays bounded: past MAX_PROGRESS_CHARS the newest patch replaces it', async ({ q }) => {
+    const { MAX_PROGRESS_CHARS } = await import('../../src/store/queue-util.js')
+    const id = (await q.submit(sub())).task_id
+    await q.claim(claimIn('w'))
+    const chunk = 'x'.repeat(40_000)
+    for (let i = 0; i < 20; i++) await q.heartbeatTask({ task_id: id, worker_id: 'w', lease_s: 60, progress: { [`k${i}`]: chunk } })
+    const progress = ((await q.get(id))?.result as { progress?: Record<string, unknown> } | null)?.progress ?? {}
+    assert.ok(JSON.stringify(progress).length <= MAX_PROGRESS_CHARS, `${JSON.stringify(progress).length} characters kept`)
+    assert.equal(progress.k19, chunk, 'the newest progress is kept')
+    // Small updates still merge.
+    await q.heartbeatTask({ task_id: id, worker_id: 'w', lease_s: 60, progress: { step: 1 } })
+    const merged = ((await q.get(id))?.result as { progress?: Record<string, unknown> } | null)?.progress ?? {}
+    assert.deepEqual([merged.k19 === chunk, merged.step], [true, 1])
+  })
+
   withStore('per-submitter bounds of 0 are off; totals are still kept', async ({ q }) => {
     for (let i = 0; i < 20; i++) await q.submit(sub({ submitter: 'peer-a', payload: { blob: 'x'.repeat(100) } }))
     assert.equal((await q.submitterUsage('peer-a')).tasks, 20)
