@@ -89,6 +89,10 @@ export class SubmitCoalescer {
     for (let i = 0; i < batch.length; i++) {
       const r = results[i]
       if (r.ok) batch[i].resolve({ ok: true, task_id: r.task_id, replayed: r.replayed })
+      // A retryable refusal of one item (a per-peer bound such as PEER_MAX_TASKS, or
+      // busy) is resent alone, so it gets the same backoff and retries as a lone submit;
+      // its idempotency key makes the resend safe.
+      else if (r.retryable) void this.sendOne(batch[i])
       else batch[i].reject(new RemoteError({ ...r }))
     }
   }

@@ -47,6 +47,27 @@ test('submits of one turn leave as one submit_many, in order, each with its own 
   assert.equal(t.sent.length, 2)
 })
 
+test('an item refused as retryable (a per-peer bound) is resent alone, with the retries of a lone submit', async () => {
+  let refusals = 0
+  const t = transport((op, fields) => {
+    if (op === 'submit_many') {
+      return { ok: true, results: (fields.items as Fields[]).map((f) => keyOf(f) === 'k1' ? { ok: false, task_id: '', error: 'rate_limited', limit: 'PEER_MAX_TASKS', retryable: true } : { ok: true, task_id: `id-${keyOf(f)}`, replayed: false }) }
+    }
+    // The lone resend: refused once more (the caller's transport retries are not ours), then taken.
+    if (keyOf(fields) === 'k1' && refusals++ === 0) return { ok: false, error: 'rate_limited', limit: 'PEER_MAX_TASKS', retryable: true }
+    return { ok: true, task_id: `id-${keyOf(fields)}`, replayed: false }
+  })
+  const c = new SubmitCoalescer(t.send)
+  const settled = await Promise.allSettled([0, 1, 2].map(async (n) => await c.submit(item(n))))
+  assert.deepEqual(t.sent.map((s) => s.op), ['submit_many', 'submit'])
+  assert.equal(keyOf(t.sent[1].fields), 'k1', 'resent with its own idempotency key')
+  assert.deepEqual(settled.map((s) => s.status), ['fulfilled', 'rejected', 'fulfilled'])
+  const err = (settled[1] as PromiseRejectedResult).reason as RemoteError
+  assert.equal(err.code, 'rate_limited')
+  assert.equal(err.reply.limit, 'PEER_MAX_TASKS', 'the refusal names the bound')
+  assert.equal((await c.submit(item(1))).task_id, 'id-k1')
+})
+
 test('a lone submit is a plain submit; a refused one rejects with its code', async () => {
   const t = transport((op, fields) => keyOf(fields) === 'k9' ? { ok: false, error: 'unauthorized' } : { ok: true, task_id: 'x', replayed: true })
   const c = new SubmitCoalescer(t.send)
