@@ -191,7 +191,10 @@ export class AutoNatService {
           lastError = (err as Error).message
         }
       }
-      return { status: AutoNatStatus.E_DIAL_ERROR, statusText: lastError.slice(0, 200), addr: targets[targets.length - 1].decapsulateCode(421).bytes }
+      // No `addr` on a failure: the spec sets it only for OK, and rust-libp2p's AutoNAT v1
+      // client rejects a failure that carries one as an invalid message (its verdict stays
+      // unknown; rust-autonat.test.ts).
+      return { status: AutoNatStatus.E_DIAL_ERROR, statusText: lastError.slice(0, 200) }
     } finally {
       this.dialBacks--
     }

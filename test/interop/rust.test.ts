@@ -1,8 +1,8 @@
 /**
  * Interop with rust-libp2p (test/interop/rust, crates pinned by its Cargo.lock): TCP +
  * Noise + Yamux, identify, TaskQueue's MCP++ framing, and rendezvous (`/rendezvous/1.0.0`,
- * signed peer records, cookies), both directions; Kademlia provider records both directions
- * and our service on their circuit relay v2 (the cases go.test.ts runs against go-libp2p);
+ * signed peer records, cookies), both directions; Kademlia provider records and circuit relay
+ * v2, both directions (helpers/reference-cases.ts, the cases go.test.ts runs against go-libp2p);
  * between real processes on loopback.
  */
 import { after, describe, it } from 'node:test'
@@ -10,18 +10,15 @@ import type { TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { runRpc, sandbox, startDaemon } from '../helpers/procs.js'
 import type { Daemon } from '../helpers/procs.js'
-import { interopRustPeer } from './helpers/toolchains.js'
 import { startGoPeer } from './helpers/go-peer.js'
 import type { GoPeer } from './helpers/go-peer.js'
-import { describeKadProviders, peerBinary, reserveOnTheirRelay, until } from './helpers/reference-cases.js'
-import type { ReferencePeer } from './helpers/reference-cases.js'
+import { RUST_PEER, describeCircuitRelay, describeKadProviders, peerBinary, until } from './helpers/reference-cases.js'
 
 type Obj = Record<string, any>
 const P = 'IPFS_ACCELERATE_PY_TASK_P2P_'
-const RUST: ReferencePeer = { impl: 'rust-libp2p', name: 'rust-peer', tag: 'rust', find: interopRustPeer }
 
 function rustPeer (t: TestContext): string | null {
-  return peerBinary(t, RUST)
+  return peerBinary(t, RUST_PEER)
 }
 
 describe('rust-libp2p: transport, identify and MCP++', () => {
@@ -39,7 +36,7 @@ describe('rust-libp2p: transport, identify and MCP++', () => {
     cleanups.push(async () => { await svc.stop() })
     const key = 'rust-interop'
     const ops = [{ op: 'status' }, { op: 'cache.set', key, value: { s: 'grüße ✓' }, ttl_s: 60 }, { op: 'cache.get', key }]
-    const caller = await startGoPeer(bin, 'call', ['--addr', svc.multiaddr, '--ops', JSON.stringify(ops)], { name: RUST.name })
+    const caller = await startGoPeer(bin, 'call', ['--addr', svc.multiaddr, '--ops', JSON.stringify(ops)], { name: RUST_PEER.name })
     cleanups.push(async () => await caller.stop())
     const identify = await caller.value('identify', 40_000) as Obj
     assert.equal(identify.peer_id, svc.peerId, JSON.stringify(identify) + caller.stderr())
@@ -57,7 +54,7 @@ describe('rust-libp2p: transport, identify and MCP++', () => {
   it('our client calls status on their node over MCP++, and their node identifies ours', async (t) => {
     const bin = rustPeer(t)
     if (bin === null) return
-    const server = await startGoPeer(bin, 'serve', [], { name: RUST.name })
+    const server = await startGoPeer(bin, 'serve', [], { name: RUST_PEER.name })
     cleanups.push(async () => await server.stop())
     const box = sandbox()
     cleanups.push(box.cleanup)
@@ -95,7 +92,7 @@ describe('rust-libp2p rendezvous (signed peer records, cookies, TTL)', () => {
   }
 
   async function theirs (bin: string, role: string, args: string[]): Promise<GoPeer> {
-    const peer = await startGoPeer(bin, role, args, { name: RUST.name })
+    const peer = await startGoPeer(bin, role, args, { name: RUST_PEER.name })
     cleanups.push(async () => await peer.stop())
     return peer
   }
@@ -164,15 +161,6 @@ describe('rust-libp2p rendezvous (signed peer records, cookies, TTL)', () => {
   })
 })
 
-describeKadProviders(RUST)
+describeKadProviders(RUST_PEER)
 
-describe('rust-libp2p circuit relay v2', () => {
-  const cleanups: Array<() => Promise<void> | void> = []
-  after(async () => {
-    for (const c of cleanups.reverse()) await c()
-  })
-
-  it('our service reserves on their relay and our client reaches it through the circuit', async (t) => {
-    await reserveOnTheirRelay(t, RUST, cleanups)
-  })
-})
+describeCircuitRelay(RUST_PEER)

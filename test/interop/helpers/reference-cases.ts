@@ -1,8 +1,8 @@
 /**
  * Test cases that hold for every reference libp2p implementation with a compiled test peer
  * speaking the go-peer line protocol (go-peer and rust-peer share their role names and
- * output lines): Kademlia provider records on a private protocol id, both directions, and
- * our service reserving on their circuit relay v2. go.test.ts and rust.test.ts run them.
+ * output lines): Kademlia provider records on a private protocol id and circuit relay v2,
+ * both directions. go.test.ts and rust.test.ts run them.
  */
 import { after, before, describe, it } from 'node:test'
 import type { TestContext } from 'node:test'
@@ -10,7 +10,7 @@ import assert from 'node:assert/strict'
 import { namespaceCid } from '../../../src/discovery/dht.js'
 import { runRpc, sandbox, startDaemon } from '../../helpers/procs.js'
 import type { Daemon, Sandbox } from '../../helpers/procs.js'
-import { requirePeer } from './toolchains.js'
+import { interopGoPeer, interopRustPeer, requirePeer } from './toolchains.js'
 import type { Found } from './toolchains.js'
 import { startGoPeer } from './go-peer.js'
 import type { GoPeer } from './go-peer.js'
@@ -28,7 +28,12 @@ export interface ReferencePeer {
   /** Short tag for namespaces, so two implementations never share one. */
   tag: string
   find: () => Found
+  /** Whether its `reserve` role reports the reservation's expiry (rust-libp2p's client event has none). */
+  reportsReservationExpiry: boolean
 }
+
+export const GO_PEER: ReferencePeer = { impl: 'go-libp2p', name: 'go-peer', tag: 'go', find: interopGoPeer, reportsReservationExpiry: true }
+export const RUST_PEER: ReferencePeer = { impl: 'rust-libp2p', name: 'rust-peer', tag: 'rust', find: interopRustPeer, reportsReservationExpiry: false }
 
 export function peerBinary (t: TestContext, peer: ReferencePeer): string | null {
   const found = peer.find()
@@ -107,22 +112,60 @@ export function describeKadProviders (peer: ReferencePeer): void {
   })
 }
 
-/** Our service reserves a slot on their relay (role `relay`) and our client reaches it through the circuit. */
-export async function reserveOnTheirRelay (t: TestContext, peer: ReferencePeer, cleanups: Array<() => Promise<void> | void>): Promise<void> {
-  const bin = peerBinary(t, peer)
-  if (bin === null) return
-  const relay = await startGoPeer(bin, 'relay', [], { name: peer.name })
-  cleanups.push(async () => await relay.stop())
-  const box = sandbox({ [`${P}RELAY`]: '1', [`${P}RELAY_PEERS`]: relay.multiaddr })
-  cleanups.push(box.cleanup)
-  const svc = await startDaemon('serve', [], box.env)
-  cleanups.push(async () => { await svc.stop() })
-  const rsv = await reservationOn(box, svc, relay.peerId)
-  const circuit = `${relay.multiaddr}/p2p-circuit/p2p/${svc.peerId}`
-  assert.equal(rsv.addr, circuit)
-  const r = await runRpc(['discover', '--multiaddr', circuit], { ...box.env, [`${P}ANNOUNCE_FILE`]: '0' })
-  assert.equal(r.code, 0, r.stdout + r.stderr + relay.stderr())
-  const attempt = (r.json?.attempts as Obj[])[0]
-  assert.equal(attempt.connection, 'relayed')
-  assert.equal((r.json?.result as Obj).peer_id, svc.peerId)
+/** Circuit relay v2 both ways: our service on their relay (role `relay`), their node on ours (roles `reserve`, `mcp-status`). */
+export function describeCircuitRelay (peer: ReferencePeer): void {
+  describe(`${peer.impl} circuit relay v2`, () => {
+    const cleanups: Array<() => Promise<void> | void> = []
+    after(async () => {
+      for (const c of cleanups.reverse()) await c()
+    })
+
+    it('our service reserves on their relay and our client reaches it through the circuit', async (t) => {
+      const bin = peerBinary(t, peer)
+      if (bin === null) return
+      const relay = await startGoPeer(bin, 'relay', [], { name: peer.name })
+      cleanups.push(async () => await relay.stop())
+      const box = sandbox({ [`${P}RELAY`]: '1', [`${P}RELAY_PEERS`]: relay.multiaddr })
+      cleanups.push(box.cleanup)
+      const svc = await startDaemon('serve', [], box.env)
+      cleanups.push(async () => { await svc.stop() })
+      const rsv = await reservationOn(box, svc, relay.peerId)
+      const circuit = `${relay.multiaddr}/p2p-circuit/p2p/${svc.peerId}`
+      assert.equal(rsv.addr, circuit)
+      const r = await runRpc(['discover', '--multiaddr', circuit], { ...box.env, [`${P}ANNOUNCE_FILE`]: '0' })
+      assert.equal(r.code, 0, r.stdout + r.stderr + relay.stderr())
+      const attempt = (r.json?.attempts as Obj[])[0]
+      assert.equal(attempt.connection, 'relayed')
+      assert.equal((r.json?.result as Obj).peer_id, svc.peerId)
+    })
+
+    it('their node reserves on our relay, and reaches our service through it (limited connection)', async (t) => {
+      const bin = peerBinary(t, peer)
+      if (bin === null) return
+      const relayBox = sandbox()
+      cleanups.push(relayBox.cleanup)
+      const relay = await startDaemon('relay', [], relayBox.env)
+      cleanups.push(async () => { await relay.stop() })
+
+      const reserver = await startGoPeer(bin, 'reserve', ['--relay', relay.multiaddr], { waitForListen: false, name: peer.name })
+      cleanups.push(async () => await reserver.stop())
+      const reservation = await reserver.value('reservation') as Obj
+      assert.equal(reservation.ok, true, JSON.stringify(reservation) + reserver.stderr())
+      assert.equal(reservation.circuit, `${relay.multiaddr}/p2p-circuit/p2p/${reserver.peerId}`)
+      if (peer.reportsReservationExpiry) assert.ok(reservation.expires_in_s > 60, JSON.stringify(reservation))
+
+      const box = sandbox({ [`${P}RELAY`]: '1', [`${P}RELAY_PEERS`]: relay.multiaddr })
+      cleanups.push(box.cleanup)
+      const svc = await startDaemon('serve', [], box.env)
+      cleanups.push(async () => { await svc.stop() })
+      await reservationOn(box, svc, relay.peerId)
+      const caller = await startGoPeer(bin, 'mcp-status', ['--addr', `${relay.multiaddr}/p2p-circuit/p2p/${svc.peerId}`], { waitForListen: false, name: peer.name })
+      cleanups.push(async () => await caller.stop())
+      const reply = await caller.value('reply') as Obj
+      assert.equal(reply.id, 1)
+      assert.equal(reply.result.content.ok, true, JSON.stringify(reply))
+      assert.equal(reply.result.content.peer_id, svc.peerId)
+      assert.equal(await caller.value('limited'), true, 'the call went through the relay, not a direct connection')
+    })
+  })
 }

@@ -15,6 +15,13 @@
 //!                   Kademlia (server mode) on <P>/kad/1.0.0: provides and/or finds the
 //!                   providers of CIDv1(raw, sha2-256(NS)) (discovery.md §6), as go-peer dht does
 //!   rust-peer relay [--listen MA]                         a circuit relay v2 (HOP) server
+//!   rust-peer reserve --relay MA                          reserves a slot on a relay v2, stays up
+//!   rust-peer autonat-server [--listen MA]                AutoNAT v1 server (dials back any IP)
+//!   rust-peer autonat-client --peer MA [--listen MA] [--timeout 90s]
+//!                   asks --peer (AutoNAT v1) and prints its verdict: the first change away
+//!                   from unknown, or the status at --timeout
+//!   rust-peer mcp-status --addr MA                        one `status` over MCP++ as the original
+//!                   client sends it (ids 1), through a /p2p-circuit address when given one
 //!
 //! Output: `peer_id=` and `multiaddr=` once listening, then `key=<JSON>` lines
 //! (`identify=` per identified peer, `replies=` / `served=`). `call` exits when done.
@@ -22,7 +29,7 @@ use std::{error::Error, io, time::Duration};
 
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::{
-    identify, kad, multiaddr::Protocol, noise, ping, relay, rendezvous,
+    autonat, identify, kad, multiaddr::Protocol, noise, ping, relay, rendezvous,
     swarm::{behaviour::toggle::Toggle, NetworkBehaviour, SwarmEvent},
     tcp, yamux, Multiaddr, PeerId, Stream, StreamProtocol, Swarm,
 };
@@ -45,6 +52,8 @@ struct Behaviour {
     rendezvous_point: Toggle<rendezvous::server::Behaviour>,
     kad: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
     relay: Toggle<relay::Behaviour>,
+    relay_client: Toggle<relay::client::Behaviour>,
+    autonat: Toggle<autonat::Behaviour>,
 }
 
 fn emit(key: &str, value: &Value) {
@@ -55,8 +64,13 @@ fn arg(args: &[String], name: &str) -> Option<String> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
 }
 
+/// The peer an address leads to: its last /p2p (a circuit address names the relay first).
 fn peer_of(ma: &Multiaddr) -> Option<PeerId> {
-    ma.iter().find_map(|p| if let Protocol::P2p(id) = p { Some(id) } else { None })
+    ma.iter().filter_map(|p| if let Protocol::P2p(id) = p { Some(id) } else { None }).last()
+}
+
+fn is_circuit(ma: &Multiaddr) -> bool {
+    ma.iter().any(|p| matches!(p, Protocol::P2pCircuit))
 }
 
 /// Prints the first listen address (the tests read it) and makes it the external address:
@@ -155,7 +169,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let mut swarm = libp2p::SwarmBuilder::with_new_identity()
         .with_tokio()
         .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)?
-        .with_behaviour(|key| {
+        .with_relay_client(noise::Config::new, yamux::Config::default)?
+        .with_behaviour(|key, relay_client| {
             let me = key.public().to_peer_id();
             let kad = (role == "dht").then(|| {
                 let mut cfg = kad::Config::new(kad_protocol);
@@ -173,6 +188,17 @@ async fn main() -> Result<(), Box<dyn Error>> {
                 rendezvous_point: Toggle::from((role == "rendezvous-point").then(|| rendezvous::server::Behaviour::new(rendezvous::server::Config::default()))),
                 kad: Toggle::from(kad),
                 relay: Toggle::from((role == "relay").then(|| relay::Behaviour::new(me, relay::Config::default()))),
+                relay_client: Toggle::from(matches!(role.as_str(), "reserve" | "mcp-status").then_some(relay_client)),
+                autonat: Toggle::from(role.starts_with("autonat-").then(|| {
+                    autonat::Behaviour::new(me, autonat::Config {
+                        // Test networks are private ranges: dial them back too.
+                        only_global_ips: false,
+                        boot_delay: Duration::from_secs(1),
+                        retry_interval: Duration::from_secs(5),
+                        throttle_server_period: Duration::ZERO,
+                        ..Default::default()
+                    })
+                })),
             }
         })?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
@@ -192,6 +218,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
         "rendezvous-point" | "rendezvous-client" => return run_rendezvous(swarm, &role, &args).await,
         "dht" => return run_dht(swarm, &args).await,
         "relay" => return run_relay(swarm).await,
+        "reserve" => return run_reserve(swarm, &args).await,
+        "autonat-server" | "autonat-client" => return run_autonat(swarm, &role, &args).await,
+        "mcp-status" => return run_mcp_status(swarm, target.ok_or("mcp-status needs --addr with /p2p/<peer id>")?).await,
         _ => {}
     }
     let (identified, mut identifications) = tokio::sync::mpsc::unbounded_channel::<(PeerId, Value)>();
@@ -488,4 +517,120 @@ fn kad_mut(swarm: &mut Swarm<Behaviour>) -> &mut kad::Behaviour<kad::store::Memo
 
 fn routing_table_size(swarm: &mut Swarm<Behaviour>) -> usize {
     kad_mut(swarm).kbuckets().map(|b| b.num_entries()).sum()
+}
+
+/// Reserves a slot on --relay (circuit relay v2) and stays reachable through it until SIGTERM.
+async fn run_reserve(mut swarm: Swarm<Behaviour>, args: &[String]) -> Result<(), Box<dyn Error>> {
+    let relay: Multiaddr = arg(args, "--relay").ok_or("reserve needs --relay MA/p2p/ID")?.parse()?;
+    let relay_id = peer_of(&relay).ok_or("--relay needs /p2p/<peer id>")?;
+    let me = *swarm.local_peer_id();
+    swarm.listen_on(relay.clone().with(Protocol::P2pCircuit))?;
+    let mut announced = false;
+    let mut reported = false;
+    let fail = |error: String| -> ! {
+        emit("reservation", &json!({"ok": false, "error": error}));
+        std::process::exit(1)
+    };
+    let deadline = tokio::time::sleep(Duration::from_secs(30));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            _ = sigterm() => return Ok(()),
+            _ = &mut deadline, if !reported => fail("no reservation in 30 s".into()),
+            event = swarm.select_next_some() => match event {
+                SwarmEvent::NewListenAddr { address, .. } if !is_circuit(&address) => on_listen(&mut swarm, &address, &mut announced),
+                SwarmEvent::Behaviour(BehaviourEvent::RelayClient(relay::client::Event::ReservationReqAccepted { relay_peer_id, renewal: false, limit })) if relay_peer_id == relay_id && !reported => {
+                    reported = true;
+                    emit("reservation", &json!({"ok": true, "circuit": format!("{relay}/p2p-circuit/p2p/{me}"), "limit": format!("{limit:?}")}));
+                }
+                SwarmEvent::ListenerClosed { reason: Err(error), .. } if !reported => fail(error.to_string()),
+                SwarmEvent::ListenerError { error, .. } if !reported => fail(error.to_string()),
+                SwarmEvent::OutgoingConnectionError { error, .. } => eprintln!("rust-peer: dial failed: {error}"),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// One TaskQueue `status` as the original client makes it (initialize, tools/call, ids 1) on
+/// the connection main() dialled; says whether that connection is relayed.
+async fn run_mcp_status(mut swarm: Swarm<Behaviour>, target: PeerId) -> Result<(), Box<dyn Error>> {
+    let mut control = swarm.behaviour().stream.new_control();
+    let (connected, mut connections) = tokio::sync::mpsc::unbounded_channel::<(PeerId, Multiaddr)>();
+    tokio::spawn(async move {
+        loop {
+            match swarm.select_next_some().await {
+                SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
+                    let _ = connected.send((peer_id, endpoint.get_remote_address().clone()));
+                }
+                SwarmEvent::OutgoingConnectionError { error, .. } => eprintln!("rust-peer: dial failed: {error}"),
+                _ => {}
+            }
+        }
+    });
+    let first = async {
+        while let Some((peer, addr)) = connections.recv().await {
+            if peer == target {
+                return Some(addr);
+            }
+        }
+        None
+    };
+    let addr = tokio::time::timeout(Duration::from_secs(30), first).await.ok().flatten().ok_or("no connection to the target in 30 s")?;
+    let mut s = tokio::time::timeout(Duration::from_secs(20), control.open_stream(target, MCP)).await?.map_err(|e| e.to_string())?;
+    write_frame(&mut s, &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}})).await?;
+    read_frame(&mut s).await?;
+    write_frame(&mut s, &json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "task_queue.rpc", "arguments": {"op": "status"}}})).await?;
+    let reply = read_frame(&mut s).await?;
+    emit("reply", &reply);
+    emit("limited", &json!(is_circuit(&addr)));
+    s.close().await?;
+    Ok(())
+}
+
+fn reachability(status: &autonat::NatStatus) -> &'static str {
+    match status {
+        autonat::NatStatus::Public(_) => "public",
+        autonat::NatStatus::Private => "private",
+        autonat::NatStatus::Unknown => "unknown",
+    }
+}
+
+/// AutoNAT v1: the server answers dial-back requests until SIGTERM; the client asks --peer and
+/// prints one `reachability=` line (as go-peer's autonat-client does).
+async fn run_autonat(mut swarm: Swarm<Behaviour>, role: &str, args: &[String]) -> Result<(), Box<dyn Error>> {
+    let client = role == "autonat-client";
+    if client {
+        let server: Multiaddr = arg(args, "--peer").ok_or("autonat-client needs --peer MA/p2p/ID")?.parse()?;
+        let id = peer_of(&server).ok_or("--peer needs /p2p/<peer id>")?;
+        swarm.behaviour_mut().autonat.as_mut().ok_or("autonat off")?.add_server(id, Some(server.clone()));
+        swarm.dial(server)?;
+    }
+    let secs: u64 = arg(args, "--timeout").map(|t| t.trim_end_matches('s').parse()).transpose()?.unwrap_or(60);
+    let deadline = tokio::time::sleep(Duration::from_secs(if client { secs } else { 86_400 }));
+    tokio::pin!(deadline);
+    let mut announced = false;
+    loop {
+        tokio::select! {
+            _ = sigterm() => return Ok(()),
+            _ = &mut deadline => {
+                let status = swarm.behaviour().autonat.as_ref().map(|a| a.nat_status()).unwrap_or(autonat::NatStatus::Unknown);
+                emit("reachability", &json!(reachability(&status)));
+                return Ok(());
+            }
+            event = swarm.select_next_some() => match event {
+                SwarmEvent::NewListenAddr { address, .. } => {
+                    // Only the first address is printed; the others are probed like it.
+                    if !announced { on_listen(&mut swarm, &address, &mut announced) }
+                }
+                SwarmEvent::Behaviour(BehaviourEvent::Autonat(autonat::Event::StatusChanged { new, .. })) if client => {
+                    emit("reachability", &json!(reachability(&new)));
+                    if new != autonat::NatStatus::Unknown { return Ok(()) }
+                }
+                SwarmEvent::Behaviour(BehaviourEvent::Autonat(e)) => eprintln!("rust-peer autonat: {e:?}"),
+                SwarmEvent::OutgoingConnectionError { error, .. } => eprintln!("rust-peer: dial failed: {error}"),
+                _ => {}
+            }
+        }
+    }
 }
