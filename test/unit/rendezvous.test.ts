@@ -148,12 +148,25 @@ test('unknown, foreign-namespace and garbled cookies are E_INVALID_COOKIE', asyn
   const good = (await discover(c.node, pt.addr, NS)).cookie as Uint8Array
   const otherNs = (await discover(c.node, pt.addr, 'elsewhere')).cookie as Uint8Array
   const otherPoint = (await discover(c.node, other.addr, NS)).cookie as Uint8Array
-  const future = Uint8Array.from(good)
-  future[16] += 5 // a position the point never reached
+  // A position the point never reached.
+  const future = Uint8Array.from([...good.subarray(0, 8), ...new TextEncoder().encode(new TextDecoder().decode(good.subarray(8)).replace(/^tq1\.(\d+)\./, (_, n: string) => `tq1.${Number(n) + 5}.`))])
+  assert.notDeepEqual(future, good)
   for (const cookie of [Uint8Array.of(1, 2, 3), otherNs, otherPoint, future, new Uint8Array(40).fill(1)]) {
     assert.equal(await rejection(discover(c.node, pt.addr, NS, { cookie })), 'E_INVALID_COOKIE')
   }
   assert.equal((await discover(c.node, pt.addr, NS, { cookie: good })).registrations.length, 0)
+})
+
+test("cookies have the shape rust-libp2p's client parses: 8 bytes, then at most 255 bytes of UTF-8", async (t) => {
+  const pt = await point(t)
+  const c = await peer(t)
+  for (const ns of [NS, 'n'.repeat(255), '']) {
+    const cookie = (await discover(c.node, pt.addr, ns)).cookie as Uint8Array
+    const tail = cookie.subarray(8)
+    assert.ok(tail.byteLength > 0 && tail.byteLength <= 255, `${ns.length}: ${tail.byteLength} bytes`)
+    assert.doesNotThrow(() => new TextDecoder('utf-8', { fatal: true }).decode(tail))
+    assert.equal((await discover(c.node, pt.addr, ns, { cookie })).registrations.length, 0)
+  }
 })
 
 test('namespace and ttl limits give E_INVALID_NAMESPACE / E_INVALID_TTL; ttl 0 means the default', async (t) => {

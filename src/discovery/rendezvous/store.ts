@@ -5,7 +5,7 @@
  * per-namespace Maps are kept in sequence order (a re-registration is deleted and
  * re-inserted) so a page is a single in-order scan.
  */
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { utf8Length } from './proto.js'
 
 export interface StoredRegistration {
@@ -38,12 +38,24 @@ export interface RegistrationCounts {
   byNamespace: Record<string, number>
 }
 
-const COOKIE_VERSION = 1
-const COOKIE_HEADER_BYTES = 1 + 8 + 8
+/**
+ * A cookie is 8 bytes of this point's instance id, then ASCII `tq1.<seq>.<namespace hash>`.
+ * The spec makes cookies opaque, but rust-libp2p's client parses them as its own point
+ * writes them (8 bytes of id, then the namespace as UTF-8 of at most 255 bytes) and fails
+ * the whole DISCOVER page on anything else, so ours fit that shape: the namespace is bound
+ * by a hash, not carried.
+ */
+const COOKIE_INSTANCE_BYTES = 8
+const COOKIE_TAIL = /^tq1\.(\d{1,16})\.([0-9a-f]{16})$/
 /** Fixed per-registration overhead in an encoded DISCOVER_RESPONSE (tags, lengths, ttl). */
 const ENTRY_OVERHEAD_BYTES = 32
 
 const enc = new TextEncoder()
+const dec = new TextDecoder('utf-8', { fatal: true })
+
+function namespaceTag (ns: string | null): string {
+  return createHash('sha256').update(ns ?? '').digest('hex').slice(0, 16)
+}
 
 export class RegistrationStore {
   private readonly byNamespace = new Map<string, Map<string, StoredRegistration>>()
@@ -162,25 +174,27 @@ export class RegistrationStore {
   }
 
   encodeCookie (ns: string | null, seq: number): Uint8Array {
-    const nsBytes = enc.encode(ns ?? '')
-    const out = new Uint8Array(COOKIE_HEADER_BYTES + nsBytes.byteLength)
-    out[0] = COOKIE_VERSION
-    out.set(this.instance, 1)
-    new DataView(out.buffer).setBigUint64(9, BigInt(seq), false)
-    out.set(nsBytes, COOKIE_HEADER_BYTES)
+    const tail = enc.encode(`tq1.${seq}.${namespaceTag(ns)}`)
+    const out = new Uint8Array(COOKIE_INSTANCE_BYTES + tail.byteLength)
+    out.set(this.instance, 0)
+    out.set(tail, COOKIE_INSTANCE_BYTES)
     return out
   }
 
   /** The position a cookie names, or null when it is not one of ours for this namespace. */
   decodeCookie (cookie: Uint8Array, ns: string | null): number | null {
-    if (cookie.byteLength < COOKIE_HEADER_BYTES || cookie[0] !== COOKIE_VERSION) return null
-    for (let i = 0; i < 8; i++) if (cookie[1 + i] !== this.instance[i]) return null
-    const seq = new DataView(cookie.buffer, cookie.byteOffset, cookie.byteLength).getBigUint64(9, false)
-    if (seq > BigInt(this.lastSeq)) return null
-    const nsBytes = enc.encode(ns ?? '')
-    const tail = cookie.subarray(COOKIE_HEADER_BYTES)
-    if (tail.byteLength !== nsBytes.byteLength || tail.some((v, i) => v !== nsBytes[i])) return null
-    return Number(seq)
+    if (cookie.byteLength <= COOKIE_INSTANCE_BYTES || cookie.byteLength > COOKIE_INSTANCE_BYTES + 64) return null
+    for (let i = 0; i < COOKIE_INSTANCE_BYTES; i++) if (cookie[i] !== this.instance[i]) return null
+    let tail: string
+    try {
+      tail = dec.decode(cookie.subarray(COOKIE_INSTANCE_BYTES))
+    } catch {
+      return null
+    }
+    const m = COOKIE_TAIL.exec(tail)
+    if (m === null || m[2] !== namespaceTag(ns)) return null
+    const seq = Number(m[1])
+    return seq <= this.lastSeq ? seq : null
   }
 
   counts (): RegistrationCounts {
