@@ -33,7 +33,8 @@ async function roundTrips (fn: () => Promise<unknown>): Promise<number> {
 
 test('postgres: round trips per op', async (t: TestContext) => {
   if (!backend.available(t)) return
-  const f = await backend.open()
+  // Per-peer bounds on, as serve runs by default: a remote submit is checked against them.
+  const f = await backend.open({ submitterLimits: { maxTasks: 100_000, maxBytes: 1 << 30 } })
   const { q } = f
   try {
     const figures: Record<string, number> = {}
@@ -41,6 +42,8 @@ test('postgres: round trips per op', async (t: TestContext) => {
     await q.claim(claimIn('w'))
     figures.submit = await roundTrips(async () => await q.submit(sub({ idempotency_key: 'k-one' })))
     figures['submit (replayed key)'] = await roundTrips(async () => await q.submit(sub({ idempotency_key: 'k-one' })))
+    figures['submit (remote peer, bounded)'] = await roundTrips(async () => await q.submit(sub({ idempotency_key: 'k-peer', submitter: 'peer-a' })))
+    await q.claim(claimIn('w'))
     let id = ''
     figures.claim = await roundTrips(async () => { id = (await q.claim(claimIn('w')))[0].task_id })
     figures.heartbeat = await roundTrips(async () => await q.heartbeatTask({ task_id: id, worker_id: 'w', lease_s: 60, progress: null }))
@@ -54,7 +57,7 @@ test('postgres: round trips per op', async (t: TestContext) => {
     let ids: string[] = []
     // submit_many / complete_many call the store once per item, all in the same tick.
     figures[`${many} submits at once`] = await roundTrips(async () => {
-      ids = (await Promise.all(Array.from({ length: many }, async (_, i) => await q.submit(sub({ idempotency_key: `k${i}` }))))).map((r) => r.task_id)
+      ids = (await Promise.all(Array.from({ length: many }, async (_, i) => await q.submit(sub({ idempotency_key: `k${i}`, submitter: 'peer-b' }))))).map((r) => r.task_id)
     })
     const claimed = await q.claim(claimIn('w', { max_tasks: many }))
     assert.equal(claimed.length, many)
@@ -67,6 +70,7 @@ test('postgres: round trips per op', async (t: TestContext) => {
     assert.deepEqual(figures, {
       submit: 2,
       'submit (replayed key)': 3,
+      'submit (remote peer, bounded)': 2,
       claim: 2,
       heartbeat: 1,
       complete: 2,

@@ -39,6 +39,7 @@ import type { CompleteInput, CompleteResult, SubmitInput, SubmitResult, TaskChan
 import { TASK_COLS, pgTask } from './admin.js'
 import { lastResult, sqlLiteral } from './sql-text.js'
 import { storeError } from './store-error.js'
+import { NO_SUBMITTER_LIMITS, type SubmitterLimits, limitsOn } from '../submitter-usage.js'
 
 type Row = Record<string, unknown>
 
@@ -72,8 +73,8 @@ export interface SubmitRow {
   /** ★ The remote peer that submitted it (null: local, exempt from per-peer bounds) and its payload's bytes. */
   submitter: string | null
   payloadBytes: number
-  /** `(…)` of SUBMIT_COLUMNS' literals. */
-  values: string
+  /** SUBMIT_COLUMNS' literals, comma-separated. */
+  literals: string
   change: TaskChange
   /** The task's next_attempt_at when it is delayed (the store's wake-up hint), else null. */
   delayedUntil: number | null
@@ -94,7 +95,7 @@ export function submitRow (input: SubmitInput, now: number): SubmitRow {
     clampInt(input.priority, 1, 10, 5), 0, clampInt(input.max_attempts, 0, 1000, 3), nextAttemptAt, key, session, sticky,
     input.backoff == null ? null : JSON.stringify(input.backoff), input.keep_s ?? null, submitter, submitter === null ? null : payloadBytes
   ]
-  const values = `(${cells.map((v, i) => `${sqlLiteral(v)}::${SUBMIT_COLUMNS[i][1]}`).join(', ')})`
+  const literals = cells.map((v, i) => `${sqlLiteral(v)}::${SUBMIT_COLUMNS[i][1]}`).join(', ')
   const delayed = nextAttemptAt > now
   return {
     input,
@@ -103,7 +104,7 @@ export function submitRow (input: SubmitInput, now: number): SubmitRow {
     payload,
     submitter,
     payloadBytes,
-    values,
+    literals,
     change: {
       task_id: taskId, status: 'queued', task_type: input.task_type, kind: 'submitted', next_attempt_at: nextAttemptAt,
       detail: delayed ? { next_attempt_at: nextAttemptAt } : undefined
@@ -113,10 +114,29 @@ export function submitRow (input: SubmitInput, now: number): SubmitRow {
 }
 
 /** One INSERT of `rows` in order (seq order = submit order); a row whose key is taken is skipped. */
-export function insertSql (rows: readonly SubmitRow[]): string {
-  return `INSERT INTO tq_tasks (${SUBMIT_COLUMNS.map(([c]) => c).join(', ')})
-    VALUES ${rows.map((r) => r.values).join(',\n')}
-    ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING task_id`
+export function insertSql (rows: readonly SubmitRow[], limits: SubmitterLimits = NO_SUBMITTER_LIMITS): string {
+  const cols = SUBMIT_COLUMNS.map(([c]) => c).join(', ')
+  const conflict = 'ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING task_id'
+  if (!limitsOn(limits) || rows.every((r) => r.submitter === null)) {
+    return `INSERT INTO tq_tasks (${cols}) VALUES ${rows.map((r) => `(${r.literals})`).join(',\n')} ${conflict}`
+  }
+  // ★ Per-submitter bounds in the statement itself: a row goes in only while its
+  // submitter's committed totals plus its own and the earlier rows of the group stay
+  // within PEER_MAX_TASKS / PEER_MAX_TASK_BYTES (the totals as the statement reads them,
+  // like the lone path's read). A row left out is answered after the COMMIT: a taken key
+  // replays (a replay passes at the bound), anything else takes the lone path, which
+  // refuses it with the typed rate_limited (or admits it, had room appeared).
+  const within = [
+    limits.maxTasks > 0 ? `coalesce(u.tasks, 0) + w.k <= ${limits.maxTasks}` : 'TRUE',
+    limits.maxBytes > 0 ? `coalesce(u.bytes, 0) + w.kb <= ${limits.maxBytes}` : 'TRUE'
+  ].join(' AND ')
+  return `WITH v (${cols}, i) AS (VALUES ${rows.map((r, i) => `(${r.literals}, ${i})`).join(',\n')}),
+    u AS (SELECT submitter, sum(tasks) AS tasks, sum(bytes) AS bytes FROM tq_submitter_usage
+      WHERE submitter IN (SELECT submitter FROM v WHERE submitter IS NOT NULL) GROUP BY submitter),
+    w AS (SELECT v.*, count(*) OVER s AS k, sum(payload_bytes) OVER s AS kb FROM v WINDOW s AS (PARTITION BY submitter ORDER BY i))
+    INSERT INTO tq_tasks (${cols}) SELECT ${SUBMIT_COLUMNS.map(([c]) => `w.${c}`).join(', ')} FROM w LEFT JOIN u ON u.submitter = w.submitter
+      WHERE w.submitter IS NULL OR (${within}) ORDER BY w.i
+    ${conflict}`
 }
 
 /** Reads what each of `keys` names (for submits whose key was taken). */
@@ -173,12 +193,8 @@ export interface GroupHost {
   commitSql: (changes: readonly TaskChange[]) => string
   /** After the COMMIT: tells the store's listeners, timing and wake-up hints. */
   committed: (changes: readonly TaskChange[], seconds: number, delayedUntil: readonly number[]) => void
-  /**
-   * ★ Which of `rows` (in order) may not join the group because their submitter's bound
-   * (PEER_MAX_TASKS / PEER_MAX_TASK_BYTES) would be passed, counting the rows before
-   * them: those take the lone path, which refuses them (or lets a replay through).
-   */
-  overBound: (rows: readonly SubmitRow[]) => Promise<ReadonlySet<SubmitRow>>
+  /** ★ What one remote submitter may keep unfinished (checked inside the group's INSERT). */
+  readonly submitterLimits: SubmitterLimits
   /** The lone paths, each its own transaction. */
   submitAlone: (input: SubmitInput) => Promise<SubmitResult>
   completeAlone: (input: CompleteInput) => Promise<CompleteResult>
@@ -240,7 +256,7 @@ export class PgGroupCommit {
 
   private async run (group: Pending[]): Promise<void> {
     const now = this.host.now()
-    let submits: Array<{ p: Pending & { kind: 'submit' }, row: SubmitRow }> = []
+    const submits: Array<{ p: Pending & { kind: 'submit' }, row: SubmitRow }> = []
     const completes: Array<{ p: Pending & { kind: 'complete' }, values: string }> = []
     const later: Pending[] = []
     const completing = new Set<string>()
@@ -258,20 +274,6 @@ export class PgGroupCommit {
         p.w.reject(storeError(err))
       }
     }
-    if (submits.some((x) => x.row.submitter !== null)) {
-      let over: ReadonlySet<SubmitRow>
-      try {
-        over = await this.host.overBound(submits.map((x) => x.row))
-      } catch (err) {
-        over = new Set()
-        for (const { p } of submits) p.w.reject(storeError(err))
-        submits = []
-      }
-      if (over.size > 0) {
-        for (const x of submits) if (over.has(x.row)) later.push(x.p)
-        submits = submits.filter((x) => !over.has(x.row))
-      }
-    }
     if (submits.length === 0 && completes.length === 0) {
       for (const p of later) this.alone(p)
       return
@@ -286,7 +288,7 @@ export class PgGroupCommit {
     const started = performance.now()
     const watched = completes.some(({ p }) => this.host.watches(p.input.task_id))
     const statements = ['BEGIN']
-    if (submits.length > 0) statements.push(insertSql(submits.map((x) => x.row)))
+    if (submits.length > 0) statements.push(insertSql(submits.map((x) => x.row), this.host.submitterLimits))
     if (completes.length > 0) statements.push(completeSql(completes.map((x) => x.values), now, watched))
     let results: pg.QueryResult[]
     try {

@@ -43,7 +43,7 @@ import { NO_SUBMITTER_LIMITS, type SubmitterLimits, type SubmitterUsage, exceede
 import { PgAdmin, PgEventLog, TASK_SELECT, type Db, pgTask } from './admin.js'
 import { OpeningTransaction, sqlLiteral } from './sql-text.js'
 import { storeError } from './store-error.js'
-import { KEYED_SQL, PgGroupCommit, type SubmitRow, insertSql, replayOf, simpleComplete, submitRow } from './group-commit.js'
+import { KEYED_SQL, PgGroupCommit, insertSql, replayOf, simpleComplete, submitRow } from './group-commit.js'
 
 const LEASE_EXPIRED_ERROR = 'claim lease expired after maximum attempts'
 const ATTEMPTS_EXHAUSTED_ERROR = 'maximum attempts exhausted'
@@ -131,7 +131,7 @@ export class PgQueueStore extends EventEmitter<QueueStoreEvents> implements Task
         this.onCommit?.(seconds)
         this.publish(changes)
       },
-      overBound: async (rows) => await this.overBound(rows),
+      submitterLimits: this.submitterLimits,
       submitAlone: async (input) => await this.submitAlone(input),
       // The group's UPDATE did not take it: the full path, without trying that UPDATE again.
       completeAlone: async (input) => await this.completeAlone(input, false)
@@ -295,30 +295,6 @@ export class PgQueueStore extends EventEmitter<QueueStoreEvents> implements Task
     if (over === null) return
     if (key !== null && (await db.query('SELECT 1 FROM tq_tasks WHERE idempotency_key = $1', [key])).rowCount !== 0) return
     throw quotaRefusal(over, usage, this.submitterLimits)
-  }
-
-  /**
-   * ★ The rows of a group (group-commit.ts) that would pass their submitter's bound,
-   * counting the group's earlier rows: one read of every submitter's totals per group.
-   */
-  private async overBound (rows: readonly SubmitRow[]): Promise<ReadonlySet<SubmitRow>> {
-    const over = new Set<SubmitRow>()
-    if (!limitsOn(this.submitterLimits)) return over
-    const who = [...new Set(rows.map((r) => r.submitter).filter((x) => x !== null))]
-    const r = await this.pool.query(`SELECT submitter, sum(tasks) AS tasks, sum(bytes) AS bytes FROM tq_submitter_usage
-      WHERE submitter = ANY($1::text[]) GROUP BY submitter`, [who])
-    const usage = new Map<string, SubmitterUsage>(who.map((w) => [w, { tasks: 0, bytes: 0 }]))
-    for (const x of r.rows as Row[]) usage.set(s(x.submitter), { tasks: n(x.tasks), bytes: n(x.bytes) })
-    for (const row of rows) {
-      const u = row.submitter === null ? undefined : usage.get(row.submitter)
-      if (u === undefined) continue
-      if (exceededLimit(u, row.payloadBytes, this.submitterLimits) !== null) over.add(row)
-      else {
-        u.tasks++
-        u.bytes += row.payloadBytes
-      }
-    }
-    return over
   }
 
   /** ★ What `submitter` keeps unfinished now (tests, status). */
