@@ -278,10 +278,9 @@ export function prepareQueueStatements (db: DatabaseSync) {
     pausedTypes: p('SELECT type_norm FROM queue_pauses'),
     get: returnArrays(p(`SELECT ${TASK_COLS} FROM tasks WHERE task_id = ?`)),
     delete: p('DELETE FROM tasks WHERE task_id = ?'),
-    // Kept by triggers (db.ts migration 5 → 6): counting the queue is O(queued).
-    countsQueued: p('SELECT task_type, n FROM queued_counts WHERE n > 0'),
-    countsRunning: p(`SELECT task_type, count(*) AS n FROM tasks INDEXED BY idx_tasks_lease
-      WHERE status = 'running' GROUP BY task_type`),
+    // Kept by triggers (db.ts migration 5 → 6): counting the table is O(tasks).
+    countsQueued: p('SELECT task_type, queued AS n FROM task_counts WHERE queued > 0'),
+    countsRunning: p('SELECT task_type, running AS n FROM task_counts WHERE running > 0'),
     nextEligible: p(`SELECT min(next_attempt_at) AS t FROM tasks INDEXED BY idx_tasks_next_attempt
       WHERE status = 'queued' AND next_attempt_at > created_at AND next_attempt_at > ?`),
     nextLease: p('SELECT min(lease_until) AS t FROM tasks INDEXED BY idx_tasks_lease WHERE status = \'running\''),

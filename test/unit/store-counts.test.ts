@@ -1,7 +1,8 @@
 /**
- * status detail's queued counts are kept by triggers (db.ts migration 5 → 6) instead of
- * counted per call; these tests hold them to a count of the table after every kind of
- * transition, and through the migration of a file that already has a queue.
+ * The counts of status detail, /metrics and the dashboard are kept by triggers (db.ts
+ * migration 5 → 6) instead of counted per call; these tests hold them to a count of the
+ * table after every kind of transition, and through the migration of a file that
+ * already has a queue. Also the oldest waiting task's age, read through the claim index.
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -20,10 +21,22 @@ function truth (f: Pick<Fixture, 'db'>): Record<string, number> {
   return out
 }
 
+/** Every (status, type) count as a scan of the table says it, in a stable order. */
+function truthAll (f: Pick<Fixture, 'db'>): string[] {
+  return f.db.prepare('SELECT status, task_type, count(*) AS n FROM tasks GROUP BY status, task_type').all()
+    .map((r) => `${String(r.status)} ${String(r.task_type)} ${Number(r.n)}`).sort()
+}
+
 function check (f: Fixture, step: string): void {
   const c = f.q.counts()
   assert.deepEqual(c.queued_by_type, truth(f), step)
   assert.equal(c.queued, Object.values(truth(f)).reduce((a, b) => a + b, 0), step)
+  const running = Number(f.db.prepare("SELECT count(*) AS n FROM tasks WHERE status = 'running'").get()?.n)
+  assert.equal(c.running, running, step)
+  assert.deepEqual(f.q.statusTypeCounts().map((r) => `${r.status} ${r.task_type} ${r.count}`).sort(), truthAll(f), step)
+  const now = f.clock.now()
+  const oldest = f.db.prepare("SELECT min(created_at) AS t FROM tasks WHERE status = 'queued' AND next_attempt_at <= ?").get(now)?.t
+  assert.equal(f.q.oldestQueuedAgeS(), typeof oldest === 'number' ? Math.max(0, now - oldest) : 0, step)
 }
 
 test('queued counts follow every transition in and out of queued', () => {
@@ -33,8 +46,11 @@ test('queued counts follow every transition in and out of queued', () => {
     const ids: Record<string, string[]> = { a: [], B: [], 'c x': [] }
     for (let i = 0; i < 30; i++) {
       const type = Object.keys(ids)[i % 3]
-      ids[type].push(f.q.submit(sub({ task_type: type, payload: { i }, max_attempts: 2 })).task_id)
+      ids[type].push(f.q.submit(sub({ task_type: type, payload: { i }, max_attempts: 2, priority: 1 + (i % 10) })).task_id)
+      f.clock.advance(1)
     }
+    // A delayed task is queued but not waiting: the oldest age skips it.
+    f.q.submit(sub({ task_type: 'later', next_attempt_at: f.clock.now() + 10_000 }))
     check(f, 'submitted')
     const claimed = f.q.claim(claimIn('w1', { max_tasks: 12 }))
     assert.equal(claimed.length, 12)
@@ -63,6 +79,8 @@ test('queued counts follow every transition in and out of queued', () => {
     f.q.submit(sub({ task_type: 'A' }))
     check(f, 'another spelling')
     assert.equal(f.q.counts().queued_by_type.a, undefined, 'a type with nothing queued is not listed')
+    f.q.prune(1000)
+    check(f, 'pruned')
   } finally {
     f.close()
   }
@@ -82,8 +100,8 @@ test('a file migrated to the counted schema starts with the right counts', () =>
     db.close()
     // Back to the schema before the counts: no table, no triggers, version 5.
     const raw = new DatabaseSync(path)
-    raw.exec(`DROP TRIGGER trg_queued_ins; DROP TRIGGER trg_queued_move; DROP TRIGGER trg_queued_del;
-      DROP TABLE queued_counts; PRAGMA user_version = 5`)
+    raw.exec(`DROP TRIGGER trg_counts_ins; DROP TRIGGER trg_counts_move; DROP TRIGGER trg_counts_del;
+      DROP TABLE task_counts; PRAGMA user_version = 5`)
     raw.close()
     const again = openDatabase(path)
     const q2 = new QueueStore({ db: again, leaseS: 300, peerTimeoutS: 300, stealAfterS: 30, deterministic: false })

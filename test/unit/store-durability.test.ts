@@ -73,7 +73,7 @@ test('migration 1 → current: a schema-1 file keeps its tasks and lists finishe
   f.db.close()
   // Put the file back to schema 1 as a previous release left it.
   const raw = new DatabaseSync(f.path)
-  raw.exec(`DROP TRIGGER trg_queued_ins; DROP TRIGGER trg_queued_move; DROP TRIGGER trg_queued_del; DROP TABLE queued_counts;
+  raw.exec(`DROP TRIGGER trg_counts_ins; DROP TRIGGER trg_counts_move; DROP TRIGGER trg_counts_del; DROP TABLE task_counts;
     DROP TRIGGER trg_cache_owner_ins; DROP TRIGGER trg_cache_owner_del; DROP TRIGGER trg_cache_owner_upd_old;
     DROP TRIGGER trg_cache_owner_upd_new; DROP TABLE cache_owner_usage; ALTER TABLE cache DROP COLUMN owner;
     DROP TRIGGER trg_usage_ins; DROP TRIGGER trg_usage_reopen; DROP TRIGGER trg_usage_finish; DROP TRIGGER trg_usage_del;
