@@ -70,7 +70,7 @@ const SPEC: ProgramSpec = {
   commands: [
     {
       name: 'serve',
-      summary: 'run the TaskQueue service (queue, cache, tools) on the embedded SQLite store',
+      summary: 'run the TaskQueue service (queue, cache, tools) on the embedded SQLite store, or PostgreSQL with --queue-url',
       options: [...SERVE_ONLY, ...WORKER_OPTIONS],
       description: 'Start lines: "ipfs_accelerate_py task queue p2p service started", peer_id=<id>, multiaddr=<ma>.\n' +
         'The worker options apply to the embedded worker (--worker).\n' +
