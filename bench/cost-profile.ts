@@ -11,7 +11,8 @@
  * transactions per round trip (or task) from its /metrics, then splits the main
  * thread's busy profile samples inside the timed window by the component the sampled
  * function belongs to (the leaf frame: a native call such as an SQLite step is charged
- * to the JS function that made it). BENCH_PROFILE_TOP=n also lists the n functions
+ * to the JS function that made it). BENCH_PROFILE_BACKEND=postgres runs the service on a
+ * throwaway PostgreSQL cluster (durable). BENCH_PROFILE_TOP=n also lists the n functions
  * (name, file and line) with the most self time in each process.
  *
  * Read the split as shares of the main thread's busy time, not as µs: the profiler
@@ -24,6 +25,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { RemoteQueue } from '../src/client/remote-queue.js'
 import { sandbox, startDaemon } from '../test/helpers/procs.js'
+import { startPostgres, type PgCluster } from '../test/helpers/postgres.js'
 import { positive } from './env.js'
 import { report } from './report.js'
 import { roundTrips } from './round-trip.js'
@@ -124,8 +126,17 @@ export async function benchCostProfile (): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'tq-profile-'))
   const dirs = { serve: join(dir, 'serve'), worker: join(dir, 'worker') }
   const box = sandbox({ TASKQUEUE_P2P_LOG_LEVEL: 'error', IPFS_ACCELERATE_PY_TASK_P2P_HTTP_PORT: '0' })
+  let cluster: PgCluster | null = null
+  const serveArgs: string[] = []
   try {
-    const svc = await startDaemon('serve', [], { ...box.env, NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${dirs.serve}` })
+    // BENCH_PROFILE_BACKEND=postgres: the service on a throwaway PostgreSQL cluster (durable).
+    if (process.env.BENCH_PROFILE_BACKEND === 'postgres') {
+      cluster = await startPostgres({ durable: true })
+      serveArgs.push('--queue-url', cluster.createDatabase('profile'))
+    } else if (process.env.BENCH_PROFILE_BACKEND !== undefined && process.env.BENCH_PROFILE_BACKEND !== 'sqlite') {
+      throw new Error(`BENCH_PROFILE_BACKEND: unknown ${process.env.BENCH_PROFILE_BACKEND}; known: sqlite, postgres`)
+    }
+    const svc = await startDaemon('serve', serveArgs, { ...box.env, NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${dirs.serve}` })
     const worker = await startDaemon('worker', ['--multiaddr', svc.multiaddr, '--concurrency', '32', '--batch', '32', '--task-types', 'echo', '--worker-id', 'profile'],
       { ...box.env, NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${dirs.worker}` })
     const rq = new RemoteQueue({ multiaddr: svc.multiaddr, env: box.env, addressBookPath: null })
@@ -179,6 +190,7 @@ export async function benchCostProfile (): Promise<void> {
       }
     }
   } finally {
+    cluster?.stop()
     box.cleanup()
     rmSync(dir, { recursive: true, force: true })
   }
