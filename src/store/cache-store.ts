@@ -64,12 +64,8 @@ export interface CacheSetResult {
 
 export interface CacheStore {
   readonly backend: StoreBackend
-  readonly maxEntries: number
-  readonly maxBytes: number
-  readonly maxValueBytes: number
-  /** ★ PEER_MAX_CACHE_BYTES; 0 = no bound. */
-  readonly maxBytesPerOwner: number
-  readonly now: () => number
+  /** The bounds with defaults applied (cacheBounds); `maxBytesPerOwner` 0 = no bound. */
+  readonly bounds: Required<CacheBounds>
   /** Entries evicted for room by this store since it opened (metrics). */
   readonly evictions: number
 
@@ -218,4 +214,19 @@ export class CacheRecency {
       dropped()
     }
   }
+}
+
+/**
+ * ★ PEER_MAX_CACHE_BYTES (per-peer bound, README "Security"): would a write of `size` bytes by a peer whose entries hold
+ * `used` bytes, replacing one of its own entries of `replaced` bytes, pass `max`?
+ * (Each cache entry belongs to its last writer; local writes have none.)
+ */
+export function cacheOwnerOver (used: number, replaced: number, size: number, max: number): boolean {
+  return max > 0 && used - replaced + size > max
+}
+
+export function cacheQuotaRefusal (used: number, size: number, max: number): TaskQueueError {
+  return new TaskQueueError('rate_limited',
+    `this peer's cache entries hold ${used} bytes and this one ${size} (PEER_MAX_CACHE_BYTES=${max}); delete some or let them expire`,
+    { limit: 'PEER_MAX_CACHE_BYTES' })
 }

@@ -8,10 +8,9 @@ import type { DatabaseSync, SQLOutputValue } from 'node:sqlite'
 import { immediate, migrate, prepareTx, returnArrays } from './db.js'
 import { num, parseJson } from './queue-util.js'
 import type { StoreBackend } from './task-store.js'
-import { cacheOwnerOver, cacheQuotaRefusal } from './submitter-usage.js'
 import type { CacheEntry } from './types.js'
 import {
-  CacheRecency, cacheBounds, cacheMiss, cacheRowOf, overBounds, validateCacheKey,
+  CacheRecency, cacheBounds, cacheMiss, cacheOwnerOver, cacheQuotaRefusal, cacheRowOf, overBounds, validateCacheKey,
   type CacheBounds, type CacheRow, type CacheSetInput, type CacheSetResult, type CacheStats, type CacheStore
 } from './cache-store.js'
 
@@ -25,11 +24,7 @@ const EVICT_BATCH = 64
 export class SqliteCacheStore implements CacheStore {
   readonly backend: StoreBackend = 'sqlite'
   readonly db: DatabaseSync
-  readonly maxEntries: number
-  readonly maxBytes: number
-  readonly maxValueBytes: number
-  readonly maxBytesPerOwner: number
-  readonly now: () => number
+  readonly bounds: Required<CacheBounds>
   /** Entries evicted for room since this store opened (metrics). */
   evictions = 0
   private readonly s: ReturnType<typeof prepareCacheStatements>
@@ -37,19 +32,14 @@ export class SqliteCacheStore implements CacheStore {
 
   constructor (opts: SqliteCacheStoreOptions) {
     this.db = opts.db
-    const b = cacheBounds(opts)
-    this.maxEntries = b.maxEntries
-    this.maxBytes = b.maxBytes
-    this.maxValueBytes = b.maxValueBytes
-    this.maxBytesPerOwner = b.maxBytesPerOwner
-    this.now = b.now
+    this.bounds = cacheBounds(opts)
     migrate(this.db)
     this.s = prepareCacheStatements(this.db)
   }
 
   get (key: string): CacheEntry {
     validateCacheKey(key)
-    const now = this.now()
+    const now = this.bounds.now()
     // A plain read: a hit needs no write transaction (CacheRecency).
     const row = this.lookup(key)
     if (row === undefined) return cacheMiss(key)
@@ -80,12 +70,12 @@ export class SqliteCacheStore implements CacheStore {
   has (key: string): boolean {
     validateCacheKey(key)
     const row = this.lookup(key)
-    return row !== undefined && !expired(row, this.now())
+    return row !== undefined && !expired(row, this.bounds.now())
   }
 
   set (input: CacheSetInput): CacheSetResult {
-    const now = this.now()
-    const row = cacheRowOf(input, now, this.maxValueBytes)
+    const now = this.bounds.now()
+    const row = cacheRowOf(input, now, this.bounds.maxValueBytes)
     immediate(this.s, () => {
       if (row.owner !== null) this.checkOwner(row, now)
       this.recency.forget(row.key)
@@ -98,7 +88,7 @@ export class SqliteCacheStore implements CacheStore {
 
   delete (key: string): boolean {
     validateCacheKey(key)
-    const now = this.now()
+    const now = this.bounds.now()
     this.recency.forget(key)
     return immediate(this.s, () => {
       const row = this.lookup(key)
@@ -109,7 +99,7 @@ export class SqliteCacheStore implements CacheStore {
   }
 
   sweep (): number {
-    const now = this.now()
+    const now = this.bounds.now()
     return immediate(this.s, () => {
       this.flushTouches(true)
       return Number(this.s.deleteExpired.run(now).changes)
@@ -122,16 +112,16 @@ export class SqliteCacheStore implements CacheStore {
    * Expired entries are dropped before a refusal, so only live ones count against it.
    */
   private checkOwner (row: CacheRow, now: number): void {
-    if (this.maxBytesPerOwner <= 0 || row.owner === null) return
+    if (this.bounds.maxBytesPerOwner <= 0 || row.owner === null) return
     const over = (): { used: number } | null => {
       const used = this.ownerBytes(row.owner as string)
       const replaced = num(this.s.ownedSize.get(row.key, row.owner)?.size)
-      return cacheOwnerOver(used, replaced, row.size, this.maxBytesPerOwner) ? { used } : null
+      return cacheOwnerOver(used, replaced, row.size, this.bounds.maxBytesPerOwner) ? { used } : null
     }
     if (over() === null) return
     this.s.deleteExpired.run(now)
     const still = over()
-    if (still !== null) throw cacheQuotaRefusal(still.used, row.size, this.maxBytesPerOwner)
+    if (still !== null) throw cacheQuotaRefusal(still.used, row.size, this.bounds.maxBytesPerOwner)
   }
 
   ownerBytes (owner: string): number {
@@ -163,7 +153,7 @@ export class SqliteCacheStore implements CacheStore {
   }
 
   private over (): boolean {
-    return overBounds(this.stats(), this)
+    return overBounds(this.stats(), this.bounds)
   }
 }
 

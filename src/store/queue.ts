@@ -168,8 +168,7 @@ export class QueueStore extends EventEmitter<QueueStoreEvents> implements TaskSt
    */
   private checkSubmitter (submitter: string, payloadBytes: number, key: string | null): void {
     if (!limitsOn(this.submitterLimits)) return
-    const row = this.s.usageOf.get(submitter)
-    const usage = { tasks: num(row?.tasks), bytes: num(row?.bytes) }
+    const usage = this.submitterUsage(submitter)
     const over = exceededLimit(usage, payloadBytes, this.submitterLimits)
     if (over === null || (key !== null && this.s.byIdempotency.get(key) !== undefined)) return
     throw quotaRefusal(over, usage, this.submitterLimits)

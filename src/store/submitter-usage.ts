@@ -26,21 +26,6 @@ export interface SubmitterUsage {
 /** The setting a refusal names, in the reply's `limit` field. */
 export type SubmitterLimitName = 'PEER_MAX_TASKS' | 'PEER_MAX_TASK_BYTES'
 
-/**
- * ★ PEER_MAX_CACHE_BYTES: would a write of `size` bytes by a peer whose entries hold
- * `used` bytes, replacing one of its own entries of `replaced` bytes, pass `max`?
- * (Each cache entry belongs to its last writer; local writes have none.)
- */
-export function cacheOwnerOver (used: number, replaced: number, size: number, max: number): boolean {
-  return max > 0 && used - replaced + size > max
-}
-
-export function cacheQuotaRefusal (used: number, size: number, max: number): TaskQueueError {
-  return new TaskQueueError('rate_limited',
-    `this peer's cache entries hold ${used} bytes and this one ${size} (PEER_MAX_CACHE_BYTES=${max}); delete some or let them expire`,
-    { limit: 'PEER_MAX_CACHE_BYTES' })
-}
-
 export function limitsOn (limits: SubmitterLimits): boolean {
   return limits.maxTasks > 0 || limits.maxBytes > 0
 }

@@ -19,12 +19,11 @@ import type { StoreBackend } from '../task-store.js'
 import type { CacheEntry } from '../types.js'
 import { parseJson } from '../queue-util.js'
 import {
-  CacheRecency, cacheBounds, cacheMiss, cacheRowOf, overBounds, validateCacheKey,
+  CacheRecency, cacheBounds, cacheMiss, cacheOwnerOver, cacheQuotaRefusal, cacheRowOf, overBounds, validateCacheKey,
   type CacheBounds, type CacheRow, type CacheSetInput, type CacheSetResult, type CacheStats, type CacheStore
 } from '../cache-store.js'
 import { storeError } from './store-error.js'
 import type { Db } from './admin.js'
-import { cacheOwnerOver, cacheQuotaRefusal } from '../submitter-usage.js'
 
 export interface PgCacheStoreOptions extends CacheBounds {
   /** The queue store's pool (PgQueueStore.pool), on a migrated database. */
@@ -71,28 +70,19 @@ const SQL = {
 export class PgCacheStore implements CacheStore {
   readonly backend: StoreBackend = 'postgres'
   readonly pool: pg.Pool
-  readonly maxEntries: number
-  readonly maxBytes: number
-  readonly maxValueBytes: number
-  readonly maxBytesPerOwner: number
-  readonly now: () => number
+  readonly bounds: Required<CacheBounds>
   /** Entries this coordinator evicted for room since it opened (metrics). */
   evictions = 0
   private readonly recency = new CacheRecency(async () => { await this.flushTouches() })
 
   constructor (opts: PgCacheStoreOptions) {
     this.pool = opts.pool
-    const b = cacheBounds(opts)
-    this.maxEntries = b.maxEntries
-    this.maxBytes = b.maxBytes
-    this.maxValueBytes = b.maxValueBytes
-    this.maxBytesPerOwner = b.maxBytesPerOwner
-    this.now = b.now
+    this.bounds = cacheBounds(opts)
   }
 
   async get (key: string): Promise<CacheEntry> {
     validateCacheKey(key)
-    const now = this.now()
+    const now = this.bounds.now()
     const r = await this.read<{ value: string, expires_at: number | null }>(SQL.lookup, [key])
     const row = r.rows[0]
     if (row === undefined) return cacheMiss(key)
@@ -109,17 +99,17 @@ export class PgCacheStore implements CacheStore {
     validateCacheKey(key)
     const r = await this.read<{ expires_at: number | null }>(SQL.expiry, [key])
     const row = r.rows[0]
-    return row !== undefined && !expired(row.expires_at, this.now())
+    return row !== undefined && !expired(row.expires_at, this.bounds.now())
   }
 
   async set (input: CacheSetInput): Promise<CacheSetResult> {
-    const now = this.now()
-    const row = cacheRowOf(input, now, this.maxValueBytes)
+    const now = this.bounds.now()
+    const row = cacheRowOf(input, now, this.bounds.maxValueBytes)
     this.recency.forget(row.key)
     // Our own reads count before we evict (on SQLite they are flushed inside the write).
     await this.flushTouches().catch(() => {})
     await this.tx(async (c) => {
-      if (row.owner !== null && this.maxBytesPerOwner > 0) await this.checkOwner(c, row, now)
+      if (row.owner !== null && this.bounds.maxBytesPerOwner > 0) await this.checkOwner(c, row, now)
       await c.query(SQL.upsert, [row.key, row.text, row.size, row.expiresAt, row.owner])
       await this.evict(c, now, row.key)
     })
@@ -128,7 +118,7 @@ export class PgCacheStore implements CacheStore {
 
   async delete (key: string): Promise<boolean> {
     validateCacheKey(key)
-    const now = this.now()
+    const now = this.bounds.now()
     this.recency.forget(key)
     const r = await this.read<{ expires_at: number | null }>(SQL.delete, [key])
     const row = r.rows[0]
@@ -136,7 +126,7 @@ export class PgCacheStore implements CacheStore {
   }
 
   async sweep (): Promise<number> {
-    const now = this.now()
+    const now = this.bounds.now()
     await this.flushTouches().catch(() => {})
     return (await this.read(SQL.deleteExpired, [now])).rowCount ?? 0
   }
@@ -149,12 +139,12 @@ export class PgCacheStore implements CacheStore {
     const over = async (): Promise<number | null> => {
       const r = (await c.query<{ used: string | null, replaced: string | null }>(SQL.ownerCheck, [row.owner, row.key])).rows[0]
       const used = Number(r?.used ?? 0)
-      return cacheOwnerOver(used, Number(r?.replaced ?? 0), row.size, this.maxBytesPerOwner) ? used : null
+      return cacheOwnerOver(used, Number(r?.replaced ?? 0), row.size, this.bounds.maxBytesPerOwner) ? used : null
     }
     if (await over() === null) return
     await c.query(SQL.deleteExpired, [now])
     const used = await over()
-    if (used !== null) throw cacheQuotaRefusal(used, row.size, this.maxBytesPerOwner)
+    if (used !== null) throw cacheQuotaRefusal(used, row.size, this.bounds.maxBytesPerOwner)
   }
 
   async ownerBytes (owner: string): Promise<number> {
@@ -178,17 +168,17 @@ export class PgCacheStore implements CacheStore {
   /** Expired entries go first, then least recently used; `keep` (just written) goes last. */
   private async evict (c: Db, now: number, keep: string): Promise<void> {
     let totals = statsOf(await c.query(SQL.stats))
-    if (!overBounds(totals, this)) return
+    if (!overBounds(totals, this.bounds)) return
     await c.query(SQL.deleteExpired, [now])
     totals = statsOf(await c.query(SQL.stats))
-    while (overBounds(totals, this)) {
+    while (overBounds(totals, this.bounds)) {
       const victims = (await c.query<{ key: string, size: string }>(SQL.lru, [keep, EVICT_BATCH])).rows
       if (victims.length === 0) return // only `keep` left: a value larger than maxBytes
       const gone: string[] = []
       for (const v of victims) {
         gone.push(v.key)
         totals = { entries: totals.entries - 1, bytes: totals.bytes - Number(v.size) }
-        if (!overBounds(totals, this)) break
+        if (!overBounds(totals, this.bounds)) break
       }
       // Nobody else deletes meanwhile: every cache write waits for the totals lock we hold.
       await c.query(SQL.deleteKeys, [gone])
